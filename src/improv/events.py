@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 PLAYER = "player"
 BANDS = ("bass", "mid", "high")
+_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(pitch: int) -> str:
+    """Scientific pitch name of a MIDI key: 60 -> C4."""
+    return f"{_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 @dataclass(frozen=True, slots=True)

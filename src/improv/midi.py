@@ -1,0 +1,212 @@
+"""MIDI out (and in) through python-rtmidi, on ALSA or JACK, and MIDI files.
+
+One port interface: :class:`MidiOut` checks and locks once in ``send()``; ``panic()``
+and ``close()`` always send all-notes-off. The API is chosen automatically — JACK
+when a JACK server is running, else ALSA — or forced with ``api="jack"|"alsa"``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import mido
+import rtmidi
+
+from .errors import MidiError
+
+APIS = {"jack": rtmidi.API_UNIX_JACK, "alsa": rtmidi.API_LINUX_ALSA}
+DEFAULT_PORT_NAME = "improv"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def jack_running() -> bool:
+    """Whether a JACK server answers, without starting one."""
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
+        return False
+    try:
+        probe = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="improv-probe")
+    except rtmidi.RtMidiError:
+        return False
+    probe.delete()
+    return True
+
+
+def choose_api(api: str | None) -> int:
+    """The rtmidi API constant for ``--midi-api`` (None: JACK if running, else ALSA)."""
+    if api is None or api == "auto":
+        return rtmidi.API_UNIX_JACK if jack_running() else rtmidi.API_LINUX_ALSA
+    try:
+        return APIS[api]
+    except KeyError:
+        raise MidiError(f"--midi-api {api!r}: unknown; choose auto, {', '.join(APIS)}") from None
+
+
+def api_name(api: int) -> str:
+    return {v: k for k, v in APIS.items()}.get(api, rtmidi.get_api_name(api))
+
+
+def _open(kind: type, api: int, client: str):
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    try:
+        return kind(api, name=client)
+    except rtmidi.RtMidiError as e:
+        if api == rtmidi.API_UNIX_JACK:
+            hint = "no JACK server is running; start one (jackd -d dummy, or your JACK setup) or use --midi-api alsa"
+        else:
+            hint = ("the ALSA sequencer is unavailable (no snd-seq module or no sound support); "
+                    "load it (sudo modprobe snd-seq) or start a JACK server and use --midi-api jack")
+        raise MidiError(f"no MIDI system: {hint} [{_first_line(e)}]") from None
+
+
+def list_ports(api: str | None = None) -> dict[str, dict[str, list[str]]]:
+    """Output and input port names per available API."""
+    out: dict[str, dict[str, list[str]]] = {}
+    names = [api] if api not in (None, "auto") else list(APIS)
+    for name in names:
+        a = choose_api(name)
+        try:
+            mo, mi = _open(rtmidi.MidiOut, a, "improv-list"), _open(rtmidi.MidiIn, a, "improv-list")
+        except MidiError:
+            continue
+        out[name] = {"outputs": mo.get_ports(), "inputs": mi.get_ports()}
+        mo.delete()
+        mi.delete()
+    return out
+
+
+def _match(ports: list[str], wanted: str, direction: str) -> int:
+    matches = [i for i, p in enumerate(ports) if wanted.lower() in p.lower()]
+    if not matches:
+        listing = "; ".join(ports) if ports else "none"
+        raise MidiError(f"--midi-{direction} {wanted!r}: no MIDI {direction}put port matches "
+                        f"(ports: {listing}); run `improv ports`")
+    return matches[0]
+
+
+def cents_to_bend(cents: float, bend_range: float) -> int:
+    """Pitch-bend value (-8192..8191) for ``cents`` with a range of ``bend_range`` semitones."""
+    v = int(round(cents / (100.0 * bend_range) * 8192.0))
+    return max(-8192, min(8191, v))
+
+
+@dataclass
+class PortInfo:
+    api: str
+    name: str
+    virtual: bool
+
+
+class MidiOut:
+    """A MIDI output: an existing port matched by substring, or a virtual port.
+
+    Tracks the notes it turned on so ``panic()`` can turn them off exactly, then sends
+    All Notes Off and All Sound Off on every channel.
+    """
+
+    def __init__(self, port: str | None = None, api: str | None = None, client: str = "improv",
+                 virtual_name: str = DEFAULT_PORT_NAME):
+        a = choose_api(api)
+        self._out = _open(rtmidi.MidiOut, a, client)
+        if port:
+            idx = _match(self._out.get_ports(), port, "out")
+            self._out.open_port(idx)
+            self.info = PortInfo(api_name(a), self._out.get_ports()[idx], False)
+        else:
+            self._out.open_virtual_port(virtual_name)
+            self.info = PortInfo(api_name(a), f"{client}:{virtual_name}", True)
+        self._lock = threading.Lock()
+        self._sounding: set[tuple[int, int]] = set()
+        self._closed = False
+        self.sent = 0
+        self.errors = 0
+
+    def send(self, msg: mido.Message) -> None:
+        data = msg.bytes()
+        with self._lock:
+            if self._closed:
+                return
+            if msg.type == "note_on" and msg.velocity > 0:
+                self._sounding.add((msg.channel, msg.note))
+            elif msg.type in ("note_off", "note_on"):
+                self._sounding.discard((msg.channel, msg.note))
+            try:
+                self._out.send_message(data)
+                self.sent += 1
+            except rtmidi.RtMidiError:
+                self.errors += 1  # a vanished port: counted and shown, the session goes on
+
+    def panic(self) -> None:
+        with self._lock:
+            sounding, self._sounding = sorted(self._sounding), set()
+        for ch, note in sounding:
+            self._raw([0x80 | ch, note, 0])
+        for ch in range(16):
+            self._raw([0xB0 | ch, 123, 0])  # All Notes Off
+            self._raw([0xB0 | ch, 120, 0])  # All Sound Off
+            self._raw([0xE0 | ch, 0x00, 0x40])  # pitch bend to centre
+
+    def _raw(self, data: list[int]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._out.send_message(data)
+            except rtmidi.RtMidiError:
+                self.errors += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.panic()
+        with self._lock:
+            self._closed = True
+        self._out.close_port()
+        self._out.delete()
+
+    def __enter__(self) -> "MidiOut":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class MidiIn:
+    """A MIDI input (foot controller, clock): an existing port by substring, or a virtual one.
+
+    ``callback(message: mido.Message, delta_seconds)`` runs in rtmidi's thread.
+    """
+
+    def __init__(self, callback, port: str | None = None, api: str | None = None,
+                 client: str = "improv-in", virtual_name: str = "control"):
+        a = choose_api(api)
+        self._in = _open(rtmidi.MidiIn, a, client)
+        self._in.ignore_types(sysex=True, timing=False, active_sense=True)
+        if port:
+            idx = _match(self._in.get_ports(), port, "in")
+            self._in.open_port(idx)
+            self.info = PortInfo(api_name(a), self._in.get_ports()[idx], False)
+        else:
+            self._in.open_virtual_port(virtual_name)
+            self.info = PortInfo(api_name(a), f"{client}:{virtual_name}", True)
+        self._callback = callback
+        self._in.set_callback(self._on_message)
+
+    def _on_message(self, event, _data=None) -> None:
+        data, delta = event
+        try:
+            msg = mido.Message.from_bytes(data)
+        except ValueError:
+            return  # a malformed message from the device: ignore it
+        self._callback(msg, delta)
+
+    def close(self) -> None:
+        self._in.cancel_callback()
+        self._in.close_port()
+        self._in.delete()

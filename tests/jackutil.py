@@ -1,0 +1,146 @@
+"""A real JACK server for the tests, and JACK clients that play audio and capture MIDI.
+
+The server runs the dummy driver (no sound card needed) under a name of its own, so
+it never meets a server a developer already runs. ``sounddevice`` (PortAudio) is
+re-initialised once the server is up, since PortAudio only sees JACK if it was there
+when PortAudio started, and terminated again before the server stops.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+RATE = 48000
+PERIOD = 256
+
+
+@dataclass
+class JackServer:
+    name: str
+    rate: int
+    period: int
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_jack(name: str, rate: int = RATE, period: int = PERIOD) -> JackServer:
+    """Start ``jackd -S -d dummy`` and wait until it answers; raise RuntimeError if not."""
+    if shutil.which("jackd") is None:
+        raise FileNotFoundError("jackd is not installed (apt install jackd2)")
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    proc = subprocess.Popen(
+        ["jackd", "-n", name, "-S", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    ok = subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], capture_output=True, text=True)
+    if ok.returncode != 0 or proc.poll() is not None:
+        proc.kill()
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        raise RuntimeError(f"jackd did not start: {err.strip()[-500:]}")
+    return JackServer(name, rate, period, proc)
+
+
+class JackPlayer:
+    """An in-process JACK client that plays a mono float array into ``destination``.
+
+    Playback starts at the first process cycle after ``start()``; ``start_frame`` is the
+    JACK frame time of the first sample, so tests can align what they sent with what
+    came back.
+    """
+
+    def __init__(self, samples: np.ndarray, destination: str, name: str = "player"):
+        import jack
+
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.outports.register("out")
+        self.samples = np.asarray(samples, dtype=np.float32)
+        self.pos = 0
+        self.playing = False
+        self.start_frame: int | None = None
+        self.done = threading.Event()
+        self.client.set_process_callback(self._process)
+        self.destination = destination
+
+    def _process(self, frames: int) -> None:
+        buf = self.port.get_array()
+        if not self.playing:
+            buf[:] = 0.0
+            return
+        if self.start_frame is None:
+            self.start_frame = self.client.last_frame_time
+        chunk = self.samples[self.pos:self.pos + frames]
+        buf[: len(chunk)] = chunk
+        buf[len(chunk):] = 0.0
+        self.pos += len(chunk)
+        if self.pos >= len(self.samples):
+            self.done.set()
+
+    def activate(self) -> None:
+        self.client.activate()
+        self.client.connect(self.port, self.destination)
+
+    def start(self) -> None:
+        self.playing = True
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+class JackMidiCapture:
+    """An in-process JACK client that records every MIDI message reaching its input.
+
+    ``events`` holds (jack frame time, bytes) pairs.
+    """
+
+    def __init__(self, name: str = "capture"):
+        import jack
+
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.midi_inports.register("in")
+        self.events: list[tuple[int, bytes]] = []
+        self._lock = threading.Lock()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        base = self.client.last_frame_time
+        for offset, data in self.port.incoming_midi_events():
+            with self._lock:
+                self.events.append((base + offset, bytes(data)))
+
+    def connect_from(self, source: str) -> None:
+        self.client.connect(source, self.port)
+
+    def snapshot(self) -> list[tuple[int, bytes]]:
+        with self._lock:
+            return list(self.events)
+
+    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate(self.snapshot()):
+                return True
+            time.sleep(0.01)
+        return False
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()

@@ -1,0 +1,63 @@
+"""End to end on a real JACK server: a WAV into PortAudio's input, improv's MIDI captured."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from improv.session import ListenOptions, run_listen
+from jackutil import JackMidiCapture, JackPlayer
+from signals import ToneSpec, render
+
+pytestmark = pytest.mark.jack
+
+NOTES = [ToneSpec(0.3 + 0.55 * i, 0.4, m) for i, m in enumerate([60, 64, 67, 57, 72, 48])]
+
+
+def _note_ons(events):
+    return [(t, d[1]) for t, d in events if len(d) == 3 and d[0] & 0xF0 == 0x90 and d[2] > 0]
+
+
+def test_microphone_to_midi_on_jack(jack_server, portaudio):
+    rate = jack_server.rate
+    audio = render(NOTES, rate, total=3.9)
+    capture = JackMidiCapture("capture")
+    stop = threading.Event()
+    opts = ListenOptions(device="system", samplerate=rate, blocksize=jack_server.period, midi_api="jack")
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.setdefault("r", run_listen(opts, stop=stop)))
+    thread.start()
+    try:
+        # Wait for improv's MIDI port and PortAudio's input to appear, then wire them up.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            names = [p.name for p in capture.client.get_ports()]
+            if "improv:improv" in names and any(n.startswith("PortAudio") and "in" in n for n in names):
+                break
+            time.sleep(0.05)
+        pa_in = next(p.name for p in capture.client.get_ports(is_input=True, is_audio=True)
+                     if p.name.startswith("PortAudio"))
+        for src in capture.client.get_all_connections(pa_in):
+            capture.client.disconnect(src, pa_in)
+        capture.connect_from("improv:improv")
+        player = JackPlayer(audio, pa_in, "wavplayer")
+        player.activate()
+        time.sleep(0.2)
+        player.start()
+        assert player.done.wait(10), "JACK never played the whole signal"
+        capture.wait_for(lambda ev: len(_note_ons(ev)) >= len(NOTES), timeout=2.0)
+    finally:
+        stop.set()
+        thread.join(10)
+    ons = _note_ons(capture.snapshot())
+    assert [p for _, p in ons] == [round(n.midi) for n in NOTES], "pitches must come out exact, in order"
+    for (frame, pitch), note in zip(ons, NOTES):
+        delay_ms = 1000.0 * (frame - player.start_frame - note.onset * rate) / rate
+        print(f"{pitch}: {delay_ms:.1f} ms")
+        assert 0.0 <= delay_ms <= 60.0, f"NoteOn {pitch} came {delay_ms:.1f} ms after its onset (limit 60 ms)"
+    assert "r" in result and result["r"].overflows == 0
+    player.close()
+    capture.close()
