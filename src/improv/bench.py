@@ -160,8 +160,7 @@ def run_file(path: str | Path, tracker: str = "yin", blocksize: int = 256,
     if truth.f0_times is not None:
         frames = listener.stats.frame_log
         times = np.array([f.time for f in frames]) / ANALYSIS_RATE
-        voiced = np.array([listener.segmenter._voiced(f) for f in frames])  # noqa: SLF001
-        hz = np.where(voiced, [f.f0 for f in frames], 0.0)
+        hz = np.array([f.f0 if f.confidence >= listener.segmenter.confidence else 0.0 for f in frames])
         fs = frame_scores(truth, times, hz)
         result.frame_accuracy = fs["frame_accuracy"]
         result.voicing_recall = fs["voicing_recall"]

@@ -44,7 +44,8 @@ class Listener:
         self.input_rate = int(input_rate)
         self.hop = self.tracker.hop
         self.resampler = Resampler(self.input_rate, ANALYSIS_RATE)
-        self.segmenter = Segmenter(ANALYSIS_RATE, self.hop, settings, lag=getattr(self.tracker, "lag", 0))
+        self.segmenter = Segmenter(ANALYSIS_RATE, self.hop, settings, confidence=self.tracker.voicing,
+                                   start_confidence=self.tracker.start_voicing, onset_offset=LEVEL_WINDOW // 2)
         self.keep_frames = keep_frames
         self.on_frame = on_frame
         self.reset()

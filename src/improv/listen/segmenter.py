@@ -1,25 +1,30 @@
 """From pitch frames to notes: the segmenter a musician has to trust.
 
 Input: one :class:`Frame` per hop (time in analysis samples, f0, confidence, level).
-Output: NoteOn / NoteOff / PitchBend decisions, each with the analysis sample it
-refers to. Pure state machine, frame by frame, no look-ahead: the whole file and the
-live stream give the same notes.
+Output: note decisions (on / off / bend), each with the analysis sample it refers to.
+A pure state machine, frame by frame, with no look-ahead: the whole file and the live
+stream give the same notes.
 
-Rules, in musical units (see :class:`SegmenterSettings`):
+The rules, in musical units (see :class:`SegmenterSettings`):
 
-* A note starts when the signal is voiced (pitch confidence and level above a gate
-  that follows the room's noise floor) and its pitch has held within a few cents
-  for ``settle_ms`` — or after ``max_wait_ms`` at the latest, with the pitch of the
-  most recent frames (singers scoop into notes; the end of the scoop is the note).
-* Vibrato (up to +-100 cents at 4-8 Hz) stays one note: a step of less than
-  ``big_step`` semitones changes the note only when the pitch's mean over
-  ``vibrato_ms`` has moved too.
-* Slides and bends stay one note and move the pitch bend: a change of key needs a
-  fast transition (``step_transition_ms``) or a pitch beyond the bend range.
-* A repeated note is a new note when it is re-articulated: a dip in level, or a
-  short unvoiced gap, followed by a rise.
-* The player's tuning is followed (:class:`TuningTracker`) so a consistently sharp
-  or flat player gets the keys they mean; bends carry the rest.
+* Voiced means: the tracker is confident and the level clears a gate that follows the
+  room. The gate sits ``gate_above_floor_db`` over the noise floor (the quietest level
+  of the last few seconds outside notes), so hum, breath and room noise make no notes.
+* A note starts once the signal has been voiced for ``min_voiced_ms`` and its pitch has
+  held within ``settle_cents`` for ``settle_ms`` — or after ``max_wait_ms`` at the
+  latest, with the pitch of the most recent frames (singers scoop into notes).
+* A note ends after ``release_ms`` unvoiced. A short unvoiced gap, or a dip in level
+  followed by a rise, inside a note re-articulates it: a repeated note is a new note.
+* A change of pitch inside a note becomes a new note only when the pitch *jumped*
+  (moved ``jump_semitones`` within ``jump_ms``) and then held on the new key for
+  ``hold_ms``. A slow glide is a slide or bend and stays one note, carried by pitch
+  bend, until it goes beyond the bend range. With bends off, a glide that holds on a
+  new key is quantised to a new note.
+* Vibrato (up to +-100 cents at 4-8 Hz) stays one note: while the pitch oscillates,
+  a step smaller than ``big_step`` needs the pitch's mean over ``vibrato_ms`` to move
+  too. Octave slips of the tracker must hold ``octave_hold_ms`` to count.
+* The player's tuning is followed (:class:`TuningTracker`) so a consistently sharp or
+  flat player gets the keys they mean; pitch bend carries the rest.
 """
 
 from __future__ import annotations
@@ -45,9 +50,9 @@ class Frame:
 class Decision:
     """What the segmenter decided at a frame; times in analysis samples.
 
-    kind: "on", "off" or "bend". For "on": ``pitch`` (key), ``cents`` (heard pitch
-    minus key), ``velocity``, ``start`` (estimated onset), ``tuning``. For "off": ``pitch``
-    and ``start`` (estimated end). For "bend": ``cents``.
+    kind "on": ``pitch`` (key), ``cents`` (heard pitch minus key, A440 grid),
+    ``velocity``, ``start`` (estimated onset), ``tuning`` (cents).
+    kind "off": ``pitch`` and ``start`` (estimated end). kind "bend": ``cents``.
     """
 
     kind: str
@@ -57,30 +62,48 @@ class Decision:
     velocity: int = 0
     start: int = 0
     tuning: float = 0.0
+    why: str = ""  # what started or ended the note: voice, gap, dip, jump, glide, release, end
 
 
 @dataclass(frozen=True)
 class SegmenterSettings:
-    confidence: float = 0.55        # voicing: tracker confidence at least this
-    gate_db: float = -55.0          # and level at least this (dBFS) ...
-    gate_above_floor_db: float = 14.0  # ... and this far above the noise floor
-    min_voiced_ms: float = 12.0     # voiced this long before a note can start
-    settle_ms: float = 12.0         # pitch held this long decides the note early
-    settle_cents: float = 35.0      # "held": within this of the frames' median
-    max_wait_ms: float = 45.0       # decide by then at the latest
-    release_ms: float = 35.0        # unvoiced this long ends the note
-    gap_ms: float = 10.0            # an unvoiced gap this long, then voice: re-articulation
-    dip_db: float = 7.0             # level this far under the note's peak ...
-    rise_db: float = 5.0            # ... then up by this much: re-articulation
-    step_hold_ms: float = 30.0      # a new key must hold this long ...
-    step_cents: float = 30.0        # ... within this of itself
-    step_transition_ms: float = 90.0  # a transition slower than this is a slide/bend
-    big_step: float = 1.6           # semitones: beyond any vibrato
-    vibrato_ms: float = 160.0       # window for the vibrato-proof mean
-    bend_range: float = 2.0         # semitones of pitch bend available
+    confidence: float | None = None  # voicing threshold to go on; None: the tracker's own
+    start_confidence: float | None = None  # threshold to start a note; None: the tracker's own
+    far_semitones: float = 3.0       # inside a note, a frame this far off the key ...
+    far_confidence: float = 0.85     # ... needs this confidence to count as voiced
+    gate_db: float = -60.0           # level never below this (dBFS) ...
+    gate_above_floor_db: float = 14.0  # ... and this far over the noise floor
+    floor_seconds: float = 3.0       # the floor is the quietest non-note level this far back
+    min_voiced_ms: float = 12.0      # voiced this long before a note can start
+    settle_ms: float = 12.0          # pitch held this long decides the note early ...
+    settle_cents: float = 35.0       # ... "held" meaning within this of the frames' median
+    settle_slope_cents: float = 20.0  # ... and moving less than this across them
+    max_wait_ms: float = 45.0        # decide by then at the latest
+    arrival_cents: float = 60.0      # the note starts where its pitch first comes this close
+    release_ms: float = 30.0         # unvoiced this long ends the note
+    gap_ms: float = 10.0             # an unvoiced gap this long, then voice, may re-articulate
+    gap_dip_db: float = 6.0          # ... if the level fell this far under the note's peak in it
+    dip_db: float = 10.0             # a voiced dip this far under the note's peak ...
+    rise_db: float = 6.0             # ... then back up by this much may re-articulate
+    strong_db: float = 16.0          # a dip or gap this deep re-articulates the same pitch; a
+                                     # shallower one only a new pitch (a swell is no new note)
+    jump_semitones: float = 0.6      # a note change needs the pitch to move this much ...
+    jump_ms: float = 50.0            # ... within this long,
+    scoop_ms: float = 120.0          # or, this early in a note (singers scoop and fall into it),
+    scoop_jump_ms: float = 20.0      # ... within this long
+    fall_db: float = 10.0            # a pitch change while the level fades this much is the note's end
+    hold_ms: float = 30.0            # and then hold on the new key this long ...
+    hold_cents: float = 30.0         # ... within this of its median,
+    plateau_ms: float = 60.0         # after the old key itself held this long
+    quantise_hold_ms: float = 60.0   # bends off: a glide held this long on a new key is a new note
+    octave_hold_ms: float = 150.0    # an octave (or twelfth) away must hold this long
+    big_step: float = 1.6            # semitones: a step no vibrato reaches
+    vibrato_ms: float = 160.0        # window of the vibrato-proof mean
+    vibrato_min_cents: float = 25.0  # oscillation this wide counts as vibrato
+    bend_range: float = 2.0          # semitones of pitch bend available
     bends: bool = True
-    bend_step_cents: float = 4.0    # send a new bend when the pitch moved this much
-    fixed_tuning: float | None = None  # cents; None follows the player
+    bend_step_cents: float = 4.0     # a new bend message when the pitch moved this much
+    fixed_tuning: float | None = None  # cents; None: follow the player
 
 
 class TuningTracker:
@@ -104,7 +127,7 @@ class TuningTracker:
         self.cents = self.initial
 
     def add(self, deviations_cents: np.ndarray) -> None:
-        """Fold in one steady stretch: deviations of its frames from 12-TET at A440."""
+        """Fold in one note's steady frames: their deviations from 12-TET at A440."""
         if len(deviations_cents) == 0:
             return
         phase = 2.0 * np.pi * np.asarray(deviations_cents) / 100.0
@@ -117,24 +140,63 @@ class TuningTracker:
         self.cents = min(max(c, self.LOW), self.HIGH)
 
 
+class NoiseFloor:
+    """The quietest level (dBFS) among the last ``size`` frames heard outside notes.
+
+    Digital silence (below -90 dBFS) is ignored so a file that starts with zeros does
+    not pin the floor down. A sliding minimum over a monotonic deque.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.reset()
+
+    def reset(self) -> None:
+        self._count = 0
+        self._mins: deque[tuple[int, float]] = deque()
+
+    def add(self, level_db: float) -> None:
+        if level_db < -90.0:
+            return
+        while self._mins and self._mins[-1][1] >= level_db:
+            self._mins.pop()
+        self._mins.append((self._count, level_db))
+        self._count += 1
+        while self._mins[0][0] <= self._count - self.size:
+            self._mins.popleft()
+
+    @property
+    def db(self) -> float:
+        return self._mins[0][1] if self._mins else -120.0
+
+
 class Segmenter:
     """Frames in, note decisions out. ``hop`` is the frame spacing in samples."""
 
     def __init__(self, sample_rate: int, hop: int, settings: SegmenterSettings | None = None,
-                 lag: int = 0):
+                 confidence: float = 0.6, start_confidence: float = 0.8, onset_offset: int = 0):
         self.s = settings or SegmenterSettings()
         self.sample_rate = sample_rate
         self.hop = hop
-        self.lag = lag  # samples from a change in the audio to its first frame
-        ms = lambda v: max(1, int(round(v * 1e-3 * sample_rate / hop)))  # noqa: E731
-        self.n_min_voiced = ms(self.s.min_voiced_ms)
-        self.n_settle = ms(self.s.settle_ms)
-        self.n_max_wait = ms(self.s.max_wait_ms)
-        self.n_release = ms(self.s.release_ms)
-        self.n_gap = ms(self.s.gap_ms)
-        self.n_step_hold = ms(self.s.step_hold_ms)
-        self.n_transition = ms(self.s.step_transition_ms)
-        self.n_vibrato = ms(self.s.vibrato_ms)
+        self.confidence = self.s.confidence if self.s.confidence is not None else confidence
+        self.start_confidence = max(self.confidence, self.s.start_confidence if self.s.start_confidence
+                                    is not None else start_confidence)
+        self.onset_offset = onset_offset  # samples from a level rise to the true onset
+        frames = lambda ms: max(1, int(round(ms * 1e-3 * sample_rate / hop)))  # noqa: E731
+        self.n_min_voiced = frames(self.s.min_voiced_ms)
+        self.n_settle = frames(self.s.settle_ms)
+        self.n_max_wait = frames(self.s.max_wait_ms)
+        self.n_release = frames(self.s.release_ms)
+        self.n_gap = frames(self.s.gap_ms)
+        self.n_jump = frames(self.s.jump_ms)
+        self.n_scoop = frames(self.s.scoop_ms)
+        self.n_scoop_jump = frames(self.s.scoop_jump_ms)
+        self.n_hold = frames(self.s.hold_ms)
+        self.n_plateau = frames(self.s.plateau_ms)
+        self.n_quantise = frames(self.s.quantise_hold_ms)
+        self.n_octave = frames(self.s.octave_hold_ms)
+        self.n_vibrato = frames(self.s.vibrato_ms)
+        self.floor = NoiseFloor(frames(1000.0 * self.s.floor_seconds))
         self.tuning = TuningTracker(initial=self.s.fixed_tuning or 0.0)
         self.reset()
 
@@ -142,92 +204,79 @@ class Segmenter:
 
     def reset(self) -> None:
         self.tuning.reset()
-        self.floor_db = -70.0
-        self.note: int | None = None         # key sounding
-        self.note_peak_db = -120.0
-        self.note_frames: deque[float] = deque(maxlen=self.n_vibrato)  # midi of recent voiced frames
+        self.floor.reset()
+        self.gate_db = self.s.gate_db
+        self.note: int | None = None          # key sounding
         self.note_start = 0
-        self.note_steady: list[float] = []   # deviations (cents, A440 grid) of steady frames
+        self.note_peak_db = -120.0
+        self.pitches: deque[tuple[int, float]] = deque(maxlen=self.n_vibrato)  # (time, midi) voiced, in note
+        self.steady: list[float] = []         # deviations (cents, A440 grid) of the note's steady frames
         self.bend_sent = 0.0
-        self.candidate: list[tuple[int, float, float]] = []  # (time, midi, level) since onset
+        self.away: list[tuple[int, float]] = []  # frames since the pitch left the key
+        self.plateau = False                  # the pitch has held on the key at some point
+        self.candidate: list[tuple[int, float, float]] = []  # (time, midi, level) since an onset
         self.candidate_start = 0
+        self.candidate_why = "voice"
         self.unvoiced_run = 0
-        self.voiced_run = 0
-        self.dip_min_db: float | None = None
+        self.dip_db: float | None = None
         self.dip_time = 0
-        self.away_since: int | None = None   # first frame of a departure from the key
-        self.away_frames: list[tuple[int, float]] = []
+        self.pending: list[tuple[int, float, float]] | None = None  # frames since a possible re-attack
+        self.pending_why = ""
+        self.pending_strong = False
+        self.pending_start = 0
+        self.pending_end = 0
         self.levels: deque[tuple[int, float]] = deque(maxlen=16)
 
-    # ------------------------------------------------------------- helpers
+    # -------------------------------------------------------------- helpers
 
-    def _seconds_to_frames(self, n: int) -> int:
-        return n * self.hop
-
-    def _voiced(self, fr: Frame) -> bool:
-        gate = max(self.s.gate_db, self.floor_db + self.s.gate_above_floor_db)
-        return fr.confidence >= self.s.confidence and fr.level_db >= gate and fr.f0 > 0
-
-    def _update_floor(self, fr: Frame) -> None:
-        # Drops at once to a quieter level, rises slowly (1 dB/s) so notes never lift it much.
-        rise = 1.0 * self.hop / self.sample_rate
-        self.floor_db = min(fr.level_db, self.floor_db + rise) if fr.level_db > -120 else self.floor_db
-        self.floor_db = max(self.floor_db, -100.0)
-
-    def _tuning_cents(self) -> float:
+    def _tuning(self) -> float:
         return self.s.fixed_tuning if self.s.fixed_tuning is not None else self.tuning.cents
 
     def _key(self, midi: float) -> int:
-        return int(round(midi - self._tuning_cents() / 100.0))
+        return int(round(midi - self._tuning() / 100.0))
 
-    def _velocity(self, level_db: float) -> int:
-        # 127 at -6 dBFS, falling 2.2 per dB; soft singing around -35 dBFS gives ~60.
+    @staticmethod
+    def _velocity(level_db: float) -> int:
+        # 127 at -6 dBFS, 2.2 per dB below: soft singing near -35 dBFS gives about 63.
         return int(min(127, max(1, round(127 + 2.2 * (level_db + 6.0)))))
 
     def _onset_time(self, first_voiced: int) -> int:
-        """Back from the first voiced frame to where the level rose over the gate."""
-        gate = max(self.s.gate_db, self.floor_db + self.s.gate_above_floor_db)
-        t = first_voiced
-        for time, level in reversed(self.levels):
-            if time >= first_voiced:
-                continue
-            if level < gate - 6.0 or first_voiced - time > 4 * self.n_settle * self.hop:
-                break
-            t = time
-        return max(0, t - self.lag)
+        """The first voiced frame, moved back to the centre of what it analysed."""
+        return max(0, first_voiced - self.onset_offset)
 
-    # --------------------------------------------------------------- main
+    # ----------------------------------------------------------------- main
 
     def process(self, fr: Frame) -> list[Decision]:
         out: list[Decision] = []
-        voiced = self._voiced(fr)
-        self._update_floor(fr)
-        self.levels.append((fr.time, fr.level_db))
+        self.gate_db = max(self.s.gate_db, self.floor.db + self.s.gate_above_floor_db)
         midi = 69.0 + 12.0 * math.log2(fr.f0 / 440.0) if fr.f0 > 0 else 0.0
-        if voiced:
-            self.voiced_run += 1
+        if self.note is None and not self.candidate:
+            needed = self.start_confidence
+        elif self.note is not None and abs(midi - self.note) > self.s.far_semitones:
+            needed = max(self.s.far_confidence, self.confidence)
         else:
-            self.voiced_run = 0
-
+            needed = self.confidence
+        voiced = fr.confidence >= needed and fr.level_db >= self.gate_db and fr.f0 > 0
+        self.levels.append((fr.time, fr.level_db))
         if self.note is None:
             self._idle(fr, voiced, midi, out)
         else:
             self._sounding(fr, voiced, midi, out)
-        if voiced:
-            self.unvoiced_run = 0
-        else:
-            self.unvoiced_run += 1
+        if self.note is None and not self.candidate:
+            self.floor.add(fr.level_db)
+        self.unvoiced_run = 0 if voiced else self.unvoiced_run + 1
         return out
 
     def flush(self, time: int) -> list[Decision]:
-        """End a sounding note at ``time`` (end of input)."""
+        """End of input: end a sounding note at ``time``."""
         out: list[Decision] = []
         if self.note is not None:
-            out.append(self._note_off(time, time))
+            out.append(self._note_off(time, time, "end"))
         self.candidate = []
         return out
 
-    # An onset is being confirmed: collect voiced frames until the pitch is clear.
+    # -------------------------------------------------- no note: onsets
+
     def _idle(self, fr: Frame, voiced: bool, midi: float, out: list[Decision]) -> None:
         if not voiced:
             if self.candidate and self.unvoiced_run + 1 >= self.n_gap:
@@ -235,6 +284,7 @@ class Segmenter:
             return
         if not self.candidate:
             self.candidate_start = self._onset_time(fr.time)
+            self.candidate_why = "voice"
         self.candidate.append((fr.time, midi, fr.level_db))
         self._try_start(fr, out)
 
@@ -244,115 +294,209 @@ class Segmenter:
             return
         recent = np.array([m for _, m, _ in self.candidate[-self.n_settle:]])
         med = float(np.median(recent))
-        settled = n >= self.n_settle and np.all(np.abs(recent - med) * 100.0 <= self.s.settle_cents)
+        settled = (n >= self.n_settle and float(np.max(np.abs(recent - med))) * 100.0 <= self.s.settle_cents
+                   and abs(recent[-1] - recent[0]) * 100.0 <= self.s.settle_slope_cents)
         if not settled and n < self.n_max_wait:
             return
-        self._note_on(fr.time, med, self.candidate_start, max(l for _, _, l in self.candidate), out)
+        level = max(lv for _, _, lv in self.candidate)
+        start = self._arrival(self.candidate, med, self.candidate_start)
+        self._note_on(fr.time, med, start, level, out, self.candidate_why)
         self.candidate = []
 
-    def _note_on(self, time: int, midi: float, start: int, level: float, out: list[Decision]) -> None:
+    def _arrival(self, frames: list[tuple[int, float, float]], midi: float, start: int) -> int:
+        """When the pitch first came near ``midi``: a note sung with a scoop or a fall into
+        it is heard from when it arrives, not from the first voiced sound."""
+        for t, m, _ in frames:
+            if abs(m - midi) * 100.0 <= self.s.arrival_cents:
+                return max(start, t - self.onset_offset)
+        return start
+
+    def _note_on(self, time: int, midi: float, start: int, level: float, out: list[Decision],
+                 why: str = "voice") -> None:
         key = self._key(midi)
-        cents = (midi - key) * 100.0
+        cents = (midi - key) * 100.0 if self.s.bends else 0.0
         self.note = key
         self.note_start = start
         self.note_peak_db = level
-        self.note_frames.clear()
-        self.note_frames.append(midi)
-        self.note_steady = []
-        self.bend_sent = cents if self.s.bends else 0.0
-        self.dip_min_db = None
-        self.away_since = None
-        self.away_frames = []
-        out.append(Decision("on", time, pitch=key, cents=cents if self.s.bends else 0.0,
-                            velocity=self._velocity(level), start=start, tuning=self._tuning_cents()))
+        self.pitches.clear()
+        self.pitches.append((time, midi))
+        self.steady = []
+        self.bend_sent = cents
+        self.dip_db = None
+        self.away = []
+        self.plateau = False
+        out.append(Decision("on", time, pitch=key, cents=cents, velocity=self._velocity(level),
+                            start=start, tuning=self._tuning(), why=why))
 
-    def _note_off(self, time: int, end: int) -> Decision:
+    def _note_off(self, time: int, end: int, why: str) -> Decision:
         key = self.note
         assert key is not None
-        if self.s.fixed_tuning is None and self.note_steady:
-            self.tuning.add(np.array(self.note_steady))
+        if self.s.fixed_tuning is None and self.steady:
+            self.tuning.add(np.array(self.steady))
         self.note = None
-        return Decision("off", time, pitch=key, start=end)
+        return Decision("off", time, pitch=key, start=max(end, self.note_start + self.hop), why=why)
+
+    # ------------------------------------------------ a note is sounding
 
     def _sounding(self, fr: Frame, voiced: bool, midi: float, out: list[Decision]) -> None:
         if not voiced:
             if self.unvoiced_run + 1 >= self.n_release:
-                end = fr.time - (self.unvoiced_run) * self.hop - self.lag
-                out.append(self._note_off(fr.time, max(end, self.note_start + self.hop)))
+                end = fr.time - self.unvoiced_run * self.hop - self.onset_offset
+                out.append(self._note_off(fr.time, end, "release"))
                 self.candidate = []
-            elif self.dip_min_db is None:
-                self.dip_min_db = fr.level_db
-                self.dip_time = fr.time
+                self.pending = None
+            elif self.dip_db is None or fr.level_db < self.dip_db:
+                self.dip_db, self.dip_time = fr.level_db, fr.time
             return
-
-        # Re-articulation: a short unvoiced gap, or a level dip then a rise.
-        gap = self.unvoiced_run >= self.n_gap
-        if self.dip_min_db is None and fr.level_db < self.note_peak_db - self.s.dip_db:
-            self.dip_min_db, self.dip_time = fr.level_db, fr.time
-        elif self.dip_min_db is not None:
-            if fr.level_db < self.dip_min_db:
-                self.dip_min_db, self.dip_time = fr.level_db, fr.time
-        rose = self.dip_min_db is not None and fr.level_db >= self.dip_min_db + self.s.rise_db \
-            and self.dip_min_db < self.note_peak_db - self.s.dip_db
-        if gap or rose:
-            start = max(self.dip_time - self.lag, self.note_start + self.hop) if rose else fr.time - self.lag
-            out.append(self._note_off(fr.time, start))
-            self.candidate = [(fr.time, midi, fr.level_db)]
-            self.candidate_start = start
-            self._try_start(fr, out)
+        if self.pending is None:
+            why, depth = self._rearticulated(fr)
+            if why:
+                # A dip re-attacks from its quietest point; after a gap the voice returns now.
+                start = self.dip_time if why == "dip" else fr.time
+                self.pending_start = max(start - self.onset_offset, self.note_start + self.hop)
+                self.pending_end = (fr.time - self.unvoiced_run * self.hop - self.onset_offset
+                                    if why == "gap" else self.pending_start)
+                self.pending, self.pending_why = [], why
+                self.pending_strong = depth >= self.s.strong_db
+                self.dip_db = None
+        if self.pending is not None:
+            self.pending.append((fr.time, midi, fr.level_db))
+            self._resolve_pending(fr, out)
             return
-        if self.dip_min_db is not None and fr.level_db >= self.note_peak_db - 2.0:
-            self.dip_min_db = None  # recovered without a re-articulation
         self.note_peak_db = max(self.note_peak_db, fr.level_db)
-
-        self.note_frames.append(midi)
+        self.pitches.append((fr.time, midi))
         key = self.note
         assert key is not None
-        dev = midi - self._tuning_cents() / 100.0 - key  # semitones from the key in the player's tuning
-        if abs(dev) > 0.5 + 0.15:
-            self._departure(fr, midi, dev, out)
-            if self.note != key:
+        dev = midi - self._tuning() / 100.0 - key
+        if abs(dev) > 0.65:
+            self.away.append((fr.time, midi))
+            if self._changed_key(fr, out):
                 return
         else:
-            self.away_since = None
-            self.away_frames = []
-            if len(self.note_frames) >= self.n_settle:
-                recent = np.array(list(self.note_frames)[-self.n_settle:])
-                if np.ptp(recent) * 100.0 <= self.s.settle_cents:
-                    self.note_steady.append((midi - round(midi)) * 100.0)
-
+            self.away = []
+            recent = [m for _, m in list(self.pitches)[-self.n_settle:]]
+            if len(recent) >= self.n_settle and (max(recent) - min(recent)) * 100.0 <= self.s.settle_cents:
+                self.steady.append((midi - round(midi)) * 100.0)
+            held = [m for _, m in list(self.pitches)[-self.n_plateau:]]
+            if len(held) >= self.n_plateau and (max(held) - min(held)) * 100.0 <= 2 * self.s.hold_cents \
+                    and all(self._key(m) == key for m in held):
+                self.plateau = True
         if self.s.bends:
-            cents = max(-100 * self.s.bend_range, min(100 * self.s.bend_range, (midi - key) * 100.0))
+            cents = max(-100.0 * self.s.bend_range, min(100.0 * self.s.bend_range, (midi - key) * 100.0))
             if abs(cents - self.bend_sent) >= self.s.bend_step_cents:
                 self.bend_sent = cents
                 out.append(Decision("bend", fr.time, cents=cents))
 
-    def _departure(self, fr: Frame, midi: float, dev: float, out: list[Decision]) -> None:
-        """The pitch is more than half a semitone from the key: a new note, or a bend?"""
-        if self.away_since is None:
-            self.away_since = fr.time
-        self.away_frames.append((fr.time, midi))
-        new_key = self._key(midi)
-        held = [m for _, m in self.away_frames if self._key(m) == new_key]
-        tail = np.array([m for _, m in self.away_frames[-self.n_step_hold:]])
-        if len(tail) < self.n_step_hold or np.ptp(tail) * 100.0 > 2 * self.s.step_cents:
+    def _rearticulated(self, fr: Frame) -> tuple[str, float]:
+        """("gap" | "dip", depth in dB) when a possible re-attack just happened, else ("", 0)."""
+        if self.unvoiced_run >= self.n_gap and self.dip_db is not None:
+            depth = self.note_peak_db - self.dip_db
+            if depth >= self.s.gap_dip_db:
+                return "gap", depth
+            self.dip_db = None  # a dropout of the tracker, not of the sound
+            return "", 0.0
+        if fr.level_db < self.note_peak_db - self.s.dip_db:
+            if self.dip_db is None or fr.level_db < self.dip_db:
+                self.dip_db, self.dip_time = fr.level_db, fr.time
+            return "", 0.0
+        if self.dip_db is not None:
+            depth = self.note_peak_db - self.dip_db
+            if depth >= self.s.dip_db and fr.level_db >= self.dip_db + self.s.rise_db:
+                return "dip", depth
+            if fr.level_db >= self.note_peak_db - 2.0:
+                self.dip_db = None  # recovered without re-articulating
+        return "", 0.0
+
+    def _resolve_pending(self, fr: Frame, out: list[Decision]) -> None:
+        """After a possible re-attack: a new note once its pitch is clear, or the same one going on."""
+        assert self.pending is not None and self.note is not None
+        frames = self.pending
+        recent = np.array([m for _, m, _ in frames[-self.n_settle:]])
+        med = float(np.median(recent))
+        settled = (len(frames) >= max(self.n_settle, self.n_min_voiced)
+                   and float(np.max(np.abs(recent - med))) * 100.0 <= self.s.settle_cents
+                   and abs(recent[-1] - recent[0]) * 100.0 <= self.s.settle_slope_cents)
+        if not settled and len(frames) < self.n_max_wait:
             return
-        if any(self._key(m) != new_key for m in tail):
+        self.pending = None
+        if self.pending_strong or self._key(med) != self.note:
+            out.append(self._note_off(fr.time, self.pending_end, self.pending_why))
+            level = max(lv for _, _, lv in frames)
+            start = self._arrival(frames, med, self.pending_start)
+            self._note_on(fr.time, med, start, level, out, self.pending_why)
+            for t, m, _ in frames:
+                self.pitches.append((t, m))
             return
-        # The pitch has held on a new key. How fast did it get there?
-        first_on_new = next(t for t, m in self.away_frames if self._key(m) == new_key)
-        transition = (first_on_new - self.away_since) // self.hop
-        beyond_bend = abs(midi - self.note) > self.s.bend_range
-        fast = transition <= self.n_transition
-        if not (fast or beyond_bend):
-            return  # a slide or bend: the bend messages carry it
-        if abs(dev) < self.s.big_step:
-            mean = float(np.mean(self.note_frames))
-            if abs(mean - self._tuning_cents() / 100.0 - self.note) < 0.5:
-                return  # could still be vibrato around the old key
-        del held
-        start = self.away_since - self.lag
-        out.append(self._note_off(fr.time, max(start, self.note_start + self.hop)))
-        level = max(l for _, l in list(self.levels)[-4:])
-        self._note_on(fr.time, float(np.median(tail)), start, level, out)
-        self.note_peak_db = level
+        for t, m, lv in frames:  # a swell or a dropout: the note goes on
+            self.pitches.append((t, m))
+            self.note_peak_db = max(self.note_peak_db, lv)
+
+    def _vibrato(self) -> bool:
+        """The pitch has oscillated around its mean lately (two crossings, wide enough)."""
+        if len(self.pitches) < self.n_vibrato // 2:
+            return True  # too little history to rule it out
+        m = np.array([p for _, p in self.pitches])
+        d = m - m.mean()
+        crossings = int(np.count_nonzero(np.diff(np.sign(d)) != 0))
+        return crossings >= 2 and float(np.ptp(m)) * 100.0 >= 2 * self.s.vibrato_min_cents
+
+    def _changed_key(self, fr: Frame, out: list[Decision]) -> bool:
+        """The pitch is off the key: decide whether it is a new note (and start it)."""
+        key = self.note
+        assert key is not None
+        if len(self.away) < self.n_hold:
+            return False
+        tail = np.array([m for _, m in self.away[-self.n_hold:]])
+        med = float(np.median(tail))
+        new_key = self._key(med)
+        if new_key == key or float(np.max(np.abs(tail - med))) * 100.0 > self.s.hold_cents:
+            return False
+        if abs(tail[-1] - tail[0]) * 100.0 > self.s.hold_cents:
+            return False  # still gliding
+        levels = [lv for _, lv in list(self.levels)[-self.n_hold:]]
+        if float(np.mean(levels)) < self.note_peak_db - self.s.fall_db:
+            return False  # the pitch sags as the note fades: not a new note
+        run = 0
+        for _, m in reversed(self.away):
+            if self._key(m) != new_key:
+                break
+            run += 1
+        if abs(new_key - key) in (12, 19, 24, 28) and run < self.n_octave:
+            return False  # the tracker may have slipped to a harmonic
+        hist = list(self.pitches)
+        first_away = self.away[0][0]
+        early = first_away - self.note_start < self.n_scoop * self.hop
+        span = (self.n_scoop_jump if early else self.n_jump) * self.hop
+        jumped = _moved_within(hist, first_away - span, span, self.s.jump_semitones)
+        beyond_bend = abs(med - key) > self.s.bend_range + 0.5
+        quantise = not self.s.bends and run >= self.n_quantise
+        # A jump away from a key the pitch never held on is the end of a scoop or fall into
+        # this note, not a new one; bends carry it (with bends off it is quantised).
+        jumped = jumped and self.plateau
+        if not (jumped or beyond_bend or quantise):
+            return False  # a slide or bend: the pitch-bend messages carry it
+        if abs(med - self._tuning() / 100.0 - key) < self.s.big_step and self._vibrato():
+            centre = float(np.mean([m for _, m in hist]))
+            if abs(centre - self._tuning() / 100.0 - key) < 0.5:
+                return False  # could still be vibrato around the old key
+        why = "jump" if jumped else "glide"
+        # The new note is heard from when the pitch arrived on its key.
+        start = self.away[-run][0] - self.onset_offset
+        out.append(self._note_off(fr.time, first_away - self.onset_offset, why))
+        level = max(lv for _, lv in list(self.levels)[-4:])
+        self._note_on(fr.time, med, max(start, 0), level, out, why)
+        return True
+
+
+def _moved_within(history: list[tuple[int, float]], since: int, span: int, semitones: float) -> bool:
+    """Whether the pitch moved ``semitones`` within ``span`` samples anywhere after ``since``."""
+    pts = [(t, m) for t, m in history if t >= since]
+    j = 0
+    for i, (t, m) in enumerate(pts):
+        j = max(j, i)
+        while j + 1 < len(pts) and pts[j + 1][0] - t <= span:
+            j += 1
+        window = [p for _, p in pts[i:j + 1]]
+        if max(window) - min(window) >= semitones:
+            return True
+    return False

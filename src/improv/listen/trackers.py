@@ -42,6 +42,8 @@ class PitchTracker(ABC):
     name: str = ""
     sample_rate: int = ANALYSIS_RATE
     hop: int = 160
+    voicing: float = 0.5  # confidence from which a frame inside a note counts as pitched
+    start_voicing: float = 0.7  # confidence needed to start a note
 
     @abstractmethod
     def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +101,8 @@ class Yin(WindowedTracker):
     """
 
     name = "yin"
+    voicing = 0.6
+    start_voicing = 0.8
 
     def __init__(self, fmin: float = 55.0, fmax: float = 2100.0, hop: int = 80,
                  integration: int | None = None, threshold: float = 0.15):
@@ -136,6 +140,25 @@ class Yin(WindowedTracker):
             out[:, 1:] = np.where(cum > 0, d[:, 1:] * taus[1:] / cum, 1.0)
         return out
 
+    def _fix_harmonics(self, dn: np.ndarray, rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Move to 2x or 3x the lag where the dip there is far deeper.
+
+        A strong second or third harmonic (a singer's formant) can dip under the
+        threshold first; the true period then shows a much deeper dip at 2 or 3 times
+        the lag. For a true period the dips at its multiples are no deeper.
+        """
+        for k in (2, 3):
+            cand = idx * k
+            ok = cand + 2 <= self.tau_max
+            cand = np.minimum(cand, self.tau_max - 2)
+            near = np.stack([dn[rows, cand + o] for o in (-2, -1, 0, 1, 2)], axis=1)
+            best = cand + np.argmin(near, axis=1) - 2
+            value = near.min(axis=1)
+            current = dn[rows, idx]
+            better = ok & (value < 0.5 * current) & (current > 0.03)
+            idx = np.where(better, best, idx)
+        return idx
+
     def _analyse(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dn = self.cmndf(windows)
         lo, hi = self.tau_min, self.tau_max
@@ -151,6 +174,7 @@ class Yin(WindowedTracker):
         deepest = np.argmin(masked, axis=1)
         idx = np.where(has_good, first_good, deepest) + lo
         rows = np.arange(len(dn))
+        idx = self._fix_harmonics(dn, rows, idx)
         a, b, c = dn[rows, idx - 1], dn[rows, idx], dn[rows, idx + 1]
         denom = a - 2.0 * b + c
         with np.errstate(divide="ignore", invalid="ignore"):
