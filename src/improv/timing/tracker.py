@@ -1,0 +1,256 @@
+"""Online tempo and beat tracking from the player's note onsets (causal).
+
+The tracker keeps the onsets of the last few seconds. Each new onset re-scores a set
+of beat-grid hypotheses — every period on a 1 % log grid between ``min_bpm`` and
+``max_bpm``, each with the phases that put a beat (or an off-beat) on one of the
+recent onsets — by how well the onsets sit on the grid's beats (or, with less weight,
+on its half, third and quarter beats), how many of the grid's beats are actually
+played, a preference for moderate tempos, and, once locked, continuity with the
+current grid. The best one is refined by a recency-weighted least-squares fit of
+the onsets to their grid positions.
+
+``confidence`` (0..1) combines fit and coverage; the tracker locks when it is high
+enough with enough onsets, and goes back to free mode when the playing gets loose
+(confidence drops) or stops for ``hold_beats`` beats. The tracker is a
+:class:`~improv.timing.clock.BeatClock`; beat numbers stay continuous when the grid
+is re-estimated. Nothing here reads the wall clock: every call gets ``now``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from .clock import BeatClock, ClockState
+from .meter import Meter, parse_meter
+
+# Positions inside a beat (fraction of the beat) that an onset may take, and how much
+# an onset there supports the hypothesis: the beat itself, then off-beats.
+_POSITIONS = np.array([0.0, 0.5, 1 / 3, 2 / 3, 0.25, 0.75])
+_SUPPORT = np.array([1.0, 0.55, 0.3, 0.3, 0.25, 0.25])
+
+
+@dataclass
+class TrackerSettings:
+    min_bpm: float = 50.0
+    max_bpm: float = 200.0
+    prior_bpm: float = 105.0  # centre of the preference for moderate tempos
+    prior_octaves: float = 0.9  # its width (standard deviation in octaves)
+    window: float = 8.0  # seconds of onsets kept
+    max_onsets: int = 32
+    anchors: int = 8  # latest onsets tried as phase anchors
+    sigma: float = 0.030  # timing tolerance (s): player jitter plus onset error
+    coverage_power: float = 1.5
+    accent: float = 0.6  # weight of the durational accent (longer notes count more)
+    recency: float = 4.0  # time constant (s) of the refinement's weights
+    min_onsets: int = 4
+    lock_confidence: float = 0.45
+    unlock_confidence: float = 0.25
+    hold_beats: float = 8.0  # beats without an onset before going free
+    stickiness: float = 0.06  # once locked, tempo changes beyond this (fraction) are discouraged
+    switch_penalty: float = 0.6  # score factor for a grid unlike the current one
+
+    def check(self) -> "TrackerSettings":
+        if not (20.0 <= self.min_bpm < self.max_bpm <= 400.0):
+            raise ConfigError(f"tempo range {self.min_bpm:g}-{self.max_bpm:g} BPM: give 20 <= min < max <= 400")
+        return self
+
+
+class BeatTracker(BeatClock):
+    """Follows the player's pulse from note onsets; a clock once it is locked."""
+
+    source = "tracker"
+
+    def __init__(self, settings: TrackerSettings | None = None, meter: Meter | str | None = None):
+        self.settings = (settings or TrackerSettings()).check()
+        self.meter = parse_meter(meter)
+        s = self.settings
+        lo, hi = math.log(60.0 / s.max_bpm), math.log(60.0 / s.min_bpm)
+        self._periods = np.exp(np.arange(lo, hi + 1e-9, math.log(1.01)))
+        dev = np.log2(self._periods / (60.0 / s.prior_bpm))
+        self._log_prior = -0.5 * (dev / s.prior_octaves) ** 2
+        self.reset()
+
+    def reset(self) -> None:
+        self._onsets: list[float] = []
+        self._velocities: list[float] = []
+        self.period: float | None = None  # seconds per beat of the current hypothesis
+        self._phi = 0.0  # a time at which the raw grid has a beat
+        self._offset = 0.0  # beat number of the raw grid's beat at _phi
+        self.confidence = 0.0
+        self.locked = False
+        self.message = "waiting for the player"
+        self.updates = 0
+
+    # ----------------------------------------------------------------- input
+
+    def add_onset(self, onset: float, now: float | None = None, velocity: int | None = None) -> None:
+        """A player's note started at ``onset`` (s); ``now`` is when we learn it (>= onset)."""
+        now = onset if now is None else now
+        if self._onsets and onset < self._onsets[-1] - 1e-6:
+            return  # out of order: an onset from before the last one is not news
+        if self._onsets and onset - self._onsets[-1] < 0.04:
+            return  # a double onset (grace note, re-attack): one event for the pulse
+        self._onsets.append(float(onset))
+        self._velocities.append(float(velocity) if velocity is not None else 80.0)
+        s = self.settings
+        keep = 0
+        while keep < len(self._onsets) and (self._onsets[keep] < now - s.window
+                                            or len(self._onsets) - keep > s.max_onsets):
+            keep += 1
+        if keep:
+            del self._onsets[:keep], self._velocities[:keep]
+        self._estimate(now)
+
+    def add_event(self, ev) -> None:
+        """Feed a player's :class:`~improv.events.NoteOn` (uses its ``onset`` and ``time``)."""
+        onset = ev.onset if getattr(ev, "onset", None) is not None else ev.time
+        self.add_onset(onset, now=ev.time, velocity=getattr(ev, "velocity", None))
+
+    # ------------------------------------------------------------- estimation
+
+    def _weights(self, t: np.ndarray) -> np.ndarray:
+        s = self.settings
+        w = np.ones(len(t))
+        if len(t) >= 3 and s.accent > 0:
+            ioi = np.diff(t)
+            med = float(np.median(ioi))
+            acc = np.clip(np.log2(ioi / med), 0.0, 2.0)
+            w[:-1] += s.accent * acc  # the last note's length is not known yet
+        v = np.asarray(self._velocities)
+        return w * (0.6 + 0.4 * np.clip(v / 100.0, 0.0, 1.27))
+
+    def _estimate(self, now: float) -> None:
+        s = self.settings
+        t = np.asarray(self._onsets)
+        n = len(t)
+        if n < 3:
+            self.confidence = 0.0
+            self._set_locked(False, "listening for a pulse")
+            return
+        self.updates += 1
+        w = self._weights(t)
+        P = self._periods[:, None, None]  # (m, 1, 1)
+        recent = t[-s.anchors:]  # the phase is decided by the latest onsets
+        a = len(recent)
+        anchors = np.concatenate([recent, recent])[None, :, None] + np.concatenate(
+            [np.zeros(a), np.full(a, 0.5)])[None, :, None] * P  # (m, 2a, 1): beat or off-beat on an onset
+        x = ((t[None, None, :] - anchors) / P).astype(np.float32)  # (m, 2a, n) position in beats
+        frac = x - np.floor(x)
+        sig = np.minimum(s.sigma, P / 10.0)
+        d = np.abs(frac[..., None] - _POSITIONS.astype(np.float32))  # (m, 2a, n, 6)
+        d = np.minimum(d, 1.0 - d) * (P / sig).astype(np.float32)[..., None]  # in sigmas
+        e = np.log(_SUPPORT).astype(np.float32) - 0.5 * d * d
+        match = np.exp(e.max(axis=-1))  # (m, 2a, n): the best-supported position of each onset
+        fit = (match * w).sum(axis=-1) / w.sum()
+        # Coverage: the grid's beats between the first and last onset that have an onset.
+        on_beat = d[..., 0] < 1.2
+        k = np.round(x)
+        first = np.ones_like(on_beat)
+        first[..., 1:] = ~(on_beat[..., :-1] & (k[..., :-1] == k[..., 1:]))
+        covered = (on_beat & first).sum(axis=-1)
+        span = np.floor(x[..., -1] + 0.5) - np.ceil(x[..., 0] - 0.5) + 1
+        coverage = np.clip(covered / np.maximum(span, 1), 0.0, 1.0)
+        log_score = (np.log(np.maximum(fit, 1e-9)) + s.coverage_power * np.log(np.maximum(coverage, 1e-9))
+                     + self._log_prior[:, None])
+        if self.locked and self.period is not None:
+            log_score = log_score + self._continuity(anchors[..., 0], P[..., 0])
+        i, j = np.unravel_index(int(np.argmax(log_score)), log_score.shape)
+        period = float(self._periods[i])
+        phi = float(anchors[i, j, 0])
+        period, phi, used = self._refine(t, w, period, phi, now)
+        conf = float(fit[i, j] * coverage[i, j]) * (1.0 - math.exp(-used / 3.0))
+        self.confidence = conf
+        self._adopt(period, phi, now)
+        if not self.locked and conf >= s.lock_confidence and n >= s.min_onsets:
+            self._set_locked(True, "")
+        elif self.locked and conf < s.unlock_confidence:
+            self._set_locked(False, "the playing is loose: free mode")
+
+    def _continuity(self, anchors: np.ndarray, periods: np.ndarray) -> np.ndarray:
+        """Log factor favouring the current tempo and beat phase once locked."""
+        s = self.settings
+        cur = self.period
+        tempo_dev = np.log(periods / cur) / s.stickiness
+        tempo_term = np.maximum(-0.5 * tempo_dev ** 2, math.log(s.switch_penalty))
+        x = (anchors - self._phi) / cur
+        ph = np.abs(x - np.round(x)) * cur
+        phase_term = np.maximum(-0.5 * (ph / (2 * s.sigma)) ** 2, math.log(s.switch_penalty))
+        return tempo_term + phase_term
+
+    def _refine(self, t: np.ndarray, w: np.ndarray, period: float, phi: float,
+                now: float) -> tuple[float, float, int]:
+        """Weighted least squares of onset times on their grid positions."""
+        s = self.settings
+        x = (t - phi) / period
+        k = np.floor(x)
+        frac = x - k
+        d = np.abs(frac[:, None] - np.append(_POSITIONS, 1.0))
+        best = np.argmin(d, axis=1)
+        pos = k + np.append(_POSITIONS, 1.0)[best]
+        ok = d[np.arange(len(t)), best] * period < 2.5 * min(s.sigma, period / 10.0)
+        used = int(ok.sum())
+        if used < 3 or np.ptp(pos[ok]) < 1.0:
+            return period, phi, used
+        rw = w[ok] * np.exp(-(now - t[ok]) / s.recency)
+        A = np.stack([np.ones(used), pos[ok]], axis=1) * np.sqrt(rw)[:, None]
+        sol, *_ = np.linalg.lstsq(A, t[ok] * np.sqrt(rw), rcond=None)
+        new_phi, new_period = float(sol[0]), float(sol[1])
+        if not (0.9 * period < new_period < 1.1 * period):
+            return period, phi, used
+        return new_period, new_phi, used
+
+    def _adopt(self, period: float, phi: float, now: float) -> None:
+        """Take a new grid, numbering its beats to continue the current count."""
+        if self.period is None:
+            self._offset = 0.0 if now <= phi else float(math.floor((now - phi) / period))
+            # beat 0 is the first grid beat at or before the first onset
+            first = self._onsets[0]
+            k0 = math.floor((first - phi) / period + 0.25)
+            self._offset = -float(k0)
+        else:
+            old = self.beat_at(now)
+            raw = (now - phi) / period
+            self._offset = float(round(old - raw))
+        self.period, self._phi = period, phi
+
+    def _set_locked(self, locked: bool, message: str) -> None:
+        self.locked = locked
+        self.message = message
+
+    # ----------------------------------------------------------------- clock
+
+    @property
+    def bpm(self) -> float | None:
+        return None if self.period is None else 60.0 / self.period
+
+    def beat_at(self, t: float) -> float | None:
+        if self.period is None:
+            return None
+        return self._offset + (t - self._phi) / self.period
+
+    def time_of(self, beat: float) -> float | None:
+        if self.period is None:
+            return None
+        return self._phi + (beat - self._offset) * self.period
+
+    def update(self, now: float) -> None:
+        """Let time pass: go free when the player has not played for ``hold_beats`` beats."""
+        if self.locked and self._onsets and self.period is not None:
+            if now - self._onsets[-1] > self.settings.hold_beats * self.period:
+                self._set_locked(False, "the player stopped: free mode")
+                self.confidence = 0.0
+                self._onsets, self._velocities = [], []
+                self.period = None
+
+    def state(self, now: float) -> ClockState:
+        self.update(now)
+        locked = self.locked
+        return ClockState(locked, self.bpm, self.beat_at(now) if locked else None,
+                          self.confidence, self.source, self.message)
+
+
+__all__ = ["BeatTracker", "TrackerSettings"]
