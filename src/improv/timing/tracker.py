@@ -29,8 +29,13 @@ from .meter import Meter, parse_meter
 
 # Positions inside a beat (fraction of the beat) that an onset may take, and how much
 # an onset there supports the hypothesis: the beat itself, then off-beats.
-_POSITIONS = np.array([0.0, 0.5, 1 / 3, 2 / 3, 0.25, 0.75])
-_SUPPORT = np.array([1.0, 0.55, 0.3, 0.3, 0.25, 0.25])
+# With no meter given, binary and ternary divisions are both expected; a meter tells which.
+_POSITIONS = np.array([0.0, 0.5, 1 / 3, 2 / 3, 0.25, 0.75, 1 / 6, 5 / 6])
+_SUPPORT = {
+    None: np.array([1.0, 0.55, 0.3, 0.3, 0.25, 0.25, 0.05, 0.05]),
+    "simple": np.array([1.0, 0.55, 0.15, 0.15, 0.25, 0.25, 0.02, 0.02]),
+    "compound": np.array([1.0, 0.1, 0.55, 0.55, 0.02, 0.02, 0.25, 0.25]),
+}
 
 
 @dataclass
@@ -43,8 +48,10 @@ class TrackerSettings:
     max_onsets: int = 32
     anchors: int = 8  # latest onsets tried as phase anchors
     sigma: float = 0.030  # timing tolerance (s): player jitter plus onset error
-    coverage_power: float = 1.5
-    accent: float = 0.6  # weight of the durational accent (longer notes count more)
+    floor: float = 0.05  # support of an onset that fits no grid position
+    miss_cost: float = -0.7  # log cost of a grid beat with no onset
+    prior_weight: float = 0.15  # strength of the tempo preference, per onset
+    accent: float = 1.0  # weight of the durational accent (longer notes count more)
     recency: float = 4.0  # time constant (s) of the refinement's weights
     min_onsets: int = 4
     lock_confidence: float = 0.45
@@ -67,6 +74,9 @@ class BeatTracker(BeatClock):
     def __init__(self, settings: TrackerSettings | None = None, meter: Meter | str | None = None):
         self.settings = (settings or TrackerSettings()).check()
         self.meter = parse_meter(meter)
+        self.meter_given = meter is not None
+        kind = None if meter is None else ("compound" if self.meter.compound else "simple")
+        self._log_support = np.log(_SUPPORT[kind]).astype(np.float32)
         s = self.settings
         lo, hi = math.log(60.0 / s.max_bpm), math.log(60.0 / s.min_bpm)
         self._periods = np.exp(np.arange(lo, hi + 1e-9, math.log(1.01)))
@@ -141,9 +151,9 @@ class BeatTracker(BeatClock):
         x = ((t[None, None, :] - anchors) / P).astype(np.float32)  # (m, 2a, n) position in beats
         frac = x - np.floor(x)
         sig = np.minimum(s.sigma, P / 10.0)
-        d = np.abs(frac[..., None] - _POSITIONS.astype(np.float32))  # (m, 2a, n, 6)
+        d = np.abs(frac[..., None] - _POSITIONS.astype(np.float32))  # (m, 2a, n, positions)
         d = np.minimum(d, 1.0 - d) * (P / sig).astype(np.float32)[..., None]  # in sigmas
-        e = np.log(_SUPPORT).astype(np.float32) - 0.5 * d * d
+        e = self._log_support - 0.5 * d * d
         match = np.exp(e.max(axis=-1))  # (m, 2a, n): the best-supported position of each onset
         fit = (match * w).sum(axis=-1) / w.sum()
         # Coverage: the grid's beats between the first and last onset that have an onset.
@@ -154,8 +164,9 @@ class BeatTracker(BeatClock):
         covered = (on_beat & first).sum(axis=-1)
         span = np.floor(x[..., -1] + 0.5) - np.ceil(x[..., 0] - 0.5) + 1
         coverage = np.clip(covered / np.maximum(span, 1), 0.0, 1.0)
-        log_score = (np.log(np.maximum(fit, 1e-9)) + s.coverage_power * np.log(np.maximum(coverage, 1e-9))
-                     + self._log_prior[:, None])
+        # Evidence adds up over onsets: each onset's log support, each unplayed grid beat a cost.
+        evidence = (w * np.log(match + s.floor)).sum(axis=-1) + s.miss_cost * np.maximum(span - covered, 0)
+        log_score = evidence + s.prior_weight * n * self._log_prior[:, None]
         if self.locked and self.period is not None:
             log_score = log_score + self._continuity(anchors[..., 0], P[..., 0])
         i, j = np.unravel_index(int(np.argmax(log_score)), log_score.shape)
