@@ -92,7 +92,7 @@ class JackMidi:
         self._nu = self.time.ffi.new("uint64_t *")
         self._pu = self.time.ffi.new("float *")
         self.out = self.client.midi_outports.register(out) if out else None
-        self.inports = {self.client.midi_inports.register(n): cb for n, cb in (inputs or {}).items()}
+        self.inports = [(self.client.midi_inports.register(n), cb) for n, cb in (inputs or {}).items()]
         self._queue: deque[tuple[float, bytes]] = deque()  # (session time, data), in time order
         self._lock = threading.Lock()
         self._sounding: set[tuple[int, int]] = set()
@@ -145,7 +145,7 @@ class JackMidi:
         span = (u1 - u0) * 1e-6 or frames / self.client.samplerate
         t0 = u0 * 1e-6 + self.time.offset  # session time of this cycle's first frame
         self.cycle = (f0, t0, span, frames)
-        for port, cb in self.inports.items():
+        for port, cb in self.inports:
             for offset, data in port.incoming_midi_events():
                 cb(bytes(data), t0 + offset * span / frames)
         if self.out is None:
