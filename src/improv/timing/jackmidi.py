@@ -4,11 +4,12 @@ each message with the time of its frame.
 
 rtmidi's JACK backend writes what it is sent at frame 0 of the next cycle and stamps
 what it receives with the time its process callback ran, so both are off by up to
-one period (5.3 ms at 256 frames and 48 kHz). Here the process callback maps frames
-to time with ``jack_get_cycle_times`` (not wrapped by the JACK-Client package, so it
-is declared here through cffi) and JACK's clock (CLOCK_MONOTONIC_RAW on Linux) to the
-session clock (``time.perf_counter``, CLOCK_MONOTONIC) by an offset that is measured
-again every second.
+one period (5.3 ms at 256 frames and 48 kHz). Here the process callback maps frames to
+the session clock (``time.perf_counter`` minus ``origin``): the frame count in seconds
+plus an offset that follows the lower envelope of the callback's wake-up times. JACK's
+own ``jack_get_cycle_times`` was tried first: its DLL-smoothed times drift from the wall
+clock by up to seconds after the server stalls (any client joining the graph stalls the
+dummy driver for a few hundred ms), which put messages that far off.
 
 The process callback is Python (JACK-Client): it takes a lock, pops due messages and
 appends received ones; nothing else. It needs the ``JACK-Client`` package.
@@ -22,45 +23,6 @@ from collections import deque
 from collections.abc import Callable
 
 from ..errors import MidiError
-
-_CDEF = """
-int jack_get_cycle_times(void *client, uint32_t *current_frames, uint64_t *current_usecs,
-                         uint64_t *next_usecs, float *period_usecs);
-uint64_t jack_get_time(void);
-"""
-
-
-class _JackTime:
-    """JACK time (µs) <-> session seconds (perf_counter minus ``origin``)."""
-
-    def __init__(self, origin: float = 0.0):
-        import cffi
-
-        self.ffi = cffi.FFI()
-        self.ffi.cdef(_CDEF)
-        try:
-            self.lib = self.ffi.dlopen("libjack.so.0")
-        except OSError as e:
-            raise MidiError(f"libjack is not installed ({e}); install jackd2") from None
-        self.origin = origin
-        self.offset = 0.0  # session seconds = jack seconds + offset
-        self._last_cal = -1e9
-        self.calibrate()
-
-    def calibrate(self) -> None:
-        best = None
-        for _ in range(5):
-            a = time.perf_counter()
-            j = self.lib.jack_get_time() * 1e-6
-            b = time.perf_counter()
-            if best is None or b - a < best[0]:
-                best = (b - a, 0.5 * (a + b) - self.origin - j)
-        self.offset = best[1]
-        self._last_cal = time.perf_counter()
-
-    def maybe_calibrate(self) -> None:
-        if time.perf_counter() - self._last_cal > 1.0:
-            self.calibrate()
 
 
 class JackMidi:
@@ -85,12 +47,6 @@ class JackMidi:
             self.client = jack.Client(name, no_start_server=True)
         except jack.JackError as e:
             raise MidiError(f"no JACK server is running ({e}); start one (jackd -d dummy, or your JACK setup)") from None
-        self.time = _JackTime(origin)
-        self._ptr = self.time.ffi.cast("void *", int(jack._ffi.cast("uintptr_t", self.client._ptr)))
-        self._cf = self.time.ffi.new("uint32_t *")
-        self._cu = self.time.ffi.new("uint64_t *")
-        self._nu = self.time.ffi.new("uint64_t *")
-        self._pu = self.time.ffi.new("float *")
         self.out = self.client.midi_outports.register(out) if out else None
         self.inports = [(self.client.midi_inports.register(n), cb) for n, cb in (inputs or {}).items()]
         self._queue: deque[tuple[float, bytes]] = deque()  # (session time, data), in time order
@@ -100,6 +56,11 @@ class JackMidi:
         self.xruns = 0
         self.written: list[tuple[int, float, bytes]] = []  # (frame, planned time, data), for measurements
         self.keep_written = 0
+        self._rate = float(self.client.samplerate)
+        self._origin = origin
+        self._offset: float | None = None
+        self._last_f0 = 0
+        self._wraps = 0
         self.cycle = (0, 0.0, 1.0, 1)  # (first frame, its session time, seconds, frames) of the last cycle
         self.client.set_xrun_callback(self._on_xrun)
         self.client.set_process_callback(self._process)
@@ -114,7 +75,6 @@ class JackMidi:
         """Write ``data`` at the frame of session time ``t`` (now if ``t`` has passed)."""
         if self.out is None:
             return
-        self.time.maybe_calibrate()
         with self._lock:
             if self._queue and t < self._queue[-1][0]:
                 items = sorted([*self._queue, (t, bytes(data))], key=lambda x: x[0])
@@ -139,11 +99,23 @@ class JackMidi:
     # ---------------------------------------------------------------- JACK thread
 
     def _process(self, frames: int) -> None:
-        lib = self.time.lib
-        lib.jack_get_cycle_times(self._ptr, self._cf, self._cu, self._nu, self._pu)
-        f0, u0, u1 = self._cf[0], self._cu[0], self._nu[0]
-        span = (u1 - u0) * 1e-6 or frames / self.client.samplerate
-        t0 = u0 * 1e-6 + self.time.offset  # session time of this cycle's first frame
+        woke = time.perf_counter()
+        f0 = self.client.last_frame_time
+        if f0 < self._last_f0:
+            self._wraps += 1  # the 32-bit frame counter wrapped (every ~25 h at 48 kHz)
+        self._last_f0 = f0
+        span = frames / self._rate
+        base = (f0 + self._wraps * 2**32) / self._rate
+        # The session time of this cycle's first frame: the frame count in seconds plus an
+        # offset that follows the lower envelope of the callback's wake-up times (the
+        # callback never runs before its cycle starts). A jump of more than 5 ms is a stall
+        # of the server (a client joining the graph stalls the dummy driver): taken at once.
+        d = woke - self._origin - base
+        if self._offset is None or d < self._offset or d - self._offset > 0.005:
+            self._offset = d
+        else:
+            self._offset += 0.1 * (d - self._offset)
+        t0 = base + self._offset
         self.cycle = (f0, t0, span, frames)
         for port, cb in self.inports:
             for offset, data in port.incoming_midi_events():

@@ -31,6 +31,7 @@ from .meter import Meter, parse_meter
 # an onset there supports the hypothesis: the beat itself, then off-beats.
 # With no meter given, binary and ternary divisions are both expected; a meter tells which.
 _POSITIONS = np.array([0.0, 0.5, 1 / 3, 2 / 3, 0.25, 0.75, 1 / 6, 5 / 6])
+_BINS = 480  # resolution of the precomputed support tables (1/480 beat)
 _SUPPORT = {
     None: np.array([1.0, 0.55, 0.3, 0.3, 0.25, 0.25, 0.05, 0.05]),
     "simple": np.array([1.0, 0.55, 0.15, 0.15, 0.25, 0.25, 0.02, 0.02]),
@@ -80,9 +81,20 @@ class BeatTracker(BeatClock):
         s = self.settings
         lo, hi = math.log(60.0 / s.max_bpm), math.log(60.0 / s.min_bpm)
         self._periods = np.exp(np.arange(lo, hi + 1e-9, math.log(1.01)))
+        self._match_table, self._beat_table = self._tables()
         dev = np.log2(self._periods / (60.0 / s.prior_bpm))
         self._log_prior = -0.5 * (dev / s.prior_octaves) ** 2
         self.reset()
+
+    def _tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """Support of an onset at each of _BINS positions in the beat, per period (precomputed)."""
+        frac = (np.arange(_BINS) + 0.5) / _BINS
+        d = np.abs(frac[:, None] - _POSITIONS)
+        d = np.minimum(d, 1.0 - d)  # (bins, positions) in beats
+        sig = np.minimum(self.settings.sigma, self._periods / 10.0)
+        dz = d[None, :, :] * (self._periods / sig)[:, None, None]  # in sigmas
+        match = np.exp((self._log_support - 0.5 * dz * dz).max(axis=-1)).astype(np.float32)
+        return match, dz[..., 0] < 1.2
 
     def reset(self) -> None:
         self._onsets: list[float] = []
@@ -150,14 +162,12 @@ class BeatTracker(BeatClock):
             [np.zeros(a), np.full(a, 0.5)])[None, :, None] * P  # (m, 2a, 1): beat or off-beat on an onset
         x = ((t[None, None, :] - anchors) / P).astype(np.float32)  # (m, 2a, n) position in beats
         frac = x - np.floor(x)
-        sig = np.minimum(s.sigma, P / 10.0)
-        d = np.abs(frac[..., None] - _POSITIONS.astype(np.float32))  # (m, 2a, n, positions)
-        d = np.minimum(d, 1.0 - d) * (P / sig).astype(np.float32)[..., None]  # in sigmas
-        e = self._log_support - 0.5 * d * d
-        match = np.exp(e.max(axis=-1))  # (m, 2a, n): the best-supported position of each onset
+        bins = np.minimum((frac * _BINS).astype(np.intp), _BINS - 1)
+        rows = np.arange(len(self._periods))[:, None, None]
+        match = self._match_table[rows, bins]  # (m, 2a, n): the best-supported position of each onset
         fit = (match * w).sum(axis=-1) / w.sum()
         # Coverage: the grid's beats between the first and last onset that have an onset.
-        on_beat = d[..., 0] < 1.2
+        on_beat = self._beat_table[rows, bins]
         k = np.round(x)
         first = np.ones_like(on_beat)
         first[..., 1:] = ~(on_beat[..., :-1] & (k[..., :-1] == k[..., 1:]))
