@@ -141,6 +141,70 @@ def run_case(kind: str, seconds: float, capture_in: list, lock: threading.Lock, 
             "thread_lateness_ms": stats_ms(lateness), "late_writes": late, "xruns": xr}
 
 
+def clock_follow(in_kind: str, out_kind: str, beats: int, rate: int) -> dict:
+    """A JACK MIDI clock source at 120 BPM drives improv; a band note on every beat; the
+    error is the note's frame minus the clock's beat frame (the tick grid, continued)."""
+    from jackutil import JackMidiCapture, JackMidiSource
+
+    from improv.midi import MidiIn, MidiOut
+    from improv.timing import MidiClockIn
+
+    follower = MidiClockIn()
+    holders = []
+    if in_kind == "jack":
+        jin = JackMidi(f"follow-in-{in_kind}{out_kind}", out=None,
+                       inputs={"clock": lambda d, t: follower.feed(d[0], t)})
+        in_port = jin.in_name("clock")
+        holders.append(jin)
+    else:
+        rin = MidiIn(lambda msg, _d: follower.on_message(msg, time.perf_counter()), api="jack",
+                     client=f"follow-in-{in_kind}{out_kind}", virtual_name="clock")
+        in_port = f"follow-in-{in_kind}{out_kind}:clock"
+    if out_kind == "jack":
+        sink = JackMidi(f"follow-out-{in_kind}{out_kind}")
+        out_port = sink.out_name
+    else:
+        sink = MidiOut(api="jack", client=f"follow-out-{in_kind}{out_kind}", virtual_name="out")
+        out_port = f"follow-out-{in_kind}{out_kind}:out"
+    capture = JackMidiCapture(f"follow-cap-{in_kind}{out_kind}")
+    tick = rate * 0.5 / 24
+    script = [(2048 - 64, bytes([0xFA]))] + [(2048 + round(i * tick), bytes([0xF8])) for i in range(24 * beats)]
+    script.append((2048 + round(24 * beats * tick), bytes([0xFC])))
+    source = JackMidiSource(script, f"clock-src-{in_kind}{out_kind}")
+    source.connect_to(in_port)
+    capture.connect_from(out_port)
+    sched = Scheduler(sink).start()
+    planned: set[int] = set()
+    source.start()
+    end = time.perf_counter() + beats * 0.5 + 2.0
+    while time.perf_counter() < end and not source.done.is_set():
+        now = time.perf_counter()
+        if follower.state(now).locked:
+            b = int(follower.beat_at(now)) + 1
+            while (t := follower.time_of(b)) is not None and t < now + 0.15:
+                if b not in planned and t > now + 0.004:
+                    planned.add(b)
+                    sched.schedule(t, [0x91, 50, 100])
+                    sched.schedule(t + 0.1, [0x81, 50, 0])
+                b += 1
+        time.sleep(0.01)
+    time.sleep(0.3)
+    sched.stop()
+    time.sleep(0.05)
+    ons = [f for f, d in capture.snapshot() if len(d) == 3 and d[0] == 0x91 and d[2] > 0]
+    first = source.start_frame + 2048
+    spacing = 24 * tick
+    errs = [1000.0 * (f - (first + round((f - first) / spacing) * spacing)) / rate for f in ons]
+    for h in (capture, source):
+        h.close()
+    sink.close()
+    if in_kind == "jack":
+        jin.close()
+    else:
+        rin.close()
+    return {"in": in_kind, "out": out_kind, "notes": len(ons), "error_ms": stats_ms(errs)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -203,6 +267,11 @@ def main(argv=None) -> int:
             print("clock_out", json.dumps(results["clock_out"]), flush=True)
             sink.close()
             helper.close()
+            results["clock_follow"] = []
+            for ik, ok in (("jack", "jack"), ("rtmidi", "jack"), ("rtmidi", "rtmidi")):
+                r = clock_follow(ik, ok, beats=max(8, int(args.seconds)), rate=server.rate)
+                results["clock_follow"].append(r)
+                print("clock_follow", json.dumps(r), flush=True)
             stop.set()
             if loader is not None:
                 loader.join(5)
@@ -212,7 +281,7 @@ def main(argv=None) -> int:
         results["load_after"] = os.getloadavg()
     finally:
         server.stop()
-    print(json.dumps({k: v for k, v in results.items() if k not in ("rtmidi", "jack", "clock_out")}))
+    print(json.dumps({k: v for k, v in results.items() if k not in ("rtmidi", "jack", "clock_out", "clock_follow")}))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

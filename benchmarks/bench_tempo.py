@@ -75,6 +75,8 @@ def score(piece: Piece, sim: dict) -> dict:
     est = sim["beats"]
     est = est[(est >= ref[0] - 0.07) & (est <= ref[-1] + 0.07)]
     f = float(mir_eval.beat.f_measure(ref, est, f_measure_threshold=0.07)) if len(est) else 0.0
+    f_any = max([f] + [float(mir_eval.beat.f_measure(r, est, f_measure_threshold=0.07)) if len(est) else 0.0
+                       for r in _other_levels(ref)])
     log = sim["tempo_log"]
     times = np.array([x[0] for x in log])
 
@@ -94,10 +96,22 @@ def score(piece: Piece, sim: dict) -> dict:
         if bpm is not None and min(abs(bpm * r / true_bpm - 1) for r in (0.5, 1, 2, 2 / 3, 1.5, 1 / 3, 3)) <= 0.04:
             octave_ok += 1
     return {"name": piece.name, "meter": piece.meter, "bpm": round(true_bpm, 2), "f": round(f, 4),
+            "f_any_level": round(f_any, 4),
             "tempo_at_4": None if at4 is None else round(at4, 2),
             "err_at_4": None if err4 is None else round(err4, 4),
             "tempo_ok_share": round(ok_beats / len(ref), 4), "tempo_ok_any_level_share": round(octave_ok / len(ref), 4),
             "locked_at_4": at4 is not None}
+
+
+def _other_levels(ref: np.ndarray) -> list[np.ndarray]:
+    """The reference beats at double and triple rate, and at half rate (both phases):
+    for the 'any metrical level' F-measure, which forgives choosing another level."""
+    out = []
+    for k in (2, 3):
+        fine = np.concatenate([ref[:-1, None] + np.diff(ref)[:, None] * np.arange(k)[None, :] / k]).ravel()
+        out.append(np.append(fine, ref[-1]))
+    out += [ref[0::2], ref[1::2]]
+    return out
 
 
 def listener_arrivals(piece: Piece, tracker: str = "yin") -> list[tuple[float, float, int]]:
@@ -124,6 +138,7 @@ def summarize(rows: list[dict]) -> dict:
     within = np.array([e is not None and e <= 0.04 for e in errs])
     return {"pieces": len(rows), "f_mean": round(float(f.mean()), 4), "f_median": round(float(np.median(f)), 4),
             "f_p10": round(float(np.percentile(f, 10)), 4), "share_f_ge_0.80": round(float((f >= 0.8).mean()), 4),
+            "f_any_level_mean": round(float(np.mean([r["f_any_level"] for r in rows])), 4),
             "tempo_within_4pct_at_beat4": round(float(within.mean()), 4),
             "locked_at_beat4": round(float(np.mean([r["locked_at_4"] for r in rows])), 4),
             "tempo_ok_share_mean": round(float(np.mean([r["tempo_ok_share"] for r in rows])), 4),
