@@ -48,18 +48,20 @@ class TrackerSettings:
     window: float = 8.0  # seconds of onsets kept
     max_onsets: int = 32
     anchors: int = 8  # latest onsets tried as phase anchors
-    sigma: float = 0.030  # timing tolerance (s): player jitter plus onset error
+    sigma: float = 0.040  # timing tolerance (s): player jitter plus onset error
+    tolerance: float = 0.035  # an onset this close to a grid position counts as on it (confidence)
     floor: float = 0.05  # support of an onset that fits no grid position
     miss_cost: float = -0.7  # log cost of a grid beat with no onset
-    prior_weight: float = 0.15  # strength of the tempo preference, per onset
-    accent: float = 1.0  # weight of the durational accent (longer notes count more)
+    prior_weight: float = 0.3  # strength of the tempo preference, per onset
+    accent: float = 1.5  # weight of the durational accent (longer notes count more)
     recency: float = 4.0  # time constant (s) of the refinement's weights
     min_onsets: int = 4
-    lock_confidence: float = 0.45
-    unlock_confidence: float = 0.25
+    lock_confidence: float = 0.5
+    unlock_confidence: float = 0.3
+    unknown_meter_margin: float = 0.1  # added to both with no meter given (more positions fit by chance)
     hold_beats: float = 8.0  # beats without an onset before going free
     stickiness: float = 0.06  # once locked, tempo changes beyond this (fraction) are discouraged
-    switch_penalty: float = 0.6  # score factor for a grid unlike the current one
+    switch_penalty: float = 0.2  # score factor for a grid unlike the current one
 
     def check(self) -> "TrackerSettings":
         if not (20.0 <= self.min_bpm < self.max_bpm <= 400.0):
@@ -78,6 +80,10 @@ class BeatTracker(BeatClock):
         self.meter_given = meter is not None
         kind = None if meter is None else ("compound" if self.meter.compound else "simple")
         self._log_support = np.log(_SUPPORT[kind]).astype(np.float32)
+        self._main = {None: np.array([0.0, 0.5, 1 / 3, 2 / 3]), "simple": np.array([0.0, 0.5]),
+                      "compound": np.array([0.0, 1 / 3, 2 / 3])}[kind]
+        self._fine = {None: np.array([0.25, 0.75, 1 / 6, 5 / 6]), "simple": np.array([0.25, 0.75]),
+                      "compound": np.array([1 / 6, 0.5, 5 / 6])}[kind]
         s = self.settings
         lo, hi = math.log(60.0 / s.max_bpm), math.log(60.0 / s.min_bpm)
         self._periods = np.exp(np.arange(lo, hi + 1e-9, math.log(1.01)))
@@ -183,12 +189,13 @@ class BeatTracker(BeatClock):
         period = float(self._periods[i])
         phi = float(anchors[i, j, 0])
         period, phi, used = self._refine(t, w, period, phi, now)
-        conf = float(fit[i, j] * coverage[i, j]) * (1.0 - math.exp(-used / 3.0))
+        conf = self._confidence(t, w, period, phi) * (1.0 - math.exp(-used / 3.0))
         self.confidence = conf
         self._adopt(period, phi, now)
-        if not self.locked and conf >= s.lock_confidence and n >= s.min_onsets:
+        margin = 0.0 if self.meter_given else s.unknown_meter_margin
+        if not self.locked and conf >= s.lock_confidence + margin and n >= s.min_onsets:
             self._set_locked(True, "")
-        elif self.locked and conf < s.unlock_confidence:
+        elif self.locked and conf < s.unlock_confidence + margin:
             self._set_locked(False, "the playing is loose: free mode")
 
     def _continuity(self, anchors: np.ndarray, periods: np.ndarray) -> np.ndarray:
@@ -201,6 +208,25 @@ class BeatTracker(BeatClock):
         ph = np.abs(x - np.round(x)) * cur
         phase_term = np.maximum(-0.5 * (ph / (2 * s.sigma)) ** 2, math.log(s.switch_penalty))
         return tempo_term + phase_term
+
+    def _confidence(self, t: np.ndarray, w: np.ndarray, period: float, phi: float) -> float:
+        """How metrical the playing is under the grid: the (weighted) share of onsets close
+        to a beat or its main division (half, or thirds), quarter divisions counting half, times
+        the share of the grid's beats that were played. Loose playing scores low on both."""
+        tol = min(self.settings.tolerance, period / 8.0)
+        x = (t - phi) / period
+        frac = x - np.floor(x)
+        d_main = np.abs(frac[:, None] - self._main)
+        d_main = np.minimum(d_main, 1.0 - d_main).min(axis=1) * period
+        d_fine = np.abs(frac[:, None] - self._fine)
+        d_fine = np.minimum(d_fine, 1.0 - d_fine).min(axis=1) * period
+        score = np.where(d_main < tol, 1.0, np.where(d_fine < tol, 0.5, 0.0))
+        share = float((score * w).sum() / w.sum())
+        k = np.round(x)
+        on_beat = np.abs(x - k) * period < tol
+        played = len(np.unique(k[on_beat]))
+        span = int(k[-1] - k[0]) + 1
+        return share * min(1.0, played / max(span, 1))
 
     def _refine(self, t: np.ndarray, w: np.ndarray, period: float, phi: float,
                 now: float) -> tuple[float, float, int]:
