@@ -289,3 +289,23 @@ def test_bad_output_latency():
         Scheduler(ListSink(), output_latency_ms=-5)
     with pytest.raises(ConfigError):
         Scheduler(ListSink(), output_latency_ms=5000)
+
+
+# ---------------------------------------------------------------- Ableton Link (optional)
+
+
+def test_link_clock_local_timeline():
+    pytest.importorskip("link", reason="LinkPython-extern is not installed (pip install LinkPython-extern)")
+    from improv.timing import LinkClock
+
+    c = LinkClock(100.0, meter="4/4", enabled=False)  # no network: a local Link timeline
+    try:
+        now = time.perf_counter()
+        b = c.beat_at(now)
+        assert c.time_of(b + 1.0) - now == pytest.approx(0.6, abs=0.001)
+        c.set_tempo(150.0, now)
+        assert c.bpm == pytest.approx(150.0)
+        assert c.beat_at(now) == pytest.approx(b, abs=0.01)  # the beat stays put at a tempo change
+        assert c.state(now).locked
+    finally:
+        c.close()

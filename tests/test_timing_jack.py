@@ -149,3 +149,45 @@ def test_tap_tempo_from_foot_switch_messages(jack_server):
     assert len(taps) == 6
     # rtmidi stamps on JACK's cycle: each tap is up to one period late, so +-2 % is the tolerance
     assert tap.bpm == pytest.approx(96, rel=0.02)
+
+
+def test_improv_clock_command_drives_gear_at_24_ppqn(jack_server):
+    """`improv clock --jack --tempo 150`: Start, then ticks 16.67 ms apart to the frame."""
+    from improv.cli import main
+
+    capture = JackMidiCapture("gear")
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault(
+        "rc", main(["clock", "--jack", "--tempo", "150", "--seconds", "2.0"])))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if "improv-clock:out" in [p.name for p in capture.client.get_ports()]:
+                break
+            time.sleep(0.01)
+        capture.connect_from("improv-clock:out")
+        thread.join(10)
+    finally:
+        events = capture.snapshot()
+        capture.close()
+    assert result.get("rc") == 0
+    kinds = [d[0] for _, d in events if len(d) == 1]
+    ticks = [f for f, d in events if d == bytes([0xF8])]
+    assert 0xFA in kinds and kinds[-1] == 0xFC, "Start and Stop must be sent"
+    assert len(ticks) > 40
+    gaps_ms = [1000.0 * (b - a) / jack_server.rate for a, b in zip(ticks, ticks[1:])]
+    assert all(abs(g - 60000 / 150 / 24) < 0.1 for g in gaps_ms), (min(gaps_ms), max(gaps_ms))
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["clock", "--meter", "7/8"], "unknown meter"),
+    (["clock", "--tempo", "0"], "BPM"),
+    (["clock", "--output-latency-ms", "-3"], "output-latency"),
+])
+def test_bad_clock_options_are_one_line_errors(jack_server, argv, words, capsys):
+    from improv.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1

@@ -187,6 +187,7 @@ class MidiClockOut:
         self._tick = 0  # next tick index, counted from the start beat
         self._start_beat = 0.0
         self.sent_ticks = 0
+        self._last_sent = float("-inf")
 
     @property
     def ticks_per_beat(self) -> float:
@@ -195,9 +196,7 @@ class MidiClockOut:
     def pump(self, now: float) -> None:
         st = self.clock.state(now)
         if not st.locked:
-            if self.running:
-                self.schedule(now, bytes([STOP]))
-                self.running = False
+            self.stop(now)
             return
         if not self.running:
             b = self.clock.beat_at(now)
@@ -215,11 +214,13 @@ class MidiClockOut:
             if t >= now - 0.002:  # a tick the clock moved into the past is skipped, not sent late
                 self.schedule(t, bytes([TICK]))
                 self.sent_ticks += 1
+                self._last_sent = t
             self._tick += 1
 
     def stop(self, now: float) -> None:
+        """Send Stop, after the ticks already planned (they cannot be called back)."""
         if self.running:
-            self.schedule(now, bytes([STOP]))
+            self.schedule(max(now, self._last_sent + 0.001), bytes([STOP]))
             self.running = False
 
     def run(self, now: Callable[[], float], stop: threading.Event, interval: float = 0.01) -> None:
