@@ -309,3 +309,15 @@ def test_link_clock_local_timeline():
         assert c.state(now).locked
     finally:
         c.close()
+
+
+def test_song_position_jump_while_running_refits_at_the_new_place():
+    c = MidiClockIn()
+    c.feed(START, 0.0)
+    for t in _clock_ticks(0.0, 120, 48):
+        c.feed(TICK, t)
+    c.feed(SONG_POSITION, 1.0, value=64)  # the DAW jumped to bar 5 (sixteenth 64 = beat 16)
+    assert c.jumps == 1 and not c.state(1.0).locked  # no grid until ticks come from the new place
+    for t in _clock_ticks(1.0, 120, 24):
+        c.feed(TICK, t)
+    assert c.state(1.5).locked and c.beat_at(1.0) == pytest.approx(16.0, abs=0.01)

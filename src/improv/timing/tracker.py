@@ -3,13 +3,15 @@
 The tracker keeps the onsets of the last few seconds. Each new onset re-scores a set
 of beat-grid hypotheses — every period on a 1 % log grid between ``min_bpm`` and
 ``max_bpm``, each with the phases that put a beat (or an off-beat) on one of the
-recent onsets — by how well the onsets sit on the grid's beats (or, with less weight,
-on its half, third and quarter beats), how many of the grid's beats are actually
-played, a preference for moderate tempos, and, once locked, continuity with the
-current grid. The best one is refined by a recency-weighted least-squares fit of
-the onsets to their grid positions.
+latest onsets. A hypothesis's score adds up evidence: each onset's log support (1 on
+a beat, less on the half, third and quarter beats, which of them depending on the
+meter, a floor off the grid; long notes weigh more), a cost for each beat of the
+grid that was not played, a preference for moderate tempos, and, once locked, a cost
+for leaving the current tempo and phase. The best one is refined by a
+recency-weighted least-squares fit of the onsets to their grid positions.
 
-``confidence`` (0..1) combines fit and coverage; the tracker locks when it is high
+``confidence`` (0..1) is the share of onsets on the grid's beats and main divisions
+times the share of its beats that were played; the tracker locks when it is high
 enough with enough onsets, and goes back to free mode when the playing gets loose
 (confidence drops) or stops for ``hold_beats`` beats. The tracker is a
 :class:`~improv.timing.clock.BeatClock`; beat numbers stay continuous when the grid
@@ -171,15 +173,13 @@ class BeatTracker(BeatClock):
         bins = np.minimum((frac * _BINS).astype(np.intp), _BINS - 1)
         rows = np.arange(len(self._periods))[:, None, None]
         match = self._match_table[rows, bins]  # (m, 2a, n): the best-supported position of each onset
-        fit = (match * w).sum(axis=-1) / w.sum()
-        # Coverage: the grid's beats between the first and last onset that have an onset.
+        # The grid's beats between the first and last onset, and how many of them were played.
         on_beat = self._beat_table[rows, bins]
         k = np.round(x)
         first = np.ones_like(on_beat)
         first[..., 1:] = ~(on_beat[..., :-1] & (k[..., :-1] == k[..., 1:]))
         covered = (on_beat & first).sum(axis=-1)
         span = np.floor(x[..., -1] + 0.5) - np.ceil(x[..., 0] - 0.5) + 1
-        coverage = np.clip(covered / np.maximum(span, 1), 0.0, 1.0)
         # Evidence adds up over onsets: each onset's log support, each unplayed grid beat a cost.
         evidence = (w * np.log(match + s.floor)).sum(axis=-1) + s.miss_cost * np.maximum(span - covered, 0)
         log_score = evidence + s.prior_weight * n * self._log_prior[:, None]
@@ -253,7 +253,6 @@ class BeatTracker(BeatClock):
     def _adopt(self, period: float, phi: float, now: float) -> None:
         """Take a new grid, numbering its beats to continue the current count."""
         if self.period is None:
-            self._offset = 0.0 if now <= phi else float(math.floor((now - phi) / period))
             # beat 0 is the first grid beat at or before the first onset
             first = self._onsets[0]
             k0 = math.floor((first - phi) / period + 0.25)
