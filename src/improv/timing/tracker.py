@@ -45,7 +45,7 @@ _SUPPORT = {
 class TrackerSettings:
     min_bpm: float = 50.0
     max_bpm: float = 200.0
-    prior_bpm: float = 105.0  # centre of the preference for moderate tempos
+    prior_bpm: float = 90.0  # centre of the preference for moderate tempos
     prior_octaves: float = 0.9  # its width (standard deviation in octaves)
     window: float = 8.0  # seconds of onsets kept
     max_onsets: int = 32
@@ -54,7 +54,7 @@ class TrackerSettings:
     tolerance: float = 0.035  # an onset this close to a grid position counts as on it (confidence)
     floor: float = 0.05  # support of an onset that fits no grid position
     miss_cost: float = -0.7  # log cost of a grid beat with no onset
-    prior_weight: float = 0.3  # strength of the tempo preference, per onset
+    prior_weight: float = 0.6  # strength of the tempo preference, per onset
     accent: float = 1.5  # weight of the durational accent (longer notes count more)
     recency: float = 4.0  # time constant (s) of the refinement's weights
     min_onsets: int = 4
