@@ -141,7 +141,7 @@ def run_case(kind: str, seconds: float, capture_in: list, lock: threading.Lock, 
             "thread_lateness_ms": stats_ms(lateness), "late_writes": late, "xruns": xr}
 
 
-def clock_follow(in_kind: str, out_kind: str, beats: int, rate: int) -> dict:
+def clock_follow(in_kind: str, out_kind: str, beats: int, rate: int, arrival_offset: float = 0.0) -> dict:
     """A JACK MIDI clock source at 120 BPM drives improv; a band note on every beat; the
     error is the note's frame minus the clock's beat frame (the tick grid, continued)."""
     from jackutil import JackMidiCapture, JackMidiSource
@@ -149,7 +149,7 @@ def clock_follow(in_kind: str, out_kind: str, beats: int, rate: int) -> dict:
     from improv.midi import MidiIn, MidiOut
     from improv.timing import MidiClockIn
 
-    follower = MidiClockIn()
+    follower = MidiClockIn(arrival_offset=arrival_offset)
     holders = []
     if in_kind == "jack":
         jin = JackMidi(f"follow-in-{in_kind}{out_kind}", out=None,
@@ -202,7 +202,8 @@ def clock_follow(in_kind: str, out_kind: str, beats: int, rate: int) -> dict:
         jin.close()
     else:
         rin.close()
-    return {"in": in_kind, "out": out_kind, "notes": len(ons), "error_ms": stats_ms(errs)}
+    return {"in": in_kind, "out": out_kind, "arrival_offset_ms": round(1000 * arrival_offset, 3),
+            "notes": len(ons), "error_ms": stats_ms(errs)}
 
 
 def main(argv=None) -> int:
@@ -268,8 +269,10 @@ def main(argv=None) -> int:
             sink.close()
             helper.close()
             results["clock_follow"] = []
-            for ik, ok in (("jack", "jack"), ("rtmidi", "jack"), ("rtmidi", "rtmidi")):
-                r = clock_follow(ik, ok, beats=max(8, int(args.seconds)), rate=server.rate)
+            half_period = server.period / server.rate / 2
+            for ik, ok, off in (("jack", "jack", 0.0), ("rtmidi", "jack", 0.0), ("rtmidi", "jack", half_period),
+                                ("rtmidi", "rtmidi", 0.0)):
+                r = clock_follow(ik, ok, beats=max(8, int(args.seconds)), rate=server.rate, arrival_offset=off)
                 results["clock_follow"].append(r)
                 print("clock_follow", json.dumps(r), flush=True)
             stop.set()

@@ -321,3 +321,31 @@ def test_song_position_jump_while_running_refits_at_the_new_place():
     for t in _clock_ticks(1.0, 120, 24):
         c.feed(TICK, t)
     assert c.state(1.5).locked and c.beat_at(1.0) == pytest.approx(16.0, abs=0.01)
+
+
+class TimedSink:
+    """A sink that takes messages ahead of time, like the JACK client."""
+
+    timed = True
+
+    def __init__(self):
+        self.got: list[tuple[float, bytes]] = []
+
+    def send_at(self, t, data):
+        self.got.append((t, bytes(data)))
+
+    def panic(self):
+        pass
+
+
+def test_clear_with_a_timed_sink_ends_notes_after_they_start():
+    sink = TimedSink()
+    with Scheduler(sink, lead=0.2) as s:
+        t0 = time.perf_counter() + 0.1  # handed over at once (lead 200 ms)
+        s.schedule(t0, [0x91, 40, 100], tag="bass")
+        s.schedule(t0 + 1.0, [0x81, 40, 0], tag="bass")
+        time.sleep(0.02)
+        s.clear("bass")
+        ons = [t for t, d in sink.got if d == bytes([0x91, 40, 100])]
+        offs = [t for t, d in sink.got if d == bytes([0x81, 40, 0])]
+        assert ons and offs and offs[0] > ons[0], "the note-off must come after the note it ends"

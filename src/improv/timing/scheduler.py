@@ -86,7 +86,8 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._switch = switch_interval
         self._old_switch: float | None = None
-        self._sounding: dict[tuple[int, int], str | None] = {}  # (channel, note) -> tag, of sent notes
+        # (channel, note) of the notes sent and not yet ended -> (tag, time they were sent for)
+        self._sounding: dict[tuple[int, int], tuple[str | None, float]] = {}
 
     # ------------------------------------------------------------- control
 
@@ -136,18 +137,23 @@ class Scheduler:
             return sum(1 for it in self._heap if tag is None or it.tag == tag)
 
     def clear(self, tag: str | None = None) -> None:
-        """Drop pending messages (of ``tag``, or all) and end their sounding notes."""
+        """Drop pending messages (of ``tag``, or all) and end their sounding notes.
+
+        With a timed sink, messages already handed over (``lead`` seconds ahead) still
+        play; their notes are ended just after them, so none is left hanging.
+        """
         with self._cond:
             if tag is None:
                 self._heap = []
             else:
                 self._heap = [it for it in self._heap if it.tag != tag]
                 heapq.heapify(self._heap)
-            ending = [k for k, v in self._sounding.items() if tag is None or v == tag]
-            for k in ending:
+            ending = [(k, at) for k, (tg, at) in self._sounding.items() if tag is None or tg == tag]
+            for k, _ in ending:
                 del self._sounding[k]
-        for ch, note in ending:
-            self._send_now(bytes([0x80 | ch, note, 0]))
+        now = self.now()
+        for (ch, note), at in ending:
+            self._send_now(bytes([0x80 | ch, note, 0]), max(now, at + 0.001))
 
     def panic(self) -> None:
         """Drop everything pending; note-offs for sounding notes, then the sink's all-notes-off."""
@@ -186,7 +192,7 @@ class Scheduler:
         status = data[0] & 0xF0 if data else 0
         if status == 0x90 and len(data) == 3 and data[2] > 0:
             with self._cond:
-                self._sounding[(data[0] & 0x0F, data[1])] = item.tag
+                self._sounding[(data[0] & 0x0F, data[1])] = (item.tag, item.planned - self.latency)
         elif status in (0x80, 0x90) and len(data) == 3:
             with self._cond:
                 self._sounding.pop((data[0] & 0x0F, data[1]), None)
@@ -197,9 +203,9 @@ class Scheduler:
         if len(self.records) < self.keep_records:
             self.records.append(SendRecord(item.planned, item.due, self.now(), data))
 
-    def _send_now(self, data: bytes) -> None:
+    def _send_now(self, data: bytes, at: float | None = None) -> None:
         if self.timed:
-            self.sink.send_at(self.now(), data)
+            self.sink.send_at(self.now() if at is None else at, data)
         else:
             self.sink.send(mido.Message.from_bytes(data))
 
