@@ -349,3 +349,15 @@ def test_clear_with_a_timed_sink_ends_notes_after_they_start():
         ons = [t for t, d in sink.got if d == bytes([0x91, 40, 100])]
         offs = [t for t, d in sink.got if d == bytes([0x81, 40, 0])]
         assert ons and offs and offs[0] > ons[0], "the note-off must come after the note it ends"
+
+
+def test_jack_client_without_a_server_is_a_midi_error(monkeypatch):
+    pytest.importorskip("jack", reason="JACK-Client is not installed")
+    from improv.errors import MidiError
+    from improv.timing.jackmidi import JackMidi
+
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "improv-no-such-server")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    with pytest.raises(MidiError) as e:
+        JackMidi("nobody")
+    assert "JACK" in str(e.value) and "\n" not in str(e.value)
