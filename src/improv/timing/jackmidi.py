@@ -108,8 +108,10 @@ class JackMidi:
         base = (f0 + self._wraps * 2**32) / self._rate
         # The session time of this cycle's first frame: the frame count in seconds plus an
         # offset that follows the lower envelope of the callback's wake-up times (the
-        # callback never runs before its cycle starts). A jump of more than 5 ms is a stall
-        # of the server (a client joining the graph stalls the dummy driver): taken at once.
+        # callback never runs before its cycle starts): down at once, up by a tenth of the
+        # gap each cycle, since under load the dummy driver's frame count slips behind the
+        # wall clock a little at every late cycle. A jump of more than 5 ms is a stall of
+        # the server (a client joining the graph stalls the dummy driver): taken at once.
         d = woke - self._origin - base
         if self._offset is None or d < self._offset or d - self._offset > 0.005:
             self._offset = d
