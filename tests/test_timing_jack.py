@@ -65,7 +65,7 @@ def _run_band_on_clock(jack_server, beats: int, stop_after: int | None = None):
     source = JackMidiSource(script, "clock-source")
     sched = Scheduler(improv).start()
     band = Band(follower, sched)
-    thread = threading.Thread(target=band.run)
+    thread = threading.Thread(target=band.run, daemon=True)
     try:
         source.connect_to(improv.in_name("clock"))
         capture.connect_from(improv.out_name)
@@ -158,7 +158,7 @@ def test_improv_clock_command_drives_gear_at_24_ppqn(jack_server):
     capture = JackMidiCapture("gear")
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault(
-        "rc", main(["clock", "--jack", "--tempo", "150", "--seconds", "2.0"])))
+        "rc", main(["clock", "--jack", "--tempo", "150", "--seconds", "2.0"])), daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 5
