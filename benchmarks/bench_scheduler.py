@@ -152,8 +152,9 @@ def clock_follow(in_kind: str, out_kind: str, beats: int, rate: int, arrival_off
     follower = MidiClockIn(arrival_offset=arrival_offset)
     holders = []
     if in_kind == "jack":
-        jin = JackMidi(f"follow-in-{in_kind}{out_kind}", out=None,
-                       inputs={"clock": lambda d, t: follower.feed(d[0], t)})
+        jin = JackMidi(f"follow-in-{in_kind}{out_kind}", out=None, inputs={"clock": follower.feed_bytes},
+                       frame_stamps=True)
+        follower.follow_frames(jin.frame_offset)
         in_port = jin.in_name("clock")
         holders.append(jin)
     else:

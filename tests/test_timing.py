@@ -361,3 +361,17 @@ def test_jack_client_without_a_server_is_a_midi_error(monkeypatch):
     with pytest.raises(MidiError) as e:
         JackMidi("nobody")
     assert "JACK" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_frame_stamped_clock_follows_the_frame_clock_offset():
+    offset = [10.0]
+    c = MidiClockIn()
+    c.follow_frames(lambda: offset[0])
+    c.feed_bytes(bytes([START]), 0.0)
+    for t in _clock_ticks(0.0, 120, 48):
+        c.feed_bytes(bytes([TICK]), t)
+    assert c.time_of(2.0) == pytest.approx(11.0)
+    offset[0] = 10.03  # the server stalled 30 ms: the frame clock slipped against session time
+    assert c.time_of(2.0) == pytest.approx(11.03)
+    c.feed_bytes(bytes([SONG_POSITION, 0x10, 0x00]), 2.0)  # SPP 16 sixteenths = beat 4
+    assert c._next_pos == 96

@@ -29,15 +29,22 @@ class JackMidi:
     """One JACK client: MIDI out ``out`` (timed sink for the Scheduler) and MIDI ins.
 
     ``inputs`` maps an input port name to ``callback(data: bytes, t: float)`` called in
-    JACK's thread with the session time of the message's frame: keep it short (the
-    :meth:`MidiClockIn.feed` of a clock is). ``connect_out``/``connect_in`` wire ports
+    JACK's thread with the session time of the message's frame (with ``frame_stamps``:
+    the frame in seconds, to which :meth:`frame_offset` adds the session time): keep it
+    short (:meth:`MidiClockIn.feed_bytes` is). For a MIDI clock::
+
+        follower = MidiClockIn()
+        jm = JackMidi(inputs={"clock": follower.feed_bytes}, frame_stamps=True)
+        follower.follow_frames(jm.frame_offset)
+ ``connect_out``/``connect_in`` wire ports
     by full name (``jack_lsp`` lists them).
     """
 
     timed = True
 
     def __init__(self, name: str = "improv-timing", out: str | None = "out",
-                 inputs: dict[str, Callable[[bytes, float], None]] | None = None, origin: float = 0.0):
+                 inputs: dict[str, Callable[[bytes, float], None]] | None = None, origin: float = 0.0,
+                 frame_stamps: bool = False):
         try:
             import jack
         except ImportError:
@@ -59,6 +66,8 @@ class JackMidi:
         self._rate = float(self.client.samplerate)
         self._origin = origin
         self._offset: float | None = None
+        self.frame_stamps = frame_stamps
+        self._high: list[float] = []
         self._last_f0 = 0
         self._wraps = 0
         self.cycle = (0, 0.0, 1.0, 1)  # (first frame, its session time, seconds, frames) of the last cycle
@@ -109,19 +118,27 @@ class JackMidi:
         # The session time of this cycle's first frame: the frame count in seconds plus an
         # offset that follows the lower envelope of the callback's wake-up times (the
         # callback never runs before its cycle starts): down at once, up by a tenth of the
-        # gap each cycle, since under load the dummy driver's frame count slips behind the
-        # wall clock a little at every late cycle. A jump of more than 5 ms is a stall of
-        # the server (a client joining the graph stalls the dummy driver): taken at once.
+        # gap (at most 0.5 ms) each cycle, since under load the dummy driver's frame count
+        # slips behind the wall clock a little at every late cycle. Wake-ups more than 5 ms
+        # late three cycles running are a stall of the server (a client joining the graph
+        # stalls the dummy driver): the offset jumps to the smallest of them. A single very
+        # late wake-up is only a late wake-up.
         d = woke - self._origin - base
-        if self._offset is None or d < self._offset or d - self._offset > 0.005:
-            self._offset = d
+        if self._offset is None or d < self._offset:
+            self._offset, self._high = d, []
+        elif d - self._offset > 0.005:
+            self._high.append(d)
+            if len(self._high) >= 3:
+                self._offset, self._high = min(self._high), []
         else:
-            self._offset += 0.1 * (d - self._offset)
+            self._high = []
+            self._offset += min(0.1 * (d - self._offset), 0.0005)
         t0 = base + self._offset
         self.cycle = (f0, t0, span, frames)
+        stamp0 = base if self.frame_stamps else t0
         for port, cb in self.inports:
             for offset, data in port.incoming_midi_events():
-                cb(bytes(data), t0 + offset * span / frames)
+                cb(bytes(data), stamp0 + offset * span / frames)
         if self.out is None:
             return
         self.out.clear_buffer()
@@ -149,6 +166,10 @@ class JackMidi:
                     self._sounding.discard((data[0] & 0x0F, data[1]))
                 if len(self.written) < self.keep_written:
                     self.written.append((f0 + off, t, data))
+
+    def frame_offset(self) -> float:
+        """Session time minus frame-clock seconds, now (for ``frame_stamps`` inputs)."""
+        return self._offset or 0.0
 
     # ---------------------------------------------------------------- wiring
 

@@ -30,6 +30,10 @@ TICK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 _NAMES = {"clock": TICK, "start": START, "continue": CONTINUE, "stop": STOP, "songpos": SONG_POSITION}
 
 
+def _zero() -> float:
+    return 0.0
+
+
 class MidiClockIn(BeatClock):
     """Follows incoming MIDI clock. Beat 0 is the song start (Start, or SPP 0)."""
 
@@ -41,6 +45,7 @@ class MidiClockIn(BeatClock):
         # Added to every arrival time. rtmidi on JACK stamps a message when JACK's cycle starts,
         # before the message's own frame: half a period (2.7 ms at 256/48k) on average.
         self.arrival_offset = arrival_offset
+        self._stamp_offset: Callable[[], float] = _zero
         self.window = window
         self.timeout_ticks = timeout_ticks
         self.min_timeout = min_timeout
@@ -83,6 +88,21 @@ class MidiClockIn(BeatClock):
                 self._next_pos = int(value) * 6
                 self._restart_fit()
 
+    def feed_bytes(self, data: bytes, t: float) -> None:
+        """Feed raw MIDI bytes (a JACK port's event); Song Position Pointer included."""
+        if not data:
+            return
+        value = (data[1] | (data[2] << 7)) if data[0] == SONG_POSITION and len(data) >= 3 else 0
+        self.feed(data[0], t, value)
+
+    def follow_frames(self, offset: Callable[[], float]) -> None:
+        """Stamps are in a frame clock's seconds (a JACK client's frames / rate) and
+        ``offset()`` says what to add to make them session time *now*. Converting every
+        tick with the current offset keeps the beat grid on the clock's frames when the
+        server stalls and the frame clock slips against the wall clock (see
+        :meth:`improv.timing.jackmidi.JackMidi.frame_offset`)."""
+        self._stamp_offset = offset
+
     def on_message(self, msg, t: float) -> None:
         """Feed a mido message (from :class:`improv.midi.MidiIn`); other types are ignored."""
         if msg.type in _NAMES:
@@ -121,7 +141,10 @@ class MidiClockIn(BeatClock):
             p0 = int(pos[-1])
             slope, icpt = np.polyfit(pos - p0, tt, 1)
             self._fit = (float(icpt), float(slope), p0)
-        return self._fit
+        if self._fit is None:
+            return None
+        t0, spt, p0 = self._fit
+        return t0 + self._stamp_offset(), spt, p0
 
     # ----------------------------------------------------------------- clock
 
@@ -155,6 +178,8 @@ class MidiClockIn(BeatClock):
         with self._lock:
             period = self._tick_period()
             running, last, have_fit = self.running, self.last_tick, self._fitted() is not None
+            if last is not None:
+                last += self._stamp_offset()
             message = self.message
         bpm = None if not period else 60.0 / (period * PPQN)
         if not running:
