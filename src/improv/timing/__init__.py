@@ -30,9 +30,18 @@ otherwise.
   ``add_onset(onset, now, velocity)``) for every player NoteOn; locks when
   confident, goes free when the playing is loose or stops. Give it the meter when
   known (``BeatTracker(meter="6/8")``): it tells binary from ternary subdivision.
-* :class:`MidiClockIn` — ``feed(status, t, spp)`` or ``on_message(mido_msg, t)``
-  for each MIDI clock message and its arrival time; Start/Stop/Continue/SPP;
-  silence, jumps and absurd tempos unlock it with a message.
+* :class:`MidiClockIn` — ``feed(status, t, spp)``, ``feed_bytes(data, t)`` or
+  ``on_message(mido_msg, t)`` for each MIDI clock message and its arrival time;
+  Start/Stop/Continue/SPP; silence, jumps and absurd tempos unlock it with a
+  message. On JACK feed it from a :class:`JackMidi` input with frame stamps::
+
+      follower = MidiClockIn(meter)
+      jm = JackMidi("improv-timing", inputs={"clock": follower.feed_bytes}, frame_stamps=True)
+      follower.follow_frames(jm.frame_offset)
+
+  Through rtmidi (:class:`improv.midi.MidiIn`, stamped with ``time.perf_counter``)
+  on JACK, pass ``arrival_offset=period / rate / 2``: rtmidi stamps a message when
+  the JACK cycle starts, before its frame.
 * :class:`LinkClock` — Ableton Link (LinkPython-extern), optional.
 
 Output
@@ -42,7 +51,14 @@ Output
 ``start()``/``stop()``) sends each message at ``t - output_latency_ms``; its sink
 is an :class:`improv.midi.MidiOut` (rtmidi: on JACK a message lands at the next
 cycle boundary, 0..1 period late) or a :class:`JackMidi` client (frame-accurate on
-JACK, also stamps MIDI input with frame times for MidiClockIn).
+JACK, also stamps MIDI input with frame times for MidiClockIn). With a JackMidi
+sink the scheduler hands messages over ``lead`` (30 ms) early, so the band plans at
+least ``lead + output latency`` ahead. While it runs, the Scheduler lowers Python's
+GIL switch interval to 0.5 ms (process-wide; restored by ``stop()``): with the
+default 5 ms a busy analysis thread delays sends by up to 5 ms.
+
+``improv clock`` (:mod:`improv.timing.cli`) sends MIDI clock from ``--tempo``,
+keyboard taps (``--tap``) or Link (``--link``), or follows one (``--follow PORT``).
 
 :class:`MidiClockOut` (``pump(now)`` or ``run(now_fn, stop_event)``) sends 24 PPQN
 clock, Start and Stop from any BeatClock through a Scheduler.
