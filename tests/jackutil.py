@@ -144,3 +144,56 @@ class JackMidiCapture:
     def close(self) -> None:
         self.client.deactivate()
         self.client.close()
+
+
+class JackMidiSource:
+    """An in-process JACK client that sends scripted MIDI at exact frames (a clock, a foot switch).
+
+    ``events`` are (frame offset from the start, bytes) in order. ``start()`` begins at
+    the next cycle; ``start_frame`` is then the JACK frame time of offset 0 and
+    ``sent`` holds (frame, bytes) of what went out. ``stop()`` sends nothing more.
+    """
+
+    def __init__(self, events: list[tuple[int, bytes]], name: str = "midisource"):
+        import jack
+
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.midi_outports.register("out")
+        self.events = sorted(events, key=lambda e: e[0])
+        self.index = 0
+        self.playing = False
+        self.start_frame: int | None = None
+        self.sent: list[tuple[int, bytes]] = []
+        self.done = threading.Event()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        self.port.clear_buffer()
+        if not self.playing:
+            return
+        base = self.client.last_frame_time
+        if self.start_frame is None:
+            self.start_frame = base
+        end = base + frames
+        while self.index < len(self.events) and self.start_frame + self.events[self.index][0] < end:
+            offset, data = self.events[self.index]
+            frame = self.start_frame + offset
+            self.port.write_midi_event(max(0, frame - base), data)
+            self.sent.append((frame, data))
+            self.index += 1
+        if self.index >= len(self.events):
+            self.done.set()
+
+    def connect_to(self, destination: str) -> None:
+        self.client.connect(self.port, destination)
+
+    def start(self) -> None:
+        self.playing = True
+
+    def stop(self) -> None:
+        self.playing = False
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
