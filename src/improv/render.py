@@ -168,9 +168,10 @@ def pianoroll_figure(session: Session, width: float | None = None, height: float
     for src, ns in notes.items():
         for n in ns:
             ax.add_patch(Rectangle((n.onset, n.pitch - 0.4), n.offset - n.onset, 0.8, facecolor=COLOURS[src],
-                                   edgecolor="none", gid=src))
+                                   edgecolor="none", gid=src, zorder=3))
     for cmd in session.commands:
-        ax.axvline(cmd.time, color=COMMAND_COLOUR, linestyle="--", linewidth=1.0, gid="command")
+        ax.axvline(cmd.time, color=COMMAND_COLOUR, linestyle="--", linewidth=1.0, gid="command",
+                   zorder=2)
         ax.text(cmd.time, hi - 0.3, " " + cmd.label(), rotation=90, va="top", ha="right", fontsize=8,
                 color=COMMAND_COLOUR)
     ax.set_xlim(t0, t1)

@@ -109,7 +109,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                 sinks.append(MidiSink(port, opts.bend_range, opts.bends))
         # [output] built-in synth: plays the band's events (none yet: the band comes later)
         synth, result.synth = open_synth(opts.synth, opts.soundfont, midi_out=opts.midi_out, voices=voices,
-                                         bend_range=opts.bend_range, sample_rate=source.sample_rate)
+                                         bend_range=opts.bend_range)
         if synth is not None:
             sinks.append(synth)
         if opts.record:
