@@ -54,9 +54,11 @@ class Session:
 
     @property
     def duration(self) -> float:
+        """The input audio, the player's last event, or the band's last plus its release tail."""
         audio = self.audio_frames / self.sample_rate if self.has_audio else 0.0
-        last = max((e.time for e in self.events), default=0.0)
-        return max(audio, last + (TAIL if self.events else 0.0))
+        player = max((e.time for e in self.events if e.source == PLAYER), default=0.0)
+        band = max((e.time + TAIL for e in self.events if e.source != PLAYER), default=0.0)
+        return max(audio, player, band)
 
     def notes(self, source: str) -> list[Note]:
         return notes_from_events(self.events, source, until=self.duration)

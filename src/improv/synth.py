@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import ConfigError, ImprovError
 from .events import BANDS, Event
-from .record import CHANNELS, event_messages
+from .record import CHANNELS, bend_range_messages, event_messages
 
 # Looked for in this order: Debian's "best installed GM font" alternative first, then
 # the big fonts (FluidR3, MuseScore), then the small TimGM6mb; other distributions' paths last.
@@ -214,17 +214,12 @@ class BandSynth:
         self.driver_name: str | None = None
         self.voices = as_voices(voices)
         for channel in range(16):
-            self._bend_range_rpn(channel)
+            for msg in bend_range_messages(channel, self.bend_range):
+                self.send(msg)
         for source, voice in self.voices.items():
             self.set_voice(source, voice)
 
     # -------------------------------------------------------------- settings
-
-    def _bend_range_rpn(self, channel: int) -> None:
-        semis = int(self.bend_range)
-        cents = int(round((self.bend_range - semis) * 100))
-        for cc, value in ((101, 0), (100, 0), (6, semis), (38, cents), (101, 127), (100, 127)):
-            self.synth.cc(channel, cc, value)
 
     def set_voice(self, source: str, voice: Voice | tuple[int, int]) -> None:
         """Give ``source``'s channel a General MIDI program and volume."""
