@@ -13,7 +13,7 @@ import sys
 
 from .errors import ConfigError, ImprovError
 
-COMMAND_MODULES: list[str] = ["improv.timing.cli"]
+COMMAND_MODULES: list[str] = ["improv.timing.cli", "improv.rendercli"]
 
 
 def _console(stderr: bool = False):
@@ -51,7 +51,15 @@ def add_listen(sub) -> None:
     out.add_argument("--midi-api", choices=["auto", "alsa", "jack"], default="auto",
                      help="MIDI system (default: JACK if a server runs, else ALSA)")
     out.add_argument("--no-midi", dest="midi", action="store_false", help="open no MIDI port")
-    out.add_argument("--record", metavar="DIR", help="write the session (session.mid) into DIR/<date-time>/")
+    out.add_argument("--record", metavar="DIR", help="write the session (input.wav, session.mid, commands.jsonl) "
+                     "into DIR/<date-time>/")
+    # [output] built-in sound
+    snd = p.add_argument_group("sound")
+    snd.add_argument("--synth", choices=["auto", "fluidsynth", "none"], default="auto",
+                     help="play the band through FluidSynth (default auto: when no --midi-out is given and "
+                          "FluidSynth and a SoundFont are there); none: MIDI only")
+    snd.add_argument("--soundfont", metavar="FILE", help="General MIDI SoundFont for --synth "
+                     "(default: the first found in /usr/share/sounds/sf2, sf3)")
     p.add_argument("--bands", default="none", help="band players: none, or a comma list of bass,mid,high")
     p.add_argument("--quiet", "-q", action="store_true", help="no note log")
     p.set_defaults(func=cmd_listen)
@@ -73,7 +81,8 @@ def _parse_bands(text: str) -> tuple[str, ...]:
 
 
 def cmd_listen(args) -> int:
-    from .session import ListenOptions, describe, run_listen
+    from .display import make_display
+    from .session import ListenOptions, run_listen
 
     bands = _parse_bands(args.bands)
     if bands:
@@ -82,12 +91,15 @@ def cmd_listen(args) -> int:
         input=args.input, device=args.device, samplerate=args.samplerate, blocksize=args.blocksize,
         fast=args.fast, tracker=args.tracker, bends=args.bends, bend_range=args.bend_range,
         midi_out=args.midi_out, midi_api=args.midi_api, midi=args.midi, record=args.record, bands=bands,
-        fmin=args.fmin, tuning=args.tuning,
+        fmin=args.fmin, tuning=args.tuning, synth=args.synth, soundfont=args.soundfont,
     )
     console = _console()
-    on_event = None if args.quiet else (lambda ev: console.print(describe(ev)))
+    # [output] live panel on a terminal, log lines otherwise, nothing with --quiet
+    display = make_display(console, quiet=args.quiet)
     try:
-        result = run_listen(opts, on_event=on_event)
+        with display:
+            result = run_listen(opts, on_event=display.on_event, on_start=display.attach,
+                                on_command=display.on_command)
     except KeyboardInterrupt:
         console.print("stopped; all notes off sent")
         return 0
@@ -95,9 +107,13 @@ def cmd_listen(args) -> int:
     parts = [f"{notes} notes"]
     if result.midi_port:
         parts.append(f"MIDI to {result.midi_port}")
+    if result.synth and args.synth != "none":
+        parts.append(f"sound: {result.synth}")
     if result.recording:
         parts.append(f"recorded to {result.recording}")
     parts.append(f"{result.overflows} dropped blocks")
+    if result.recording_error:
+        parts.append(result.recording_error)
     if result.midi_errors:
         parts.append(f"{result.midi_errors} MIDI messages could not be sent")
     console.print("; ".join(parts))
