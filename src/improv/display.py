@@ -131,20 +131,13 @@ class SessionDisplay:
         level, heard, tuning, elapsed = -120.0, None, 0.0, 0.0
         if lst is not None:
             stats = lst.stats
-            level, f0, conf = stats.last_level_db, stats.last_f0, stats.last_confidence
-            seg = getattr(lst, "segmenter", None)
-            settings = getattr(seg, "s", None)
-            min_conf = getattr(settings, "confidence", 0.5)
-            gate = getattr(settings, "gate_db", -60.0)
-            if f0 > 0 and conf >= min_conf and level >= gate:
+            level, f0 = stats.last_level_db, stats.last_f0
+            if stats.last_voiced and f0 > 0:
                 midi = 69.0 + 12.0 * math.log2(f0 / 440.0)
                 key = int(round(midi))
                 heard = (note_name(key), 100.0 * (midi - key), f0)
-            if seg is not None:
-                tuning = float(seg.tuning.cents if settings.fixed_tuning is None else settings.fixed_tuning)
-            from .listen.trackers import ANALYSIS_RATE
-
-            elapsed = stats.frames * lst.hop / ANALYSIS_RATE
+            tuning = stats.tuning_cents
+            elapsed = stats.seconds
         sounding = self._sounding
         lat = list(self._latencies)
         latency = None

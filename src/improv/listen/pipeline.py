@@ -31,6 +31,9 @@ class ListenerStats:
     last_f0: float = 0.0
     last_confidence: float = 0.0
     last_level_db: float = -120.0
+    last_voiced: bool = False      # the last frame counted as pitched (confidence and gate)
+    tuning_cents: float = 0.0      # the player's tuning offset as followed
+    seconds: float = 0.0           # audio analysed so far
     frame_log: list[Frame] = field(default_factory=list)
 
 
@@ -83,9 +86,12 @@ class Listener:
                 self.on_frame(fr)
             for d in self.segmenter.process(fr):
                 events.append(self._event(d, decided_at))
-        self.stats.frames += len(f0)
-        self.stats.last_f0, self.stats.last_confidence = float(f0[-1]), float(conf[-1])
-        self.stats.last_level_db = float(levels[-1])
+        st = self.stats
+        st.frames += len(f0)
+        st.last_f0, st.last_confidence, st.last_level_db = float(f0[-1]), float(conf[-1]), float(levels[-1])
+        st.last_voiced = self.segmenter.voiced(fr)
+        st.tuning_cents = self.segmenter.tuning_cents
+        st.seconds = self._analysed / ANALYSIS_RATE
         return events
 
     def finish(self, end_time: float) -> list[Event]:

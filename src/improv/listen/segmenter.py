@@ -232,6 +232,15 @@ class Segmenter:
     def _tuning(self) -> float:
         return self.s.fixed_tuning if self.s.fixed_tuning is not None else self.tuning.cents
 
+    @property
+    def tuning_cents(self) -> float:
+        """The player's tuning offset in force, in cents from A4 = 440 Hz."""
+        return self._tuning()
+
+    def voiced(self, fr: Frame) -> bool:
+        """Whether ``fr`` clears the voicing confidence and the level gate now in force."""
+        return fr.confidence >= self.confidence and fr.level_db >= self.gate_db and fr.f0 > 0
+
     def _key(self, midi: float) -> int:
         return int(round(midi - self._tuning() / 100.0))
 
