@@ -92,75 +92,86 @@ class WindowedTracker(PitchTracker):
 
 
 class Yin(WindowedTracker):
-    """YIN (de Cheveigné & Kawahara 2002) on the last ``integration`` samples.
+    """YIN (de Cheveigné & Kawahara 2002) with a lag-dependent integration window.
 
-    The difference function compares the most recent ``integration`` samples with the
-    same stretch ``tau`` samples earlier, so a frame reaches back ``integration + tau``
-    samples: high notes are seen sooner than low ones. Computed for all lags at once by
-    FFT cross-correlation, vectorised over frames.
+    The difference function at lag ``tau`` compares the most recent ``w(tau)`` samples
+    with the same stretch ``tau`` samples earlier, where ``w(tau)`` is the smallest
+    multiple of ``step`` that is at least ``max(min_window, tau)``: about one period
+    of the note, never less than 10 ms. A frame therefore reaches back ``w + tau``
+    samples — about two periods — so high notes are seen sooner than low ones, and no
+    note waits for a window sized for the lowest one. Each window length is one FFT
+    cross-correlation, vectorised over frames; the difference is normalised by its
+    window length before YIN's cumulative mean normalisation.
     """
 
     name = "yin"
     voicing = 0.6
-    start_voicing = 0.8
+    start_voicing = 0.9
 
     def __init__(self, fmin: float = 55.0, fmax: float = 2100.0, hop: int = 80,
-                 integration: int | None = None, threshold: float = 0.15):
+                 min_window: int = 160, step: int = 80, threshold: float = 0.15):
         if not 20.0 <= fmin < fmax <= ANALYSIS_RATE / 4:
             raise ConfigError(f"pitch range {fmin:g}-{fmax:g} Hz: give 20 <= fmin < fmax <= {ANALYSIS_RATE // 4}")
         self.hop = hop
-        # At least 20 ms, and at least one period of the lowest note.
-        self.integration = integration or max(320, int(np.ceil(1.15 * ANALYSIS_RATE / fmin)))
         self.threshold = threshold
         self.tau_min = max(2, int(np.floor(ANALYSIS_RATE / fmax)))
         self.tau_max = int(np.ceil(ANALYSIS_RATE / fmin)) + 2
-        self.window = self.integration + self.tau_max + 1
-        self._nfft = 1 << int(np.ceil(np.log2(self.window + self.integration)))
+        taus = np.arange(self.tau_max + 1)
+        self._lengths = np.maximum(step * np.ceil(np.maximum(taus, min_window) / step), min_window).astype(int)
+        self._bands = [(int(w), np.nonzero(self._lengths == w)[0]) for w in np.unique(self._lengths)]
+        self.window = int(np.max(self._lengths + taus)) + 1
+        self._nfft = 1 << int(np.ceil(np.log2(2 * self.window)))
         super().__init__()
 
-    def cmndf(self, windows: np.ndarray) -> np.ndarray:
-        """Cumulative mean normalised difference d'(tau), tau = 0..tau_max, per frame."""
+    def cmndf(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame, for tau = 0..tau_max: the cumulative mean normalised difference d'(tau)
+        and the normalised cross-correlation of the last stretch with the one tau earlier."""
         w = windows.astype(np.float64)
         n, length = w.shape
-        seg = w[:, length - self.integration:]
         spec_w = np.fft.rfft(w, self._nfft, axis=1)
-        spec_s = np.fft.rfft(seg, self._nfft, axis=1)
-        corr = np.fft.irfft(spec_w * np.conj(spec_s), self._nfft, axis=1)
-        taus = np.arange(self.tau_max + 1)
-        starts = length - self.integration - taus  # where the shifted stretch starts
-        cross = corr[:, starts]
         cs = np.concatenate([np.zeros((n, 1)), np.cumsum(w * w, axis=1)], axis=1)
-        energy_shift = cs[:, starts + self.integration] - cs[:, starts]
-        energy_seg = energy_shift[:, :1]
+        size = self.tau_max + 1
+        cross = np.zeros((n, size))
+        energy_seg = np.zeros((n, size))
+        energy_shift = np.zeros((n, size))
+        for width, taus in self._bands:
+            spec_s = np.fft.rfft(w[:, length - width:], self._nfft, axis=1)
+            corr = np.fft.irfft(spec_w * np.conj(spec_s), self._nfft, axis=1)
+            starts = length - width - taus  # where the shifted stretch starts
+            cross[:, taus] = corr[:, starts] / width
+            energy_shift[:, taus] = (cs[:, starts + width] - cs[:, starts]) / width
+            energy_seg[:, taus] = ((cs[:, length] - cs[:, length - width]) / width)[:, None]
         d = np.maximum(energy_seg + energy_shift - 2.0 * cross, 0.0)
         d[:, 0] = 0.0
         cum = np.cumsum(d[:, 1:], axis=1)
+        lags = np.arange(1, size)
         out = np.ones_like(d)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[:, 1:] = np.where(cum > 0, d[:, 1:] * taus[1:] / cum, 1.0)
-        return out
+            out[:, 1:] = np.where(cum > 0, d[:, 1:] * lags / cum, 1.0)
+            nccf = cross / np.sqrt(np.maximum(energy_seg * energy_shift, 1e-20))
+        return out, nccf
 
     def _fix_harmonics(self, dn: np.ndarray, rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Move to 2x or 3x the lag where the dip there is far deeper.
 
         A strong second or third harmonic (a singer's formant) can dip under the
         threshold first; the true period then shows a much deeper dip at 2 or 3 times
-        the lag. For a true period the dips at its multiples are no deeper.
+        the lag. For a true period the dips at its multiples are no deeper. Dips are
+        compared at their interpolated minimum, since a short period falls between lags.
         """
         for k in (2, 3):
             cand = idx * k
             ok = cand + 2 <= self.tau_max
             cand = np.minimum(cand, self.tau_max - 2)
             near = np.stack([dn[rows, cand + o] for o in (-2, -1, 0, 1, 2)], axis=1)
-            best = cand + np.argmin(near, axis=1) - 2
-            value = near.min(axis=1)
-            current = dn[rows, idx]
-            better = ok & (value < 0.5 * current) & (current > 0.03)
+            best = np.minimum(cand + np.argmin(near, axis=1) - 2, self.tau_max - 1)
+            here, there = _dip(dn, rows, idx), _dip(dn, rows, best)
+            better = ok & (there < 0.5 * here) & (here - there > 0.05)
             idx = np.where(better, best, idx)
         return idx
 
     def _analyse(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dn = self.cmndf(windows)
+        dn, nccf = self.cmndf(windows)
         lo, hi = self.tau_min, self.tau_max
         core = dn[:, lo:hi]
         left = dn[:, lo - 1:hi - 1]
@@ -182,10 +193,22 @@ class Yin(WindowedTracker):
         shift = np.clip(shift, -1.0, 1.0)
         tau = idx + shift
         f0 = ANALYSIS_RATE / tau
-        conf = np.clip(1.0 - b, 0.0, 1.0)
+        # Confidence: the normalised cross-correlation at the chosen lag. Unlike 1 - d'(tau)
+        # it ignores a change of amplitude across the window, so a note is confidently
+        # pitched already during its attack (15-20 ms sooner on wind attacks).
+        conf = np.clip(nccf[rows, idx], 0.0, 1.0)
         silent = ~np.isfinite(masked[rows, idx - lo])
         conf[silent] = 0.0
         return f0, conf
+
+
+def _dip(dn: np.ndarray, rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Value of the parabola through d'(idx-1), d'(idx), d'(idx+1) at its vertex."""
+    a, b, c = dn[rows, idx - 1], dn[rows, idx], dn[rows, idx + 1]
+    denom = a - 2.0 * b + c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(denom > 1e-12, b - (a - c) ** 2 / (8.0 * denom), b)
+    return np.clip(v, 0.0, b)
 
 
 # ----------------------------------------------------------------- torchaudio guard
