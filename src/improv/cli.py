@@ -13,7 +13,7 @@ import sys
 
 from .errors import ConfigError, ImprovError
 
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["improv.model.cli"]
 
 
 def _console(stderr: bool = False):

@@ -1,0 +1,250 @@
+"""The band model: a small decoder-only transformer over frames, in plain PyTorch.
+
+Each frame enters as one vector: the sum of embeddings of its four voice tokens, of its
+position in the bar, and of the control settings (density, register, role per voice).
+A causal transformer with rotary position encoding (relative, so the key/value cache
+can slide forward without recomputation) turns frame *t* into a state; four small
+heads read that state and predict frame *t+1* voice by voice (bass, mid, high, lead),
+each head also seeing the tokens already chosen for the voices before it.
+
+``FrameNet.forward`` scores whole windows for training; ``Cache`` runs the same weights
+frame by frame for generation (tested equal to the full recomputation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .encoding import MAX_BAR_FRAMES, N_DENSITY, N_REGISTER, N_ROLES, N_VOICES, UNKNOWN, VOCAB
+
+# Rows of the single input embedding table.
+_TOK0 = 0
+_POS0 = _TOK0 + N_VOICES * VOCAB
+_DEN0 = _POS0 + MAX_BAR_FRAMES + 1
+_REG0 = _DEN0 + N_VOICES * (N_DENSITY + 1)
+_ROL0 = _REG0 + N_VOICES * (N_REGISTER + 1)
+N_INPUT_ROWS = _ROL0 + N_VOICES * (N_ROLES + 1)
+N_INPUT_SLOTS = N_VOICES * 4 + 1  # 4 tokens, 4x3 controls, bar position
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 768
+    head_hidden: int = 256
+    context: int = 256
+    dropout: float = 0.1
+    rope_base: float = 10000.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def input_indices(tokens: torch.Tensor, barpos: torch.Tensor, controls: torch.Tensor) -> torch.Tensor:
+    """Rows of the input table ``[..., N_INPUT_SLOTS]`` for frames.
+
+    tokens ``[..., 4]`` (0..VOCAB-1), barpos ``[...]`` (0..MAX_BAR_FRAMES), controls
+    ``[..., 4, 3]`` (density, register, role; UNKNOWN = -1).
+    """
+    voice = torch.arange(N_VOICES, device=tokens.device)
+    tok = _TOK0 + voice * VOCAB + tokens.long()
+    c = controls.long()
+    den = _DEN0 + voice * (N_DENSITY + 1) + torch.where(c[..., 0] == UNKNOWN, N_DENSITY, c[..., 0])
+    reg = _REG0 + voice * (N_REGISTER + 1) + torch.where(c[..., 1] == UNKNOWN, N_REGISTER, c[..., 1])
+    rol = _ROL0 + voice * (N_ROLES + 1) + torch.where(c[..., 2] == UNKNOWN, N_ROLES, c[..., 2])
+    pos = (_POS0 + barpos.long()).unsqueeze(-1)
+    return torch.cat([tok, den, reg, rol, pos], dim=-1)
+
+
+def rope_tables(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin ``[T, head_dim/2]`` for absolute integer positions (computed in float64)."""
+    inv = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    ang = positions.to(torch.float64)[:, None] * inv[None, :]
+    return torch.cos(ang).float(), torch.sin(ang).float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x ``[..., T, head_dim]``; rotate pairs (first half, second half)."""
+    h = x.shape[-1] // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.fc1 = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.p_drop = cfg.dropout
+
+    def _split(self, x: torch.Tensor, cos, sin):
+        B, T, D = x.shape
+        H = self.n_heads
+        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def forward(self, x: torch.Tensor, cos, sin) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self._split(x, cos, sin)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.p_drop if self.training else 0.0)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, T, D)))
+        return x + self.drop(self.fc2(F.gelu(self.fc1(self.ln2(x)))))
+
+    def step(self, x: torch.Tensor, cos, sin, kc: torch.Tensor, vc: torch.Tensor, n: int) -> torch.Tensor:
+        """x ``[1, T, D]`` new frames after ``n`` cached ones; writes their keys/values into kc/vc."""
+        _, T, D = x.shape
+        q, k, v = self._split(x, cos, sin)
+        kc[:, :, n:n + T] = k
+        vc[:, :, n:n + T] = v
+        keys, vals = kc[:, :, :n + T], vc[:, :, :n + T]
+        if T == 1:
+            a = F.scaled_dot_product_attention(q, keys, vals)
+        else:
+            mask = torch.ones(T, n + T, dtype=torch.bool).tril(diagonal=n)
+            a = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask)
+        x = x + self.proj(a.transpose(1, 2).reshape(1, T, D))
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+class FrameNet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.inp = nn.Embedding(N_INPUT_ROWS, d)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+        # Within-frame conditioning: the tokens of earlier voices in the predicted frame.
+        self.cond = nn.Embedding((N_VOICES - 1) * VOCAB, d)
+        self.head_ln = nn.LayerNorm(d)
+        self.head_w1 = nn.Parameter(torch.empty(N_VOICES, d, cfg.head_hidden))
+        self.head_b1 = nn.Parameter(torch.zeros(N_VOICES, cfg.head_hidden))
+        self.head_w2 = nn.Parameter(torch.empty(N_VOICES, cfg.head_hidden, VOCAB))
+        self.head_b2 = nn.Parameter(torch.zeros(N_VOICES, VOCAB))
+        self.apply(self._init)
+        nn.init.normal_(self.head_w1, std=0.02)
+        nn.init.normal_(self.head_w2, std=0.02)
+        for b in self.blocks:
+            nn.init.normal_(b.proj.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
+            nn.init.normal_(b.fc2.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    @property
+    def head_dim(self) -> int:
+        return self.cfg.d_model // self.cfg.n_heads
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.inp(idx).sum(-2)
+
+    def trunk(self, idx: torch.Tensor) -> torch.Tensor:
+        """States ``[B, T, D]`` of frames given their input rows ``[B, T, N_INPUT_SLOTS]``."""
+        T = idx.shape[1]
+        cos, sin = rope_tables(torch.arange(T), self.head_dim, self.cfg.rope_base)
+        x = self.drop(self.embed(idx))
+        for b in self.blocks:
+            x = b(x, cos, sin)
+        return self.ln_f(x)
+
+    def heads(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Logits ``[..., 4, VOCAB]`` of the next frame from states ``[..., D]``, teacher-forced
+        with the next frame's tokens ``[..., 4]`` for the within-frame conditioning."""
+        voice = torch.arange(N_VOICES - 1, device=h.device)
+        ce = self.cond(voice * VOCAB + target[..., :N_VOICES - 1].long())  # [..., 3, D]
+        cum = torch.cat([torch.zeros_like(ce[..., :1, :]), ce.cumsum(-2)], dim=-2)  # [..., 4, D]
+        z = self.head_ln(h.unsqueeze(-2) + cum)
+        hid = F.gelu(torch.einsum("...vd,vdh->...vh", z, self.head_w1) + self.head_b1)
+        return torch.einsum("...vh,vho->...vo", hid, self.head_w2) + self.head_b2
+
+    def forward(self, idx: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.heads(self.trunk(idx), target)
+
+    def head(self, voice: int, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Logits ``[VOCAB]`` for one voice from a state ``[D]`` and its conditioning sum ``[D]``."""
+        z = self.head_ln(h + cond)
+        return F.gelu(z @ self.head_w1[voice] + self.head_b1[voice]) @ self.head_w2[voice] + self.head_b2[voice]
+
+    def cond_vector(self, voice: int, token: int) -> torch.Tensor:
+        return self.cond.weight[voice * VOCAB + token]
+
+
+class Cache:
+    """Keys and values of the frames seen so far, for incremental inference (batch of one).
+
+    Holds at most ``cfg.context`` frames; older frames slide out (rotary positions keep
+    the relative offsets right). ``truncate(n)`` forgets the frames after the n-th, so
+    speculative frames can be undone and recomputed with what really happened.
+    """
+
+    def __init__(self, net: FrameNet):
+        cfg = net.cfg
+        self.net = net
+        self.capacity = cfg.context
+        shape = (1, cfg.n_heads, self.capacity, net.head_dim)
+        self.k = [torch.zeros(shape) for _ in net.blocks]
+        self.v = [torch.zeros(shape) for _ in net.blocks]
+        self.first = 0  # absolute frame index of cache row 0
+        self.length = 0  # rows in use
+        self.last_state: torch.Tensor | None = None
+
+    @property
+    def end(self) -> int:
+        """Absolute index of the next frame to feed."""
+        return self.first + self.length
+
+    def truncate(self, end: int) -> None:
+        """Forget frames from absolute index ``end`` on (no-op if ``end`` is past the cache)."""
+        if end < self.end:
+            self.length = max(0, end - self.first)
+            self.last_state = None
+
+    def _make_room(self, t: int) -> None:
+        if self.length + t <= self.capacity:
+            return
+        keep = max(0, self.capacity - t - self.capacity // 4)
+        drop = self.length - keep
+        for kc, vc in zip(self.k, self.v):
+            kc[:, :, :keep] = kc[:, :, drop:self.length].clone()
+            vc[:, :, :keep] = vc[:, :, drop:self.length].clone()
+        self.first += drop
+        self.length = keep
+
+    @torch.inference_mode()
+    def feed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Feed frames ``[T, N_INPUT_SLOTS]`` (T <= capacity); returns their states ``[T, D]``."""
+        net = self.net
+        T = idx.shape[0]
+        self._make_room(T)
+        pos = torch.arange(self.end, self.end + T)
+        cos, sin = rope_tables(pos, net.head_dim, net.cfg.rope_base)
+        x = net.embed(idx).unsqueeze(0)
+        for b, kc, vc in zip(net.blocks, self.k, self.v):
+            x = b.step(x, cos, sin, kc, vc, self.length)
+        self.length += T
+        h = net.ln_f(x)[0]
+        self.last_state = h[-1]
+        return h
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

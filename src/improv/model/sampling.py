@@ -1,0 +1,154 @@
+"""Turning one voice's logits into a token: masks, hooks, temperature, top-p.
+
+Hooks let the band bend the model at every step: a hook is any callable
+``hook(ctx: StepContext, logits: numpy.ndarray) -> None`` that edits the logits of one
+voice for one frame in place (index ``pitch_token(p)`` for pitch ``p``, ``REST``,
+``HOLD``). Add to favour, subtract to avoid, set ``-inf`` to forbid. The model's own
+masks (range, role, HOLD only while a note sounds) are applied after the hooks, so no
+hook can break range adherence or monophony.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .encoding import HOLD, PITCH_HI, PITCH_LO, REST, VOCAB, pitch_token
+
+NEG_INF = -np.inf
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """What a hook may look at when one voice's next frame is chosen.
+
+    ``time`` is the frame's start in the session's units (beats or seconds);
+    ``sounding`` maps every voice to the pitch it sounds just before this frame (None
+    when silent); ``chosen_tokens`` holds the tokens already decided for this frame (the
+    voices before this one: bass, mid, high, lead); ``lead_pitch`` is the player's
+    sounding pitch, or its last pitch while silent (None before the first note);
+    ``low``/``high`` the voice's allowed range.
+    """
+
+    voice: str
+    frame: int
+    time: float
+    bar_position: int | None
+    sounding: dict[str, int | None]
+    chosen_tokens: dict[str, int]
+    lead_pitch: int | None
+    low: int
+    high: int
+
+
+Hook = Callable[[StepContext, np.ndarray], None]
+
+
+def softmax_sample(logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> int:
+    """Sample an index from logits (``-inf`` = forbidden) with temperature and nucleus top-p.
+
+    Temperature 0 picks the most likely token.
+    """
+    if temperature <= 0:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / temperature
+    z -= z.max()
+    p = np.exp(z)
+    p /= p.sum()
+    if top_p < 1.0:
+        order = np.argsort(-p)
+        cum = np.cumsum(p[order])
+        cut = int(np.searchsorted(cum, top_p)) + 1
+        keep = order[:cut]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    return int(rng.choice(len(p), p=p))
+
+
+def allowed_mask(low: int, high: int, can_hold: bool, silent: bool) -> np.ndarray:
+    """Boolean ``[VOCAB]``: REST always, HOLD while a note sounds, pitches in [low, high]."""
+    m = np.zeros(VOCAB, dtype=bool)
+    m[REST] = True
+    if silent:
+        return m
+    m[HOLD] = can_hold
+    lo, hi = max(low, PITCH_LO), min(high, PITCH_HI)
+    if lo <= hi:
+        m[pitch_token(lo):pitch_token(hi) + 1] = True
+    return m
+
+
+# ------------------------------------------------------------------ hooks for the band
+
+
+def pitch_indices(pitches: Iterable[int]) -> np.ndarray:
+    return np.array([pitch_token(p) for p in pitches if PITCH_LO <= p <= PITCH_HI], dtype=np.int64)
+
+
+def bias_pitches(logits: np.ndarray, pitches: Iterable[int], amount: float) -> None:
+    """Add ``amount`` (nats) to the logits of these pitches (negative to discourage)."""
+    idx = pitch_indices(pitches)
+    logits[idx] += amount
+
+
+def forbid_pitches(logits: np.ndarray, pitches: Iterable[int]) -> None:
+    logits[pitch_indices(pitches)] = NEG_INF
+
+
+def make_room(semitones: int = 4, strength: float = float("inf")) -> Hook:
+    """Keep away from the player's pitch: pitches within ``semitones`` of the lead's
+    current (or last) pitch are forbidden (``strength`` inf) or discouraged by ``strength``."""
+
+    def hook(ctx: StepContext, logits: np.ndarray) -> None:
+        if ctx.lead_pitch is None:
+            return
+        near = range(ctx.lead_pitch - semitones, ctx.lead_pitch + semitones + 1)
+        if strength == float("inf"):
+            forbid_pitches(logits, near)
+        else:
+            bias_pitches(logits, near, -strength)
+
+    return hook
+
+
+DISSONANT = (1, 2, 6, 10, 11)
+
+
+def fight(strength: float = 2.0) -> Hook:
+    """Favour dissonance with the player: pitches a second, tritone or seventh away from
+    the lead's pitch (any octave) get ``+strength``, consonant ones ``-strength/2``."""
+
+    def hook(ctx: StepContext, logits: np.ndarray) -> None:
+        if ctx.lead_pitch is None:
+            return
+        pitches = np.arange(PITCH_LO, PITCH_HI + 1)
+        ic = (pitches - ctx.lead_pitch) % 12
+        diss = np.isin(ic, DISSONANT)
+        logits[2:] += np.where(diss, strength, -strength / 2)
+
+    return hook
+
+
+def register_limits(low: int, high: int) -> Hook:
+    """Forbid every pitch outside ``[low, high]``."""
+
+    def hook(ctx: StepContext, logits: np.ndarray) -> None:
+        logits[2:pitch_token(max(low, PITCH_LO))] = NEG_INF
+        if high < PITCH_HI:
+            logits[pitch_token(high) + 1:] = NEG_INF
+
+    return hook
+
+
+def chain(*hooks: Hook | None) -> Hook:
+    """One hook applying several in order (None entries are skipped)."""
+    real = [h for h in hooks if h is not None]
+
+    def hook(ctx: StepContext, logits: np.ndarray) -> None:
+        for h in real:
+            h(ctx, logits)
+
+    return hook
