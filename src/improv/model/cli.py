@@ -31,6 +31,8 @@ def add_commands(sub) -> None:
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default <cache>/train-<size>-s<seed>)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--bf16", action=argparse_bool(), default=True, help="bfloat16 autocast for matmuls")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only the first N files of each corpus, not cached (quick trials)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval-model", help="score the band model on held-out pieces",
@@ -124,7 +126,14 @@ def _data(args, console, bars):
     cache = Path(args.cache) if args.cache else default_cache_dir()
     sources = _sources(args.sources)
     t0 = time.monotonic()
-    r = load_rendering(sources, cache, jobs=getattr(args, "jobs", 1), progress=bars)
+    if getattr(args, "limit", None):
+        from .data import load_pieces, render
+
+        r = render(load_pieces(sources, cache, jobs=1, progress=bars, limit=args.limit), bars)
+    else:
+        r = load_rendering(sources, cache, jobs=getattr(args, "jobs", 1), progress=bars)
+    if r.n_frames == 0:
+        raise ConfigError(f"no music found in {', '.join(sources)}")
     return r, sources, time.monotonic() - t0
 
 
@@ -287,12 +296,13 @@ def cmd_continue(args) -> int:
 
     _check_gen_args(args)
     voices = _voices(args.voices)
+    for f in args.files:
+        if not Path(f).exists():
+            raise ConfigError(f"{f}: no such file")
     model = load_model(args.model)
     console = _console()
     for f in args.files:
         path = Path(f)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such file")
         try:
             piece = read_midi(path)
         except (OSError, ValueError, EOFError, mido.KeySignatureError) as e:

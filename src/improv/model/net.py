@@ -103,21 +103,6 @@ class Block(nn.Module):
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, T, D)))
         return x + self.drop(self.fc2(F.gelu(self.fc1(self.ln2(x)))))
 
-    def step(self, x: torch.Tensor, cos, sin, kc: torch.Tensor, vc: torch.Tensor, n: int) -> torch.Tensor:
-        """x ``[1, T, D]`` new frames after ``n`` cached ones; writes their keys/values into kc/vc."""
-        _, T, D = x.shape
-        q, k, v = self._split(x, cos, sin)
-        kc[:, :, n:n + T] = k
-        vc[:, :, n:n + T] = v
-        keys, vals = kc[:, :, :n + T], vc[:, :, :n + T]
-        if T == 1:
-            a = F.scaled_dot_product_attention(q, keys, vals)
-        else:
-            mask = torch.ones(T, n + T, dtype=torch.bool).tril(diagonal=n)
-            a = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask)
-        x = x + self.proj(a.transpose(1, 2).reshape(1, T, D))
-        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
-
 
 class FrameNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
@@ -191,21 +176,33 @@ class FrameNet(nn.Module):
 class Cache:
     """Keys and values of the frames seen so far, for incremental inference (batch of one).
 
-    Holds at most ``cfg.context`` frames; older frames slide out (rotary positions keep
-    the relative offsets right). ``truncate(n)`` forgets the frames after the n-th, so
-    speculative frames can be undone and recomputed with what really happened.
+    Holds at most ``cfg.context`` frames; older frames slide out of attention (rotary
+    positions keep the relative offsets right; as in streaming transformers, the deeper
+    layers' cached keys of the kept frames still carry what they saw before). Up to the
+    context length, ``feed`` equals a full recomputation. ``truncate(n)`` forgets the
+    frames from the n-th on, so speculative frames can be undone and recomputed with
+    what really happened.
     """
+
+    ROPE_CHUNK = 4096
 
     def __init__(self, net: FrameNet):
         cfg = net.cfg
         self.net = net
         self.capacity = cfg.context
+        self.n_heads = cfg.n_heads
         shape = (1, cfg.n_heads, self.capacity, net.head_dim)
         self.k = [torch.zeros(shape) for _ in net.blocks]
         self.v = [torch.zeros(shape) for _ in net.blocks]
         self.first = 0  # absolute frame index of cache row 0
         self.length = 0  # rows in use
         self.last_state: torch.Tensor | None = None
+        # Plain tensors of every layer, to skip nn.Module dispatch per frame.
+        self.layers = [(b.ln1.weight, b.ln1.bias, b.qkv.weight, b.qkv.bias, b.proj.weight, b.proj.bias,
+                        b.ln2.weight, b.ln2.bias, b.fc1.weight, b.fc1.bias, b.fc2.weight, b.fc2.bias)
+                       for b in net.blocks]
+        self._rope_base = None
+        self._cos = self._sin = None
 
     @property
     def end(self) -> int:
@@ -229,19 +226,40 @@ class Cache:
         self.first += drop
         self.length = keep
 
+    def _rope(self, start: int, t: int):
+        base = self._rope_base
+        if base is None or start < base or start + t > base + self.ROPE_CHUNK:
+            base = start - 64
+            pos = torch.arange(base, base + self.ROPE_CHUNK)
+            self._cos, self._sin = rope_tables(pos, self.net.head_dim, self.net.cfg.rope_base)
+            self._rope_base = base
+        i = start - base
+        return self._cos[i:i + t], self._sin[i:i + t]
+
     @torch.inference_mode()
     def feed(self, idx: torch.Tensor) -> torch.Tensor:
         """Feed frames ``[T, N_INPUT_SLOTS]`` (T <= capacity); returns their states ``[T, D]``."""
         net = self.net
         T = idx.shape[0]
         self._make_room(T)
-        pos = torch.arange(self.end, self.end + T)
-        cos, sin = rope_tables(pos, net.head_dim, net.cfg.rope_base)
-        x = net.embed(idx).unsqueeze(0)
-        for b, kc, vc in zip(net.blocks, self.k, self.v):
-            x = b.step(x, cos, sin, kc, vc, self.length)
+        n = self.length
+        cos, sin = self._rope(self.end, T)
+        H = self.n_heads
+        D = net.cfg.d_model
+        hd = D // H
+        x = F.embedding(idx, net.inp.weight).sum(-2)  # [T, D]
+        mask = None if T == 1 else torch.ones(T, n + T, dtype=torch.bool).tril(diagonal=n)
+        for (l1w, l1b, qw, qb, pw, pb, l2w, l2b, f1w, f1b, f2w, f2b), kc, vc in zip(self.layers, self.k, self.v):
+            qkv = F.linear(F.layer_norm(x, (D,), l1w, l1b), qw, qb).view(T, 3, H, hd).permute(1, 2, 0, 3)
+            qk = apply_rope(qkv[:2], cos, sin)  # [2, H, T, hd]
+            kc[0, :, n:n + T] = qk[1]
+            vc[0, :, n:n + T] = qkv[2]
+            a = F.scaled_dot_product_attention(qk[0].unsqueeze(0), kc[:, :, :n + T], vc[:, :, :n + T],
+                                               attn_mask=mask)
+            x = x + F.linear(a[0].transpose(0, 1).reshape(T, D), pw, pb)
+            x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (D,), l2w, l2b), f1w, f1b)), f2w, f2b)
         self.length += T
-        h = net.ln_f(x)[0]
+        h = F.layer_norm(x, (D,), net.ln_f.weight, net.ln_f.bias)
         self.last_state = h[-1]
         return h
 

@@ -26,9 +26,10 @@ class StepContext:
 
     ``time`` is the frame's start in the session's units (beats or seconds);
     ``sounding`` maps every voice to the pitch it sounds just before this frame (None
-    when silent); ``chosen_tokens`` holds the tokens already decided for this frame (the
-    voices before this one: bass, mid, high, lead); ``lead_pitch`` is the player's
-    sounding pitch, or its last pitch while silent (None before the first note);
+    when silent; for the player past "now" this is the model's guess); ``chosen_tokens``
+    holds the tokens already decided for this frame (the voices before this one: bass,
+    mid, high, lead); ``lead_pitch`` is the player's last pitch actually heard (sounding
+    or not; None before the first note);
     ``low``/``high`` the voice's allowed range.
     """
 
@@ -53,19 +54,17 @@ def softmax_sample(logits: np.ndarray, temperature: float, top_p: float, rng: np
     """
     if temperature <= 0:
         return int(np.argmax(logits))
-    z = logits.astype(np.float64) / temperature
-    z -= z.max()
-    p = np.exp(z)
-    p /= p.sum()
+    z = logits / temperature
+    p = np.exp(z - z.max())
     if top_p < 1.0:
         order = np.argsort(-p)
         cum = np.cumsum(p[order])
-        cut = int(np.searchsorted(cum, top_p)) + 1
-        keep = order[:cut]
-        q = np.zeros_like(p)
-        q[keep] = p[keep]
-        p = q / q.sum()
-    return int(rng.choice(len(p), p=p))
+        cut = int(np.searchsorted(cum, top_p * cum[-1])) + 1
+        order = order[:cut]
+        cum = cum[:cut]
+        return int(order[min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), cut - 1)])
+    cum = np.cumsum(p)
+    return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(p) - 1)
 
 
 def allowed_mask(low: int, high: int, can_hold: bool, silent: bool) -> np.ndarray:

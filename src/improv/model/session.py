@@ -318,7 +318,6 @@ class Session:
         toks = np.zeros((n, N_VOICES), dtype=np.int64)
         cur = [line.sounding_before(f0) for line in self.lines]
         start_sounding = list(cur)
-        lead_last = self.lines[LEAD].last_pitch_before(f0)
         lead_line = self.lines[LEAD]
         fixed = {v: self.lines[v].render(f0, f0 + n) for v in range(N_VOICES) if v not in gen}
         for k in range(n):
@@ -329,7 +328,8 @@ class Session:
                 name = VOICES[v]
                 speculate = v == LEAD and v not in gen and self.lead_guess == "sample" and not lead_line.known_at(f)
                 if v in gen or speculate:
-                    tok = self._sample(v, h, cond, cur[v], f, chosen, cur, lead_last, hooks, speculate)
+                    tok = self._sample(v, h, cond, cur[v], f, chosen, cur, lead_line.last_pitch_before(f + 1),
+                                       hooks, speculate)
                 else:
                     tok = int(fixed[v][k])
                     if tok == HOLD and cur[v] is None:
@@ -340,8 +340,6 @@ class Session:
                     cur[v] = token_pitch(tok)
                 elif tok == REST:
                     cur[v] = None
-                if v == LEAD and cur[v] is not None:
-                    lead_last = cur[v]
                 if v < N_VOICES - 1:
                     cond = cond + self._cond[v * VOCAB + tok]
             if k < n - 1:
@@ -351,7 +349,7 @@ class Session:
         return self._proposal(f0, toks, gen, start_sounding)
 
     def _sample(self, v: int, h, cond, sounding: int | None, f: int, chosen: dict[str, int], cur: list,
-                lead_last: int | None, hooks, speculate: bool) -> int:
+                lead_heard: int | None, hooks, speculate: bool) -> int:
         name = VOICES[v]
         ctl = self._voice_ctl.get(name)
         logits = self.net.head(v, h, cond).numpy().astype(np.float64)
@@ -368,7 +366,7 @@ class Session:
                 ctx = StepContext(voice=name, frame=f, time=self.grid.time(f),
                                   bar_position=int(self.grid.bar_positions(f, 1)[0]) if self.grid.metered else None,
                                   sounding={VOICES[u]: cur[u] for u in range(N_VOICES)},
-                                  chosen_tokens=dict(chosen), lead_pitch=lead_last, low=low, high=high)
+                                  chosen_tokens=dict(chosen), lead_pitch=lead_heard, low=low, high=high)
                 hook(ctx, logits)
         mask = allowed_mask(low, high, sounding is not None, silent)
         logits[~mask] = -np.inf

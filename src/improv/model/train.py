@@ -156,10 +156,21 @@ def lr_at(step: int, st: TrainSettings) -> float:
 Progress = Callable[[int, int, dict], None]
 
 
+def _save_checkpoint(ckpt: Path, net, opt, step, elapsed, history, cfg: ModelConfig, st: TrainSettings) -> None:
+    tmp = ckpt.with_name("checkpoint.pt.tmp")
+    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
+                "history": history, "config": cfg.to_dict(), "settings": asdict(st)}, tmp)
+    tmp.replace(ckpt)
+
+
 def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSettings, out: Path,
-          ckpt_dir: Path, resume: bool = True, progress: Progress | None = None, meta: dict | None = None
-          ) -> dict:
-    """Train, checkpointing into ``ckpt_dir``; writes the final weights to ``out``. Returns facts."""
+          ckpt_dir: Path, resume: bool = True, progress: Progress | None = None, meta: dict | None = None,
+          stop_after: int | None = None) -> dict | None:
+    """Train, checkpointing into ``ckpt_dir``; writes the final weights to ``out``. Returns facts.
+
+    ``stop_after`` ends the run after that step (checkpointed, nothing written to ``out``,
+    returns None): a later call resumes where it stopped.
+    """
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt = ckpt_dir / "checkpoint.pt"
     torch.manual_seed(st.seed)
@@ -179,7 +190,7 @@ def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSetti
         opt.load_state_dict(state["opt"])
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
     windows = Windows(train_r, cfg.context + 1)
-    val_w = Windows(val_r, cfg.context + 1)
+    val_w = Windows(val_r if len(val_r.start) else train_r, cfg.context + 1)
     vrng = np.random.default_rng([st.seed, 999_999])
     val_batches = [make_batch(val_w, vrng, 16, st, train=False) for _ in range(max(1, st.val_windows // 16))]
 
@@ -213,12 +224,12 @@ def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSetti
             info["val"] = evaluate()
             history.append({"step": step, "train": info["loss"], "val": info["val"], "elapsed": elapsed})
         if step % st.ckpt_every == 0 or step == st.steps:
-            tmp = ckpt.with_name("checkpoint.pt.tmp")
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                        "history": history, "config": cfg.to_dict(), "settings": asdict(st)}, tmp)
-            tmp.replace(ckpt)
+            _save_checkpoint(ckpt, net, opt, step, elapsed, history, cfg, st)
         if progress:
             progress(step, st.steps, info)
+        if stop_after is not None and step >= stop_after and step < st.steps:
+            _save_checkpoint(ckpt, net, opt, step, elapsed, history, cfg, st)
+            return None
     net.eval()
     facts = {
         "parameters": count_parameters(net), "steps": step, "train_seconds": round(elapsed, 1),
