@@ -122,3 +122,15 @@ def test_training_resumes_exactly(chorales, tmp_path):
     wb = torch.load(tmp_path / "b.pt", weights_only=True)["state_dict"]
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], atol=0, rtol=0)
+
+
+def test_numpy_input_rows_equal_torch_ones():
+    from improv.model.net import input_rows_np
+
+    g = np.random.default_rng(0)
+    tok = g.integers(0, VOCAB, (9, N_VOICES))
+    pos = g.integers(0, 49, 9)
+    ctrl = g.integers(-1, 3, (N_VOICES, 3))
+    want = input_indices(torch.from_numpy(tok), torch.from_numpy(pos),
+                         torch.from_numpy(np.broadcast_to(ctrl, (9, N_VOICES, 3)).copy()))
+    np.testing.assert_array_equal(input_rows_np(tok, pos, ctrl), want.numpy())

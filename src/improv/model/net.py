@@ -20,16 +20,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .encoding import MAX_BAR_FRAMES, N_DENSITY, N_REGISTER, N_ROLES, N_VOICES, UNKNOWN, VOCAB
+import numpy as np
 
-# Rows of the single input embedding table.
+from .encoding import MAX_BAR_FRAMES, N_DENSITY, N_REGISTER, N_ROLES, N_VOICES, PITCH_LO, UNKNOWN, VOCAB
+
+# Rows of the single input embedding table. Besides each voice's own token, a pitch also
+# enters through a pitch-class and an octave row shared by all voices, so that harmony
+# (the same pitch class in two voices, a key) is easy to see.
 _TOK0 = 0
 _POS0 = _TOK0 + N_VOICES * VOCAB
 _DEN0 = _POS0 + MAX_BAR_FRAMES + 1
 _REG0 = _DEN0 + N_VOICES * (N_DENSITY + 1)
 _ROL0 = _REG0 + N_VOICES * (N_REGISTER + 1)
-N_INPUT_ROWS = _ROL0 + N_VOICES * (N_ROLES + 1)
-N_INPUT_SLOTS = N_VOICES * 4 + 1  # 4 tokens, 4x3 controls, bar position
+_PC0 = _ROL0 + N_VOICES * (N_ROLES + 1)
+_OCT0 = _PC0 + 13
+N_INPUT_ROWS = _OCT0 + 10
+N_INPUT_SLOTS = N_VOICES * 6 + 1  # 4 tokens, 4 pitch classes, 4 octaves, 4x3 controls, bar position
+# Pitch class and octave row of every token (REST and HOLD: the "none" rows).
+_TOKEN_PC = np.array([12, 12] + [(PITCH_LO + i) % 12 for i in range(VOCAB - 2)], dtype=np.int64)
+_TOKEN_OCT = np.array([9, 9] + [(PITCH_LO + i) // 12 - 1 for i in range(VOCAB - 2)], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -54,13 +63,33 @@ def input_indices(tokens: torch.Tensor, barpos: torch.Tensor, controls: torch.Te
     ``[..., 4, 3]`` (density, register, role; UNKNOWN = -1).
     """
     voice = torch.arange(N_VOICES, device=tokens.device)
-    tok = _TOK0 + voice * VOCAB + tokens.long()
+    tokens = tokens.long()
+    tok = _TOK0 + voice * VOCAB + tokens
+    pc = _PC0 + torch.from_numpy(_TOKEN_PC)[tokens]
+    octv = _OCT0 + torch.from_numpy(_TOKEN_OCT)[tokens]
     c = controls.long()
     den = _DEN0 + voice * (N_DENSITY + 1) + torch.where(c[..., 0] == UNKNOWN, N_DENSITY, c[..., 0])
     reg = _REG0 + voice * (N_REGISTER + 1) + torch.where(c[..., 1] == UNKNOWN, N_REGISTER, c[..., 1])
     rol = _ROL0 + voice * (N_ROLES + 1) + torch.where(c[..., 2] == UNKNOWN, N_ROLES, c[..., 2])
     pos = (_POS0 + barpos.long()).unsqueeze(-1)
-    return torch.cat([tok, den, reg, rol, pos], dim=-1)
+    return torch.cat([tok, pc, octv, den, reg, rol, pos], dim=-1)
+
+
+def input_rows_np(tokens: np.ndarray, barpos: np.ndarray, controls: np.ndarray) -> np.ndarray:
+    """``input_indices`` in numpy for frames sharing one control setting: tokens ``[T, 4]``,
+    barpos ``[T]``, controls ``[4, 3]`` -> ``[T, N_INPUT_SLOTS]``."""
+    T = len(tokens)
+    rows = np.empty((T, N_INPUT_SLOTS), dtype=np.int64)
+    v = np.arange(N_VOICES)
+    rows[:, 0:4] = _TOK0 + v * VOCAB + tokens
+    rows[:, 4:8] = _PC0 + _TOKEN_PC[tokens]
+    rows[:, 8:12] = _OCT0 + _TOKEN_OCT[tokens]
+    c = controls
+    rows[:, 12:16] = _DEN0 + v * (N_DENSITY + 1) + np.where(c[:, 0] == UNKNOWN, N_DENSITY, c[:, 0])
+    rows[:, 16:20] = _REG0 + v * (N_REGISTER + 1) + np.where(c[:, 1] == UNKNOWN, N_REGISTER, c[:, 1])
+    rows[:, 20:24] = _ROL0 + v * (N_ROLES + 1) + np.where(c[:, 2] == UNKNOWN, N_ROLES, c[:, 2])
+    rows[:, 24] = _POS0 + barpos
+    return rows
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,9 +149,13 @@ class FrameNet(nn.Module):
         self.head_b1 = nn.Parameter(torch.zeros(N_VOICES, cfg.head_hidden))
         self.head_w2 = nn.Parameter(torch.empty(N_VOICES, cfg.head_hidden, VOCAB))
         self.head_b2 = nn.Parameter(torch.zeros(N_VOICES, VOCAB))
+        # Pitch-class logits added to every octave of that class (a key lifts all its notes).
+        self.head_pc = nn.Parameter(torch.empty(N_VOICES, cfg.head_hidden, 12))
+        self.register_buffer("token_pc", torch.from_numpy(_TOKEN_PC[2:].copy()), persistent=False)
         self.apply(self._init)
         nn.init.normal_(self.head_w1, std=0.02)
         nn.init.normal_(self.head_w2, std=0.02)
+        nn.init.normal_(self.head_pc, std=0.02)
         for b in self.blocks:
             nn.init.normal_(b.proj.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
             nn.init.normal_(b.fc2.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
@@ -159,7 +192,9 @@ class FrameNet(nn.Module):
         cum = torch.cat([torch.zeros_like(ce[..., :1, :]), ce.cumsum(-2)], dim=-2)  # [..., 4, D]
         z = self.head_ln(h.unsqueeze(-2) + cum)
         hid = F.gelu(torch.einsum("...vd,vdh->...vh", z, self.head_w1) + self.head_b1)
-        return torch.einsum("...vh,vho->...vo", hid, self.head_w2) + self.head_b2
+        logits = torch.einsum("...vh,vho->...vo", hid, self.head_w2) + self.head_b2
+        pc = torch.einsum("...vh,vhc->...vc", hid, self.head_pc)[..., self.token_pc]
+        return torch.cat([logits[..., :2], logits[..., 2:] + pc], dim=-1)
 
     def forward(self, idx: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.heads(self.trunk(idx), target)
@@ -167,7 +202,10 @@ class FrameNet(nn.Module):
     def head(self, voice: int, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Logits ``[VOCAB]`` for one voice from a state ``[D]`` and its conditioning sum ``[D]``."""
         z = self.head_ln(h + cond)
-        return F.gelu(z @ self.head_w1[voice] + self.head_b1[voice]) @ self.head_w2[voice] + self.head_b2[voice]
+        hid = F.gelu(z @ self.head_w1[voice] + self.head_b1[voice])
+        logits = hid @ self.head_w2[voice] + self.head_b2[voice]
+        logits[2:] += (hid @ self.head_pc[voice])[self.token_pc]
+        return logits
 
     def cond_vector(self, voice: int, token: int) -> torch.Tensor:
         return self.cond.weight[voice * VOCAB + token]

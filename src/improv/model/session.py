@@ -24,7 +24,7 @@ import torch
 from ..errors import ConfigError
 from .encoding import (CONTROL_BLOCK, FRAMES_PER_BEAT, HOLD, LEAD, N_VOICES, PITCH_HI, PITCH_LO, REST, ROLES,
                        UNKNOWN, VOCAB, VOICES, Grid, density_bucket, pitch_token, register_bucket, token_pitch)
-from .net import _DEN0, _POS0, _REG0, _ROL0, N_DENSITY, N_REGISTER, N_ROLES, Cache, FrameNet
+from .net import Cache, FrameNet, input_rows_np
 from .sampling import Hook, StepContext, allowed_mask, softmax_sample
 
 DEFAULT_RANGES = {"bass": (28, 55), "mid": (45, 72), "high": (57, 88), "lead": (36, 96)}
@@ -205,11 +205,6 @@ class Session:
         self.lead_temperature = lead_temperature
         self._seed = seed
         self.reset()
-        # Constant rows of the input table, for building frames in numpy.
-        self._tok_off = np.arange(N_VOICES) * VOCAB
-        self._den_off = _DEN0 + np.arange(N_VOICES) * (N_DENSITY + 1)
-        self._reg_off = _REG0 + np.arange(N_VOICES) * (N_REGISTER + 1)
-        self._rol_off = _ROL0 + np.arange(N_VOICES) * (N_ROLES + 1)
         self._cond = net.cond.weight.detach()
 
     def reset(self) -> None:
@@ -256,15 +251,7 @@ class Session:
     # ----------------------------------------------------------- frames
 
     def _rows(self, tokens: np.ndarray, first: int) -> torch.Tensor:
-        T = len(tokens)
-        rows = np.empty((T, 17), dtype=np.int64)
-        rows[:, 0:4] = tokens + self._tok_off
-        c = self.controls
-        rows[:, 4:8] = self._den_off + np.where(c[:, 0] == UNKNOWN, N_DENSITY, c[:, 0])
-        rows[:, 8:12] = self._reg_off + np.where(c[:, 1] == UNKNOWN, N_REGISTER, c[:, 1])
-        rows[:, 12:16] = self._rol_off + np.where(c[:, 2] == UNKNOWN, N_ROLES, c[:, 2])
-        rows[:, 16] = _POS0 + self.grid.bar_positions(first, T)
-        return torch.from_numpy(rows)
+        return torch.from_numpy(input_rows_np(tokens, self.grid.bar_positions(first, len(tokens)), self.controls))
 
     def _commit(self, f0: int) -> torch.Tensor:
         """Bring the cache to frames < f0 with what was observed; the state of frame f0-1."""

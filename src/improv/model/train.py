@@ -34,11 +34,11 @@ UNMETERED_SHARE = 0.3
 
 @dataclass
 class TrainSettings:
-    steps: int = 6000
-    batch: int = 16
-    lr: float = 1.5e-3
-    min_lr_ratio: float = 0.1
-    warmup: int = 200
+    steps: int = 1800
+    batch: int = 12
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    warmup: int = 100
     weight_decay: float = 0.05
     clip: float = 1.0
     seed: int = 0
