@@ -45,6 +45,11 @@ def add_commands(sub) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", default=None)
     p.add_argument("--sources", default="all")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature for the accompaniment (default: the model's recommended)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus top-p (default: the model's recommended)")
+    p.add_argument("--split", choices=["test", "val"], default="test",
+                   help="held-out split to score (val: for choosing settings; default test)")
     p.add_argument("--skip-nll", action="store_true", help="only the accompaniment statistics")
     p.add_argument("--skip-accompaniment", action="store_true", help="only the likelihood")
     p.add_argument("--json", metavar="FILE", help="write all figures to FILE")
@@ -62,8 +67,8 @@ def add_commands(sub) -> None:
         p.add_argument("--bpm", type=float, default=None,
                        help="tempo (default: the file's, or 100 for generate)")
         p.add_argument("--unmetered", action="store_true", help="seconds grid (125 ms) instead of beats")
-        p.add_argument("--temperature", type=float, default=1.0)
-        p.add_argument("--top-p", type=float, default=0.95)
+        p.add_argument("--temperature", type=float, default=None, help="default: the model's recommended")
+        p.add_argument("--top-p", type=float, default=None, help="default: the model's recommended")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--model", default=None, help="weights (default models/band.pt)")
         p.add_argument("--out", "-o", default=None, help="output folder (default: beside the input, or .)")
@@ -201,11 +206,12 @@ def cmd_eval(args) -> int:
     torch.set_num_threads(args.threads)
     console = _console()
     model = load_model(args.model)
-    report: dict = {"model": str(model.path), "parameters": sum(p.numel() for p in model.net.parameters())}
+    report: dict = {"model": str(model.path), "parameters": sum(p.numel() for p in model.net.parameters()),
+                    "split": args.split}
     args.jobs = 1
     with _Bars(console) as bars:
         r, sources, _ = _data(args, console, bars)
-        train_r, val_r, test_r = r.where(split="train"), r.where(split="val"), r.where(split="test")
+        train_r, val_r, test_r = r.where(split="train"), r.where(split="val"), r.where(split=args.split)
         if not args.skip_nll:
             ngram, table = select_ngram(train_r, val_r, progress=bars)
             nll = evaluate_nll(model.net, ngram, test_r, progress=bars)
@@ -214,8 +220,10 @@ def cmd_eval(args) -> int:
             bars("indexing training bars", 0, 1)
             seen = training_bars(train_r)
             bars("indexing training bars", 1, 1)
+            temperature = args.temperature if args.temperature is not None else model.sampling["temperature"]
+            top_p = args.top_p if args.top_p is not None else model.sampling["top_p"]
             report["accompaniment"] = evaluate_accompaniment(model, test_r, seen, args.pieces, args.bars, args.seed,
-                                                             progress=bars)
+                                                             temperature=temperature, top_p=top_p, progress=bars)
     _print_eval(console, report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float))
@@ -367,7 +375,7 @@ def _check_gen_args(args) -> None:
         raise ConfigError(f"--variations {args.variations}: between 1 and 100")
     if args.bpm is not None and not 20 <= args.bpm <= 400:
         raise ConfigError(f"--bpm {args.bpm}: between 20 and 400")
-    if args.temperature < 0:
+    if args.temperature is not None and args.temperature < 0:
         raise ConfigError("--temperature must be >= 0")
-    if not 0 < args.top_p <= 1:
+    if args.top_p is not None and not 0 < args.top_p <= 1:
         raise ConfigError("--top-p must be in (0, 1]")

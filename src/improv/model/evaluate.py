@@ -104,14 +104,17 @@ class NLLReport:
 
 def select_ngram(train_r: Rendering, val_r: Rendering, orders=range(2, 9), progress: Progress | None = None
                  ) -> tuple[NGram, dict]:
+    """The n-gram (reading and order) with the lowest NLL on the validation split."""
     train_tracks = [train_r.frames(k)[0] for k in range(len(train_r.start))]
     val_tracks = [val_r.frames(k)[0] for k in range(len(val_r.start))]
     best, table = None, {}
+    orders = list(orders)
     total = len(MODES) * len(orders)
     i = 0
     for mode in MODES:
+        full = NGram(max(orders), mode).fit(train_tracks)
         for order in orders:
-            m = NGram(order, mode).fit(train_tracks)
+            m = full.truncated(order)
             lp, _ = m.logprobs(val_tracks)
             nll = float(-lp.mean())
             table[f"{mode}-{order}"] = nll
@@ -274,13 +277,13 @@ def generated_overlaps(session, voices=BANDS) -> int:
 
 
 def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: int,
-              temperature: float = 1.0, top_p: float = 0.95):
+              temperature: float = 1.0, top_p: float = 0.95, lead_guess: str = "sample", horizon: float = 1.0):
     """Run a live session over a piece's real lead; returns (band tokens [T, 3], ranges, session)."""
     unit = 0.25
     bar_frames = int(barpos.max()) + 1
     phase_frame = int(np.flatnonzero(barpos == 0)[0]) if (barpos == 0).any() else 0
     sess = model.session(metered=True, beats_per_bar=bar_frames / 4, bar_phase=phase_frame * unit, seed=seed,
-                         temperature=temperature, top_p=top_p)
+                         temperature=temperature, top_p=top_p, lead_guess=lead_guess)
     real = frames_to_notes(tokens)
     controls, ranges = {}, {}
     n_beats = len(tokens) / 4
@@ -297,8 +300,8 @@ def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: in
     lead = real[real[:, 0] == LEAD]
     started = 0
     open_until: float | None = None
-    for beat in range(int(np.ceil(n_beats))):
-        now = float(beat)
+    for step in range(int(np.ceil(n_beats / horizon))):
+        now = step * horizon
         if open_until is not None and open_until <= now:
             sess.note_off("lead", open_until)
             open_until = None
@@ -312,7 +315,7 @@ def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: in
                 sess.observe("lead", int(p), s)
                 open_until = e
             started += 1
-        prop = sess.propose(now, voices=BANDS, controls=controls if beat == 0 else None)
+        prop = sess.propose(now, voices=BANDS, controls=controls if step == 0 else None, horizon=horizon)
         sess.accept(prop)
     band = np.zeros((len(tokens), 3), dtype=np.int64)
     from .encoding import notes_to_frames
@@ -324,7 +327,8 @@ def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: in
 
 
 def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[bytes], max_pieces: int = 25,
-                           max_bars: int = 32, seed: int = 0, progress: Progress | None = None) -> dict:
+                           max_bars: int = 32, seed: int = 0, temperature: float = 1.0, top_p: float = 0.95,
+                           lead_guess: str = "sample", horizon: float = 1.0, progress: Progress | None = None) -> dict:
     sources = ("chorales", "quartets", "pop909", "nottingham")
     chosen = []
     for src in sources:
@@ -343,7 +347,8 @@ def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[
         if not (real_notes[:, 0] < 3).any() or not (real_notes[:, 0] == LEAD).any():
             continue
         key = estimate_key(real_notes)
-        band, ranges, sess = accompany(model, toks, pos, seed=seed + i)
+        band, ranges, sess = accompany(model, toks, pos, seed=seed + i, temperature=temperature, top_p=top_p,
+                                       lead_guess=lead_guess, horizon=horizon)
         src = test_r.sources[test_r.piece[k]]
         g_src, r_src = per_source.setdefault(src, {"gen": AccompStats(), "real": AccompStats()}).values()
         for stats in (gen, g_src):
@@ -355,4 +360,5 @@ def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[
             progress("accompanying held-out lead lines", i + 1, len(chosen))
     return {"generated": gen.row(), "real": real.row(),
             "per_source": {s: {"generated": d["gen"].row(), "real": d["real"].row()} for s, d in per_source.items()},
-            "pieces": len(chosen), "max_bars": max_bars}
+            "pieces": len(chosen), "max_bars": max_bars, "temperature": temperature, "top_p": top_p,
+            "lead_guess": lead_guess, "horizon_beats": horizon}

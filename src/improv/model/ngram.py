@@ -19,41 +19,68 @@ from .encoding import N_VOICES, REST, VOCAB
 MODES = ("voice", "stream")
 
 
-def _sequences(tracks: list[np.ndarray], mode: str, order: int):
-    """Per position: voice id, context tokens ``[M, order-1]`` (most recent first), target."""
-    k = order - 1
-    voices, ctxs, targets = [], [], []
-    for toks in tracks:
-        toks = np.asarray(toks, dtype=np.int64)
-        T = len(toks)
-        if T < 2:
-            continue
+class _Positions:
+    """Predicted positions of a list of frame arrays, read either way.
+
+    ``prev(i)`` is the token i steps back in the chosen reading (REST before the start),
+    without materialising all contexts at once.
+    """
+
+    def __init__(self, tracks: list[np.ndarray], mode: str):
+        self.mode = mode
+        flat, voice, target_idx = [], [], []
+        base = 0
+        for toks in tracks:
+            toks = np.asarray(toks, dtype=np.int64)
+            T = len(toks)
+            if T < 2:
+                continue
+            if mode == "voice":
+                # one stream per voice, each padded in front by its own start
+                for v in range(N_VOICES):
+                    flat.append(toks[:, v])
+                    idx = base + np.arange(1, T)
+                    voice.append(np.full(T - 1, v))
+                    target_idx.append(idx)
+                    base += T
+            else:
+                flat.append(toks.reshape(-1))
+                pos = np.arange(N_VOICES, T * N_VOICES)
+                voice.append(pos % N_VOICES)
+                target_idx.append(base + pos)
+                base += T * N_VOICES
+        self.flat = np.concatenate(flat) if flat else np.zeros(0, np.int64)
+        self.voice = np.concatenate(voice) if voice else np.zeros(0, np.int64)
+        self.idx = np.concatenate(target_idx) if target_idx else np.zeros(0, np.int64)
+        # first index of the stream each position belongs to, for padding with REST
+        starts = np.zeros(len(self.flat), dtype=np.int64)
+        pos = 0
+        for arr in flat:
+            starts[pos:pos + len(arr)] = pos
+            pos += len(arr)
+        self.start = starts[self.idx] if len(self.idx) else self.idx
+        # frame-major order of predicted positions (voice mode stores voice-major)
         if mode == "voice":
-            pad = np.vstack([np.full((k, N_VOICES), REST, dtype=np.int64), toks])
-            # positions t = 1..T-1, all voices
-            t = np.arange(1, T)
-            ctx = np.stack([pad[t + k - i] for i in range(1, k + 1)], axis=-1) if k else \
-                np.zeros((T - 1, N_VOICES, 0), dtype=np.int64)  # [T-1, V, k]
-            voices.append(np.broadcast_to(np.arange(N_VOICES), (T - 1, N_VOICES)).reshape(-1))
-            ctxs.append(ctx.reshape((T - 1) * N_VOICES, k))
-            targets.append(toks[1:].reshape(-1))
+            order = []
+            off = 0
+            for toks in tracks:
+                T = len(toks)
+                if T < 2:
+                    continue
+                grid = off + np.arange(N_VOICES)[None, :] * (T - 1) + np.arange(T - 1)[:, None]
+                order.append(grid.reshape(-1))
+                off += N_VOICES * (T - 1)
+            self.frame_major = np.concatenate(order) if order else np.zeros(0, np.int64)
         else:
-            flat = toks.reshape(-1)
-            pad = np.concatenate([np.full(k, REST, dtype=np.int64), flat])
-            pos = np.arange(N_VOICES, len(flat))  # predict frames 1..T-1
-            ctx = np.stack([pad[pos + k - i] for i in range(1, k + 1)], axis=-1) if k else \
-                np.zeros((len(pos), 0), dtype=np.int64)
-            voices.append(pos % N_VOICES)
-            ctxs.append(ctx)
-            targets.append(flat[pos])
-    return np.concatenate(voices), np.concatenate(ctxs), np.concatenate(targets)
+            self.frame_major = np.arange(len(self.idx))
 
+    @property
+    def target(self) -> np.ndarray:
+        return self.flat[self.idx]
 
-def _keys(voice: np.ndarray, ctx: np.ndarray, k: int) -> np.ndarray:
-    key = voice.astype(np.int64)
-    for i in range(k):
-        key = key * VOCAB + ctx[:, i]
-    return key
+    def prev(self, i: int) -> np.ndarray:
+        j = self.idx - i
+        return np.where(j >= self.start, self.flat[np.maximum(j, 0)], REST)
 
 
 @dataclass
@@ -66,7 +93,7 @@ class _Table:
 
 
 class NGram:
-    """Interpolated Witten-Bell n-gram of a given order (context of order-1 tokens)."""
+    """Interpolated Witten-Bell n-gram (context of order-1 tokens, plus the voice)."""
 
     def __init__(self, order: int = 4, mode: str = "voice"):
         if mode not in MODES:
@@ -76,17 +103,25 @@ class NGram:
         self.tables: list[_Table] = []
 
     def fit(self, tracks: list[np.ndarray]) -> "NGram":
-        voice, ctx, target = _sequences(tracks, self.mode, self.order)
+        pos = _Positions(tracks, self.mode)
+        target = pos.target
+        key = pos.voice.astype(np.int64)
         self.tables = []
         for k in range(self.order):
-            ck = _keys(voice, ctx, k)
-            pk = ck * VOCAB + target
-            pair_keys, pair_count = np.unique(pk, return_counts=True)
+            if k:
+                key = key * VOCAB + pos.prev(k)
+            pair_keys, pair_count = np.unique(key * VOCAB + target, return_counts=True)
             pair_ctx = pair_keys // VOCAB
-            ctx_keys, ctx_types = np.unique(pair_ctx, return_counts=True)
-            ctx_count = np.add.reduceat(pair_count, np.searchsorted(pair_ctx, ctx_keys))
+            ctx_keys, first, ctx_types = np.unique(pair_ctx, return_index=True, return_counts=True)
+            ctx_count = np.add.reduceat(pair_count, first)
             self.tables.append(_Table(ctx_keys, ctx_count, ctx_types, pair_keys, pair_count))
         return self
+
+    def truncated(self, order: int) -> "NGram":
+        """The same counts used as an n-gram of a lower order."""
+        m = NGram(order, self.mode)
+        m.tables = self.tables[:order]
+        return m
 
     @staticmethod
     def _lookup(keys: np.ndarray, table_keys: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -96,14 +131,17 @@ class NGram:
         return np.where(hit, values[i], 0)
 
     def logprobs(self, tracks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Natural-log probability of every predicted token, and its voice id."""
-        voice, ctx, target = _sequences(tracks, self.mode, self.order)
+        """Natural-log probability of every predicted token (frame-major: frames 1..T-1 of
+        each track, voices bass, mid, high, lead), and its voice id."""
+        pos = _Positions(tracks, self.mode)
+        target = pos.target
+        key = pos.voice.astype(np.int64)
         p = np.full(len(target), 1.0 / VOCAB)
         for k, tab in enumerate(self.tables):
-            ck = _keys(voice, ctx, k)
-            c_ctx = self._lookup(ck, tab.ctx_keys, tab.ctx_count).astype(np.float64)
-            n_types = self._lookup(ck, tab.ctx_keys, tab.ctx_types).astype(np.float64)
-            c_pair = self._lookup(ck * VOCAB + target, tab.pair_keys, tab.pair_count).astype(np.float64)
-            seen = c_ctx > 0
-            p = np.where(seen, (c_pair + n_types * p) / np.maximum(c_ctx + n_types, 1), p)
-        return np.log(p), voice
+            if k:
+                key = key * VOCAB + pos.prev(k)
+            c_ctx = self._lookup(key, tab.ctx_keys, tab.ctx_count).astype(np.float64)
+            n_types = self._lookup(key, tab.ctx_keys, tab.ctx_types).astype(np.float64)
+            c_pair = self._lookup(key * VOCAB + target, tab.pair_keys, tab.pair_count).astype(np.float64)
+            p = np.where(c_ctx > 0, (c_pair + n_types * p) / np.maximum(c_ctx + n_types, 1), p)
+        return np.log(p)[pos.frame_major], pos.voice[pos.frame_major]

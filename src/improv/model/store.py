@@ -41,12 +41,22 @@ class BandModel:
     def config(self) -> ModelConfig:
         return self.net.cfg
 
+    @property
+    def sampling(self) -> dict:
+        """Recommended sampling settings (chosen on the validation split, stored in the file)."""
+        rec = self.meta.get("sampling", {})
+        return {"temperature": float(rec.get("temperature", 1.0)), "top_p": float(rec.get("top_p", 0.95))}
+
     def session(self, metered: bool = True, beats_per_bar: float = 4.0, bar_phase: float = 0.0,
-                seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95,
+                seed: int | None = None, temperature: float | None = None, top_p: float | None = None,
                 lead_guess: str = "sample", lead_temperature: float = 0.8) -> Session:
-        """A fresh generation state (see ``improv.model.session.Session``)."""
-        return Session(self.net, Grid(metered, beats_per_bar, bar_phase), seed=seed, temperature=temperature,
-                       top_p=top_p, lead_guess=lead_guess, lead_temperature=lead_temperature)
+        """A fresh generation state (see ``improv.model.session.Session``); temperature and
+        top_p default to the model's recommended ``sampling``."""
+        rec = self.sampling
+        return Session(self.net, Grid(metered, beats_per_bar, bar_phase), seed=seed,
+                       temperature=rec["temperature"] if temperature is None else temperature,
+                       top_p=rec["top_p"] if top_p is None else top_p, lead_guess=lead_guess,
+                       lead_temperature=lead_temperature)
 
 
 def _plain(x):
@@ -68,6 +78,16 @@ def save_model(path: str | Path, net: FrameNet, meta: dict | None = None) -> Pat
     torch.save(blob, tmp)
     os.replace(tmp, path)
     return path
+
+
+def update_meta(path: str | Path, changes: dict) -> None:
+    """Merge ``changes`` into a model file's facts (e.g. the recommended ``sampling``)."""
+    path = Path(path)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob["meta"] = {**blob.get("meta", {}), **json.loads(json.dumps(changes, default=_plain))}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
 
 
 def load_model(path: str | Path | None = None) -> BandModel:

@@ -49,6 +49,11 @@ class TrainSettings:
     control_drop: float = 0.35
     all_controls_drop: float = 0.2
     bf16: bool = True  # bfloat16 autocast for the matmuls (weights and optimizer stay float32)
+    # Exposure-bias cure: in this share of windows, up to ``history_noise_max`` of the bands'
+    # notes in the *input* are moved by 1-6 semitones (targets stay clean), so that the model
+    # does not follow its own wrong notes when it plays live but keeps to the player's key.
+    history_noise_prob: float = 0.5
+    history_noise_max: float = 0.3
 
 
 class Windows:
@@ -109,6 +114,22 @@ def augment(t: np.ndarray, rng: np.random.Generator, st: TrainSettings) -> tuple
     return t, melody
 
 
+def corrupt_history(t: np.ndarray, rng: np.random.Generator, st: TrainSettings) -> np.ndarray:
+    """A copy of tokens whose band notes are partly moved by 1-6 semitones (rhythm kept)."""
+    if st.history_noise_prob <= 0 or rng.random() >= st.history_noise_prob:
+        return t
+    t = t.copy()
+    band = t[:, :LEAD]
+    onsets = band >= 2
+    rate = rng.random() * st.history_noise_max
+    hit = onsets & (rng.random(band.shape) < rate)
+    if hit.any():
+        shift = rng.integers(1, 7, size=int(hit.sum())) * rng.choice([-1, 1], size=int(hit.sum()))
+        moved = band[hit] + shift
+        band[hit] = np.where((moved >= 2) & (moved < 2 + PITCH_HI - PITCH_LO + 1), moved, band[hit])
+    return t
+
+
 def drop_controls(c: np.ndarray, rng: np.random.Generator, st: TrainSettings) -> np.ndarray:
     c = c.copy()
     if rng.random() < st.all_controls_drop:
@@ -120,7 +141,7 @@ def drop_controls(c: np.ndarray, rng: np.random.Generator, st: TrainSettings) ->
 
 
 def make_batch(w: Windows, rng: np.random.Generator, n: int, st: TrainSettings, train: bool = True):
-    toks, poss, ctrls, masks = [], [], [], []
+    toks, inputs, poss, ctrls, masks = [], [], [], [], []
     for _ in range(n):
         t, b, m = w.window(rng)
         melody = LEAD
@@ -129,11 +150,14 @@ def make_batch(w: Windows, rng: np.random.Generator, n: int, st: TrainSettings, 
         c = block_controls(t, melody)
         c = drop_controls(c, rng, st) if train else np.full_like(c, UNKNOWN)
         toks.append(t)
+        inputs.append(corrupt_history(t, rng, st) if train else t)
         poss.append(b)
         ctrls.append(c)
         masks.append(m)
     t = torch.from_numpy(np.stack(toks))
-    idx = input_indices(t[:, :-1], torch.from_numpy(np.stack(poss))[:, :-1], torch.from_numpy(np.stack(ctrls))[:, :-1])
+    t_in = torch.from_numpy(np.stack(inputs))
+    idx = input_indices(t_in[:, :-1], torch.from_numpy(np.stack(poss))[:, :-1],
+                        torch.from_numpy(np.stack(ctrls))[:, :-1])
     mask = torch.from_numpy(np.stack(masks))[:, 1:]
     return idx, t[:, 1:], mask
 
