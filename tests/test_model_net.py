@@ -134,3 +134,19 @@ def test_numpy_input_rows_equal_torch_ones():
     want = input_indices(torch.from_numpy(tok), torch.from_numpy(pos),
                          torch.from_numpy(np.broadcast_to(ctrl, (9, N_VOICES, 3)).copy()))
     np.testing.assert_array_equal(input_rows_np(tok, pos, ctrl), want.numpy())
+
+
+def test_numpy_heads_equal_torch_heads():
+    from improv.model.net import NumpyHeads
+
+    torch.manual_seed(4)
+    net = FrameNet(TINY).eval()
+    heads = NumpyHeads(net)
+    g = torch.Generator().manual_seed(0)
+    for v in range(N_VOICES):
+        h, cond = torch.randn(TINY.d_model, generator=g), torch.randn(TINY.d_model, generator=g)
+        with torch.no_grad():
+            want = net.head(v, h, cond).numpy()
+        np.testing.assert_allclose(heads(v, h.numpy(), cond.numpy()), want, rtol=1e-4, atol=1e-4)
+        if v < N_VOICES - 1:  # the lead comes last: nothing is conditioned on it
+            np.testing.assert_array_equal(heads.cond_vector(v, 7), net.cond_vector(v, 7).detach().numpy())

@@ -277,7 +277,7 @@ def generated_overlaps(session, voices=BANDS) -> int:
 
 
 def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: int,
-              temperature: float = 1.0, top_p: float = 0.95, lead_guess: str = "sample", horizon: float = 1.0):
+              temperature: float = 1.0, top_p: float = 0.95, lead_guess: str = "hold", horizon: float = 1.0):
     """Run a live session over a piece's real lead; returns (band tokens [T, 3], ranges, session)."""
     unit = 0.25
     bar_frames = int(barpos.max()) + 1
@@ -328,7 +328,7 @@ def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: in
 
 def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[bytes], max_pieces: int = 25,
                            max_bars: int = 32, seed: int = 0, temperature: float = 1.0, top_p: float = 0.95,
-                           lead_guess: str = "sample", horizon: float = 1.0, progress: Progress | None = None) -> dict:
+                           lead_guess: str = "hold", horizon: float = 1.0, progress: Progress | None = None) -> dict:
     sources = ("chorales", "quartets", "pop909", "nottingham")
     chosen = []
     for src in sources:

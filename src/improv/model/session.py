@@ -24,7 +24,7 @@ import torch
 from ..errors import ConfigError
 from .encoding import (CONTROL_BLOCK, FRAMES_PER_BEAT, HOLD, LEAD, N_VOICES, PITCH_HI, PITCH_LO, REST, ROLES,
                        UNKNOWN, VOCAB, VOICES, Grid, density_bucket, pitch_token, register_bucket, token_pitch)
-from .net import Cache, FrameNet, input_rows_np
+from .net import Cache, FrameNet, NumpyHeads, input_rows_np
 from .sampling import Hook, StepContext, allowed_mask, softmax_sample
 
 DEFAULT_RANGES = {"bass": (28, 55), "mid": (45, 72), "high": (57, 88), "lead": (36, 96)}
@@ -194,7 +194,7 @@ class Session:
     """Generation state of one performance. Create with ``BandModel.session(...)``."""
 
     def __init__(self, net: FrameNet, grid: Grid, seed: int | None = None, temperature: float = 1.0,
-                 top_p: float = 0.95, lead_guess: str = "sample", lead_temperature: float = 0.8):
+                 top_p: float = 0.95, lead_guess: str = "hold", lead_temperature: float = 0.8):
         if lead_guess not in ("sample", "hold"):
             raise ConfigError(f"lead_guess {lead_guess!r}: use sample or hold")
         self.net = net
@@ -205,7 +205,7 @@ class Session:
         self.lead_temperature = lead_temperature
         self._seed = seed
         self.reset()
-        self._cond = net.cond.weight.detach()
+        self._heads = NumpyHeads(net)
 
     def reset(self) -> None:
         self.rng = np.random.default_rng(self._seed)
@@ -309,13 +309,14 @@ class Session:
         fixed = {v: self.lines[v].render(f0, f0 + n) for v in range(N_VOICES) if v not in gen}
         for k in range(n):
             f = f0 + k
-            cond = torch.zeros_like(h)
+            h_np = h.numpy()
+            cond = np.zeros_like(h_np)
             chosen: dict[str, int] = {}
             for v in range(N_VOICES):
                 name = VOICES[v]
                 speculate = v == LEAD and v not in gen and self.lead_guess == "sample" and not lead_line.known_at(f)
                 if v in gen or speculate:
-                    tok = self._sample(v, h, cond, cur[v], f, chosen, cur, lead_line.last_pitch_before(f + 1),
+                    tok = self._sample(v, h_np, cond, cur[v], f, chosen, cur, lead_line.last_pitch_before(f + 1),
                                        hooks, speculate)
                 else:
                     tok = int(fixed[v][k])
@@ -328,7 +329,7 @@ class Session:
                 elif tok == REST:
                     cur[v] = None
                 if v < N_VOICES - 1:
-                    cond = cond + self._cond[v * VOCAB + tok]
+                    cond = cond + self._heads.cond_vector(v, tok)
             if k < n - 1:
                 h = self.cache.feed(self._rows(toks[k:k + 1], f))[-1]
         self.cache.truncate(f0)
@@ -339,7 +340,7 @@ class Session:
                 lead_heard: int | None, hooks, speculate: bool) -> int:
         name = VOICES[v]
         ctl = self._voice_ctl.get(name)
-        logits = self.net.head(v, h, cond).numpy().astype(np.float64)
+        logits = self._heads(v, h, cond)
         if speculate:
             low, high, silent = PITCH_LO, PITCH_HI, False
             temperature, top_p = self.lead_temperature, self.top_p

@@ -49,7 +49,7 @@ class BandModel:
 
     def session(self, metered: bool = True, beats_per_bar: float = 4.0, bar_phase: float = 0.0,
                 seed: int | None = None, temperature: float | None = None, top_p: float | None = None,
-                lead_guess: str = "sample", lead_temperature: float = 0.8) -> Session:
+                lead_guess: str = "hold", lead_temperature: float = 0.8) -> Session:
         """A fresh generation state (see ``improv.model.session.Session``); temperature and
         top_p default to the model's recommended ``sampling``."""
         rec = self.sampling
