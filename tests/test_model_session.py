@@ -150,3 +150,21 @@ def test_bad_controls_are_config_errors(model):
         VoiceControl(low=60, high=50)
     with pytest.raises(ConfigError, match="voice"):
         model.session().propose(0.0, voices=("drums",))
+
+
+def test_keep_key_hook_sees_the_heard_key(model):
+    from improv.model import heard_key, keep_key
+
+    seen = []
+
+    def spy(ctx, logits):
+        seen.append(heard_key(ctx.heard_pitch_classes))
+        keep_key(50.0)(ctx, logits)
+
+    sess = model.session(seed=8)
+    for k, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72] * 2):  # C major, 16 beats
+        sess.observe("player", p, float(k), k + 0.9)
+    props = [sess.propose(16.0 + b, hooks=spy) for b in range(4)]
+    c_major = [(pc in (0, 2, 4, 5, 7, 9, 11)) for pc in range(12)]
+    assert seen and all(list(s) == c_major for s in seen)
+    assert all(n.pitch % 12 in (0, 2, 4, 5, 7, 9, 11) for p in props for n in p.notes)

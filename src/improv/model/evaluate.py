@@ -33,6 +33,7 @@ from .data import Rendering
 from .encoding import BANDS, LEAD, N_VOICES, POS_UNKNOWN, UNKNOWN, VOICES, frames_to_notes, sounding_pitch
 from .net import FrameNet, input_indices
 from .ngram import MODES, NGram
+from .sampling import keep_key as key_hook
 from .session import DEFAULT_RANGES, VoiceControl
 from .store import BandModel
 
@@ -277,7 +278,8 @@ def generated_overlaps(session, voices=BANDS) -> int:
 
 
 def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: int,
-              temperature: float = 1.0, top_p: float = 0.95, lead_guess: str = "hold", horizon: float = 1.0):
+              temperature: float = 1.0, top_p: float = 0.95, lead_guess: str = "hold", horizon: float = 1.0,
+              hooks=None):
     """Run a live session over a piece's real lead; returns (band tokens [T, 3], ranges, session)."""
     unit = 0.25
     bar_frames = int(barpos.max()) + 1
@@ -315,7 +317,7 @@ def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: in
                 sess.observe("lead", int(p), s)
                 open_until = e
             started += 1
-        prop = sess.propose(now, voices=BANDS, controls=controls if step == 0 else None, horizon=horizon)
+        prop = sess.propose(now, voices=BANDS, controls=controls if step == 0 else None, horizon=horizon, hooks=hooks)
         sess.accept(prop)
     band = np.zeros((len(tokens), 3), dtype=np.int64)
     from .encoding import notes_to_frames
@@ -328,7 +330,8 @@ def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: in
 
 def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[bytes], max_pieces: int = 25,
                            max_bars: int = 32, seed: int = 0, temperature: float = 1.0, top_p: float = 0.95,
-                           lead_guess: str = "hold", horizon: float = 1.0, progress: Progress | None = None) -> dict:
+                           lead_guess: str = "hold", horizon: float = 1.0, keep_key: float = 0.0,
+                           progress: Progress | None = None) -> dict:
     sources = ("chorales", "quartets", "pop909", "nottingham")
     chosen = []
     for src in sources:
@@ -348,7 +351,8 @@ def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[
             continue
         key = estimate_key(real_notes)
         band, ranges, sess = accompany(model, toks, pos, seed=seed + i, temperature=temperature, top_p=top_p,
-                                       lead_guess=lead_guess, horizon=horizon)
+                                       lead_guess=lead_guess, horizon=horizon,
+                                       hooks=key_hook(keep_key) if keep_key > 0 else None)
         src = test_r.sources[test_r.piece[k]]
         g_src, r_src = per_source.setdefault(src, {"gen": AccompStats(), "real": AccompStats()}).values()
         for stats in (gen, g_src):
@@ -361,4 +365,4 @@ def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[
     return {"generated": gen.row(), "real": real.row(),
             "per_source": {s: {"generated": d["gen"].row(), "real": d["real"].row()} for s, d in per_source.items()},
             "pieces": len(chosen), "max_bars": max_bars, "temperature": temperature, "top_p": top_p,
-            "lead_guess": lead_guess, "horizon_beats": horizon}
+            "lead_guess": lead_guess, "horizon_beats": horizon, "keep_key": keep_key}

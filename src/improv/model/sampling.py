@@ -29,7 +29,9 @@ class StepContext:
     when silent; for the player past "now" this is the model's guess); ``chosen_tokens``
     holds the tokens already decided for this frame (the voices before this one: bass,
     mid, high, lead); ``lead_pitch`` is the player's last pitch actually heard (sounding
-    or not; None before the first note);
+    or not; None before the first note); ``heard_pitch_classes`` the frames each pitch
+    class sounded in any voice over the last 16 beats (metered; 8 s unmetered) before
+    the proposal;
     ``low``/``high`` the voice's allowed range.
     """
 
@@ -42,6 +44,7 @@ class StepContext:
     lead_pitch: int | None
     low: int
     high: int
+    heard_pitch_classes: np.ndarray | None = None
 
 
 Hook = Callable[[StepContext, np.ndarray], None]
@@ -127,6 +130,39 @@ def fight(strength: float = 2.0) -> Hook:
         ic = (pitches - ctx.lead_pitch) % 12
         diss = np.isin(ic, DISSONANT)
         logits[2:] += np.where(diss, strength, -strength / 2)
+
+    return hook
+
+
+_KS_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KS_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+_PROFILES = np.array([np.roll(p, k) for p in (_KS_MAJOR, _KS_MINOR) for k in range(12)])  # [24, 12]
+_PROFILES = (_PROFILES - _PROFILES.mean(1, keepdims=True)) / _PROFILES.std(1, keepdims=True)
+_SCALES = np.array([np.isin((np.arange(12) - k) % 12, steps) for steps in ((0, 2, 4, 5, 7, 9, 11),
+                                                                             (0, 2, 3, 5, 7, 8, 10, 11))
+                    for k in range(12)])  # [24, 12]
+
+
+def heard_key(pitch_classes: np.ndarray | None, min_frames: float = 16) -> np.ndarray | None:
+    """The scale (bool ``[12]``) of the key that best fits the heard pitch classes
+    (Krumhansl-Schmuckler; natural minor plus the raised 7th), None with too little heard."""
+    if pitch_classes is None or pitch_classes.sum() < min_frames or pitch_classes.std() == 0:
+        return None
+    x = (pitch_classes - pitch_classes.mean()) / pitch_classes.std()
+    return _SCALES[int(np.argmax(_PROFILES @ x))]
+
+
+def keep_key(strength: float = 3.0) -> Hook:
+    """Discourage (by ``strength`` nats) pitches outside the key heard in the last 16 beats.
+
+    The opposite of ``fight``; off until a few beats of music have been heard."""
+
+    def hook(ctx: StepContext, logits: np.ndarray) -> None:
+        scale = heard_key(ctx.heard_pitch_classes)
+        if scale is None:
+            return
+        pcs = (np.arange(PITCH_LO, PITCH_HI + 1)) % 12
+        logits[2:] -= np.where(scale[pcs], 0.0, strength)
 
     return hook
 

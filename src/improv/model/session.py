@@ -29,6 +29,7 @@ from .sampling import Hook, StepContext, allowed_mask, softmax_sample
 
 DEFAULT_RANGES = {"bass": (28, 55), "mid": (45, 72), "high": (57, 88), "lead": (36, 96)}
 LEAD_IN = CONTROL_BLOCK  # silent frames before time 0, as in training
+KEY_WINDOW = 16 * FRAMES_PER_BEAT  # frames of past notes summarised for hooks (heard_pitch_classes)
 
 
 def voice_index(name: str) -> int:
@@ -166,6 +167,18 @@ class _Line:
                 out[lo - a:e - a] = HOLD
             i -= 1
         return out
+
+    def add_pitch_classes(self, a: int, b: int, out: np.ndarray) -> None:
+        """Add each note's frames within [a, b) to ``out[pitch % 12]``."""
+        i = bisect.bisect_left(self.starts, b) - 1
+        while i >= 0:
+            s, e = self.starts[i], self.ends[i]
+            e = b if e is None else min(e, b)
+            if e <= a and self.ends[i] is not None:
+                break
+            if e > max(s, a):
+                out[self.pitches[i] % 12] += e - max(s, a)
+            i -= 1
 
     def known_at(self, f: int) -> bool:
         """Whether frame f of this line is fixed by an observation (onset or closed note)."""
@@ -306,6 +319,11 @@ class Session:
         cur = [line.sounding_before(f0) for line in self.lines]
         start_sounding = list(cur)
         lead_line = self.lines[LEAD]
+        heard_pcs = None
+        if hooks is not None:
+            heard_pcs = np.zeros(12)
+            for line in self.lines:
+                line.add_pitch_classes(f0 - KEY_WINDOW, f0, heard_pcs)
         fixed = {v: self.lines[v].render(f0, f0 + n) for v in range(N_VOICES) if v not in gen}
         for k in range(n):
             f = f0 + k
@@ -317,7 +335,7 @@ class Session:
                 speculate = v == LEAD and v not in gen and self.lead_guess == "sample" and not lead_line.known_at(f)
                 if v in gen or speculate:
                     tok = self._sample(v, h_np, cond, cur[v], f, chosen, cur, lead_line.last_pitch_before(f + 1),
-                                       hooks, speculate)
+                                       hooks, speculate, heard_pcs)
                 else:
                     tok = int(fixed[v][k])
                     if tok == HOLD and cur[v] is None:
@@ -337,7 +355,7 @@ class Session:
         return self._proposal(f0, toks, gen, start_sounding)
 
     def _sample(self, v: int, h, cond, sounding: int | None, f: int, chosen: dict[str, int], cur: list,
-                lead_heard: int | None, hooks, speculate: bool) -> int:
+                lead_heard: int | None, hooks, speculate: bool, heard_pcs: np.ndarray | None = None) -> int:
         name = VOICES[v]
         ctl = self._voice_ctl.get(name)
         logits = self._heads(v, h, cond)
@@ -354,7 +372,8 @@ class Session:
                 ctx = StepContext(voice=name, frame=f, time=self.grid.time(f),
                                   bar_position=int(self.grid.bar_positions(f, 1)[0]) if self.grid.metered else None,
                                   sounding={VOICES[u]: cur[u] for u in range(N_VOICES)},
-                                  chosen_tokens=dict(chosen), lead_pitch=lead_heard, low=low, high=high)
+                                  chosen_tokens=dict(chosen), lead_pitch=lead_heard, low=low, high=high,
+                                  heard_pitch_classes=heard_pcs)
                 hook(ctx, logits)
         mask = allowed_mask(low, high, sounding is not None, silent)
         logits[~mask] = -np.inf
