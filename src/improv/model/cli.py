@@ -48,6 +48,8 @@ def add_commands(sub) -> None:
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature for the accompaniment (default: the model's recommended)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus top-p (default: the model's recommended)")
+    p.add_argument("--listen-bars", type=int, default=1,
+                   help="bars the band listens to the player before it comes in (default 1); scored from there")
     p.add_argument("--keep-key", type=float, default=0.0, metavar="NATS",
                    help="accompany with the keep_key hook of this strength (default 0: the bare model)")
     p.add_argument("--split", choices=["test", "val"], default="test",
@@ -226,7 +228,8 @@ def cmd_eval(args) -> int:
             top_p = args.top_p if args.top_p is not None else model.sampling["top_p"]
             report["accompaniment"] = evaluate_accompaniment(model, test_r, seen, args.pieces, args.bars, args.seed,
                                                              temperature=temperature, top_p=top_p,
-                                                             keep_key=args.keep_key, progress=bars)
+                                                             keep_key=args.keep_key, listen_bars=args.listen_bars,
+                                                             progress=bars)
     _print_eval(console, report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float))

@@ -279,8 +279,10 @@ def generated_overlaps(session, voices=BANDS) -> int:
 
 def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: int,
               temperature: float = 1.0, top_p: float = 0.95, lead_guess: str = "hold", horizon: float = 1.0,
-              hooks=None):
-    """Run a live session over a piece's real lead; returns (band tokens [T, 3], ranges, session)."""
+              hooks=None, entry: float = 0.0):
+    """Run a live session over a piece's real lead; returns (band tokens [T, 3], ranges, session).
+
+    The bands come in at ``entry`` (beats): before that the session only listens."""
     unit = 0.25
     bar_frames = int(barpos.max()) + 1
     phase_frame = int(np.flatnonzero(barpos == 0)[0]) if (barpos == 0).any() else 0
@@ -317,7 +319,9 @@ def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: in
                 sess.observe("lead", int(p), s)
                 open_until = e
             started += 1
-        prop = sess.propose(now, voices=BANDS, controls=controls if step == 0 else None, horizon=horizon, hooks=hooks)
+        if now < entry - 1e-9:
+            continue
+        prop = sess.propose(now, voices=BANDS, controls=controls, horizon=horizon, hooks=hooks)
         sess.accept(prop)
     band = np.zeros((len(tokens), 3), dtype=np.int64)
     from .encoding import notes_to_frames
@@ -331,7 +335,7 @@ def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: in
 def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[bytes], max_pieces: int = 25,
                            max_bars: int = 32, seed: int = 0, temperature: float = 1.0, top_p: float = 0.95,
                            lead_guess: str = "hold", horizon: float = 1.0, keep_key: float = 0.0,
-                           progress: Progress | None = None) -> dict:
+                           listen_bars: int = 1, progress: Progress | None = None) -> dict:
     sources = ("chorales", "quartets", "pop909", "nottingham")
     chosen = []
     for src in sources:
@@ -342,27 +346,30 @@ def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[
     for i, k in enumerate(chosen):
         toks, pos = test_r.frames(k)
         bar_frames = int(pos.max()) + 1
-        # Skip the lead-in bar; keep max_bars bars.
+        # From the start (lead-in silence, pickup) to max_bars bars after the first full bar.
         first = int(np.flatnonzero(pos == 0)[1]) if (pos == 0).sum() > 1 else 0
-        toks = toks[first:first + max_bars * bar_frames].astype(np.int64)
-        pos = pos[first:first + max_bars * bar_frames].astype(np.int64)
+        toks = toks[:first + max_bars * bar_frames].astype(np.int64)
+        pos = pos[:first + max_bars * bar_frames].astype(np.int64)
         real_notes = frames_to_notes(toks)
         if not (real_notes[:, 0] < 3).any() or not (real_notes[:, 0] == LEAD).any():
             continue
         key = estimate_key(real_notes)
+        entry = first + listen_bars * bar_frames
         band, ranges, sess = accompany(model, toks, pos, seed=seed + i, temperature=temperature, top_p=top_p,
                                        lead_guess=lead_guess, horizon=horizon,
-                                       hooks=key_hook(keep_key) if keep_key > 0 else None)
+                                       hooks=key_hook(keep_key) if keep_key > 0 else None, entry=entry / 4)
+        # Both are scored from the band's entry on.
+        band, pos_s, lead_s, real_s = band[entry:], pos[entry:], toks[entry:, LEAD], toks[entry:, :3]
         src = test_r.sources[test_r.piece[k]]
         g_src, r_src = per_source.setdefault(src, {"gen": AccompStats(), "real": AccompStats()}).values()
         for stats in (gen, g_src):
-            _score(stats, band, toks[:, LEAD], pos, bar_frames, key, ranges, train_bars)
+            _score(stats, band, lead_s, pos_s, bar_frames, key, ranges, train_bars)
             stats.overlaps += generated_overlaps(sess)
         for stats in (real, r_src):
-            _score(stats, toks[:, :3], toks[:, LEAD], pos, bar_frames, key, None, train_bars)
+            _score(stats, real_s, lead_s, pos_s, bar_frames, key, None, train_bars)
         if progress:
             progress("accompanying held-out lead lines", i + 1, len(chosen))
     return {"generated": gen.row(), "real": real.row(),
             "per_source": {s: {"generated": d["gen"].row(), "real": d["real"].row()} for s, d in per_source.items()},
             "pieces": len(chosen), "max_bars": max_bars, "temperature": temperature, "top_p": top_p,
-            "lead_guess": lead_guess, "horizon_beats": horizon, "keep_key": keep_key}
+            "lead_guess": lead_guess, "horizon_beats": horizon, "keep_key": keep_key, "listen_bars": listen_bars}

@@ -30,8 +30,8 @@ class StepContext:
     holds the tokens already decided for this frame (the voices before this one: bass,
     mid, high, lead); ``lead_pitch`` is the player's last pitch actually heard (sounding
     or not; None before the first note); ``heard_pitch_classes`` the frames each pitch
-    class sounded in any voice over the last 16 beats (metered; 8 s unmetered) before
-    the proposal;
+    class sounded in the player's line over the last 16 beats (metered; 8 s unmetered)
+    before the proposal;
     ``low``/``high`` the voice's allowed range.
     """
 
@@ -153,7 +153,7 @@ def heard_key(pitch_classes: np.ndarray | None, min_frames: float = 16) -> np.nd
 
 
 def keep_key(strength: float = 3.0) -> Hook:
-    """Discourage (by ``strength`` nats) pitches outside the key heard in the last 16 beats.
+    """Discourage (by ``strength`` nats) pitches outside the player's key (last 16 beats).
 
     The opposite of ``fight``; off until a few beats of music have been heard."""
 

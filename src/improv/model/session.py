@@ -322,8 +322,7 @@ class Session:
         heard_pcs = None
         if hooks is not None:
             heard_pcs = np.zeros(12)
-            for line in self.lines:
-                line.add_pitch_classes(f0 - KEY_WINDOW, f0, heard_pcs)
+            lead_line.add_pitch_classes(f0 - KEY_WINDOW, f0, heard_pcs)
         fixed = {v: self.lines[v].render(f0, f0 + n) for v in range(N_VOICES) if v not in gen}
         for k in range(n):
             f = f0 + k
