@@ -13,7 +13,7 @@ import sys
 
 from .errors import ConfigError, ImprovError
 
-COMMAND_MODULES: list[str] = ["improv.timing.cli", "improv.rendercli"]
+COMMAND_MODULES: list[str] = ["improv.timing.cli", "improv.rendercli", "improv.model.cli"]
 
 
 def _console(stderr: bool = False):

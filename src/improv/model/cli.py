@@ -1,0 +1,387 @@
+"""Commands of the band model: train, eval-model, continue, generate."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+
+SIZES = {
+    # name: (d_model, n_layers, n_heads, d_ff, context)
+    "tiny": (64, 2, 2, 128, 64),
+    "small": (160, 4, 4, 480, 256),
+}
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train the band model on the symbolic corpora",
+                       description="Train the band's model (seeded, split by piece, checkpointed, resumable) on "
+                                   "music21's corpus and ../shared/data/symbolic when present.")
+    p.add_argument("--out", default=None, help="weights file to write (default: models/band.pt)")
+    p.add_argument("--steps", type=int, default=1800, help="optimizer steps (default 1800)")
+    p.add_argument("--batch", type=int, default=12, help="windows per step (default 12)")
+    p.add_argument("--size", choices=list(SIZES), default="small", help="model size (default small)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: on a shared 2-core machine two threads were 5x slower)")
+    p.add_argument("--jobs", type=int, default=2, help="processes parsing the corpora (default 2)")
+    p.add_argument("--sources", default="all", help="comma list of corpora, or all (default: all present)")
+    p.add_argument("--cache", default=None, help="parsed-corpus cache folder (default ~/.cache/improv)")
+    p.add_argument("--checkpoints", default=None, help="checkpoint folder (default <cache>/train-<size>-s<seed>)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--bf16", action=argparse_bool(), default=True, help="bfloat16 autocast for matmuls")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only the first N files of each corpus, not cached (quick trials)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval-model", help="score the band model on held-out pieces",
+                       description="Held-out NLL against an n-gram baseline, and statistics of accompaniment "
+                                   "generated under held-out lead lines against the real accompaniment.")
+    p.add_argument("--model", default=None, help="weights (default models/band.pt)")
+    p.add_argument("--pieces", type=int, default=25, help="held-out pieces per corpus to accompany (default 25)")
+    p.add_argument("--bars", type=int, default=32, help="bars per piece to accompany (default 32)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cache", default=None)
+    p.add_argument("--sources", default="all")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature for the accompaniment (default: the model's recommended)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus top-p (default: the model's recommended)")
+    p.add_argument("--listen-bars", type=int, default=1,
+                   help="bars the band listens to the player before it comes in (default 1); scored from there")
+    p.add_argument("--keep-key", type=float, default=0.0, metavar="NATS",
+                   help="accompany with the keep_key hook of this strength (default 0: the bare model)")
+    p.add_argument("--split", choices=["test", "val"], default="test",
+                   help="held-out split to score (val: for choosing settings; default test)")
+    p.add_argument("--skip-nll", action="store_true", help="only the accompaniment statistics")
+    p.add_argument("--skip-accompaniment", action="store_true", help="only the likelihood")
+    p.add_argument("--json", metavar="FILE", help="write all figures to FILE")
+    p.set_defaults(func=cmd_eval)
+
+    for name, helptext in (("continue", "continue MIDI files with the band model"),
+                           ("generate", "generate music from nothing with the band model")):
+        p = sub.add_parser(name, help=helptext, description=helptext + ".")
+        if name == "continue":
+            p.add_argument("files", nargs="+", metavar="IN.mid")
+        p.add_argument("--seconds", type=float, default=20.0, help="length to generate (default 20)")
+        p.add_argument("--variations", type=int, default=1, help="versions per input, seeds seed, seed+1, ...")
+        p.add_argument("--voices", default="all", help="voices to generate: comma list of lead,bass,mid,high "
+                                                      "(default all; the others rest, or in continue keep silent)")
+        p.add_argument("--bpm", type=float, default=None,
+                       help="tempo (default: the file's, or 100 for generate)")
+        p.add_argument("--unmetered", action="store_true", help="seconds grid (125 ms) instead of beats")
+        p.add_argument("--temperature", type=float, default=None, help="default: the model's recommended")
+        p.add_argument("--top-p", type=float, default=None, help="default: the model's recommended")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--model", default=None, help="weights (default models/band.pt)")
+        p.add_argument("--out", "-o", default=None, help="output folder (default: beside the input, or .)")
+        p.set_defaults(func=cmd_continue if name == "continue" else cmd_generate)
+
+
+def argparse_bool():
+    import argparse
+
+    return argparse.BooleanOptionalAction
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _sources(text: str) -> list[str]:
+    from .data import SOURCES, available_sources
+
+    if text == "all":
+        return available_sources()
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in names if s not in SOURCES]
+    if bad:
+        raise ConfigError(f"--sources: unknown corpus {bad[0]!r}; use all or a comma list of {','.join(SOURCES)}")
+    missing = [s for s in names if s not in available_sources()]
+    if missing:
+        raise ConfigError(f"--sources: {missing[0]} is not present (see ../shared/data/README.md)")
+    return names
+
+
+class _Bars:
+    """Progress fed by (stage, done, total[, info]) callbacks: rich bars on a terminal, else a
+    plain line per stage at most every 30 s (for logs of runs in the background)."""
+
+    def __init__(self, console, every: float = 30.0):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = console
+        self.live = console.is_terminal
+        self.every = every
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console)
+        self.tasks: dict[str, int] = {}
+        self.last: dict[str, float] = {}
+        self.t0 = time.monotonic()
+
+    def __enter__(self):
+        if self.live:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live:
+            self.progress.__exit__(*exc)
+
+    def __call__(self, stage: str, done: int, total: int, info: str = "") -> None:
+        if not self.live:
+            now = time.monotonic()
+            if done >= total or now - self.last.get(stage, 0.0) >= self.every:
+                self.last[stage] = now
+                self.console.print(f"[{now - self.t0:7.0f} s] {stage}: {done}/{total} {info}")
+            return
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total, info="")
+        self.progress.update(self.tasks[stage], completed=done, total=total, info=info)
+
+
+def _data(args, console, bars):
+    from .data import default_cache_dir, load_rendering
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    sources = _sources(args.sources)
+    t0 = time.monotonic()
+    if getattr(args, "limit", None):
+        from .data import load_pieces, render
+
+        r = render(load_pieces(sources, cache, jobs=1, progress=bars, limit=args.limit), bars)
+    else:
+        r = load_rendering(sources, cache, jobs=getattr(args, "jobs", 1), progress=bars)
+    if r.n_frames == 0:
+        raise ConfigError(f"no music found in {', '.join(sources)}")
+    return r, sources, time.monotonic() - t0
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .net import ModelConfig
+    from .store import default_model_path
+    from .train import TrainSettings, train
+
+    if args.steps < 1 or args.batch < 1 or args.threads < 1:
+        raise ConfigError("--steps, --batch and --threads must be positive")
+    torch.set_num_threads(args.threads)
+    console = _console()
+    d, L, H, ff, ctx = SIZES[args.size]
+    cfg = ModelConfig(d_model=d, n_layers=L, n_heads=H, d_ff=ff, head_hidden=d, context=ctx, dropout=0.0)
+    st = TrainSettings(steps=args.steps, batch=args.batch, seed=args.seed, bf16=args.bf16)
+    out = Path(args.out) if args.out else default_model_path()
+    with _Bars(console) as bars:
+        r, sources, data_s = _data(args, console, bars)
+        from .data import default_cache_dir
+
+        cache = Path(args.cache) if args.cache else default_cache_dir()
+        ckpt = Path(args.checkpoints) if args.checkpoints else cache / f"train-{args.size}-s{args.seed}"
+        train_r, val_r = r.where(split="train"), r.where(split="val")
+        console.print(f"data: {len(set(r.piece.tolist()))} pieces from {', '.join(sources)}; "
+                      f"{train_r.n_frames:,} training frames, {val_r.n_frames:,} validation frames "
+                      f"({data_s:.0f} s to load)")
+
+        def progress(step, total, info):
+            text = f"loss {info['loss']:.3f}" + (f" val {info['val']:.3f}" if "val" in info else "")
+            bars("training", step, total, text)
+
+        t0 = time.monotonic()
+        facts = train(train_r, val_r, cfg, st, out, ckpt, resume=not args.fresh, progress=progress,
+                      meta={"sources": sources, "size": args.size, "config": cfg.to_dict(),
+                            "pieces": {s: int(sum(1 for p in set(r.piece.tolist()) if r.sources[p] == s))
+                                       for s in sources}})
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {facts['parameters']:,} parameters); "
+                  f"{facts['steps']} steps, {facts['train_seconds'] / 60:.1f} min of training "
+                  f"({(time.monotonic() - t0) / 60:.1f} min this run), final validation loss {facts['val_loss']:.4f}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import torch
+
+    from .evaluate import evaluate_accompaniment, evaluate_nll, select_ngram, training_bars
+    from .store import load_model
+
+    torch.set_num_threads(args.threads)
+    console = _console()
+    model = load_model(args.model)
+    report: dict = {"model": str(model.path), "parameters": sum(p.numel() for p in model.net.parameters()),
+                    "split": args.split}
+    args.jobs = 1
+    with _Bars(console) as bars:
+        r, sources, _ = _data(args, console, bars)
+        train_r, val_r, test_r = r.where(split="train"), r.where(split="val"), r.where(split=args.split)
+        if not args.skip_nll:
+            ngram, table = select_ngram(train_r, val_r, progress=bars)
+            nll = evaluate_nll(model.net, ngram, test_r, progress=bars)
+            report["nll"] = {**nll.__dict__, "improvement": nll.improvement, "ngram_validation": table}
+        if not args.skip_accompaniment:
+            bars("indexing training bars", 0, 1)
+            seen = training_bars(train_r)
+            bars("indexing training bars", 1, 1)
+            temperature = args.temperature if args.temperature is not None else model.sampling["temperature"]
+            top_p = args.top_p if args.top_p is not None else model.sampling["top_p"]
+            report["accompaniment"] = evaluate_accompaniment(model, test_r, seen, args.pieces, args.bars, args.seed,
+                                                             temperature=temperature, top_p=top_p,
+                                                             keep_key=args.keep_key, listen_bars=args.listen_bars,
+                                                             progress=bars)
+    _print_eval(console, report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=float))
+        console.print(f"figures written to {args.json}")
+    return 0
+
+
+def _print_eval(console, report: dict) -> None:
+    from rich.table import Table
+
+    if "nll" in report:
+        n = report["nll"]
+        t = Table(title=f"held-out NLL (nats), {n['tokens']:,} tokens, {n['events']:,} note events")
+        for c in ("", "model", f"n-gram ({n['ngram_mode']}, order {n['ngram_order']})", "model vs n-gram"):
+            t.add_column(c)
+        t.add_row("all, per token", f"{n['model_per_token']:.4f}", f"{n['ngram_per_token']:.4f}",
+                  f"{-100 * n['improvement']:+.1f}%")
+        t.add_row("all, per note event", f"{n['model_per_event']:.3f}", f"{n['ngram_per_event']:.3f}", "")
+        for src, s in n["per_source"].items():
+            t.add_row(src, f"{s['model_per_token']:.4f}", f"{s['ngram_per_token']:.4f}",
+                      f"{-100 * s['improvement']:+.1f}%")
+        console.print(t)
+    if "accompaniment" in report:
+        a = report["accompaniment"]
+        t = Table(title=f"accompaniment under held-out lead lines ({a['pieces']} pieces, <= {a['max_bars']} bars)")
+        for c in ("", "generated", "real", "difference"):
+            t.add_column(c)
+        g, r = a["generated"], a["real"]
+        for key in ("in_scale", "strong_beat_consonance", "range_adherence", "monophony", "repetition", "novelty"):
+            diff = f"{100 * (g[key] - r[key]):+.1f} pp" if key not in ("range_adherence", "monophony") else ""
+            t.add_row(key.replace("_", " "), f"{100 * g[key]:.1f}%", f"{100 * r[key]:.1f}%", diff)
+        t.add_row("notes", str(g["notes"]), str(r["notes"]), "")
+        console.print(t)
+
+
+# ------------------------------------------------------------------ continue / generate
+
+
+def _voices(text: str) -> tuple[str, ...]:
+    from .encoding import VOICES
+
+    if text == "all":
+        return VOICES
+    names = tuple("lead" if v.strip() == "player" else v.strip() for v in text.split(",") if v.strip())
+    bad = [v for v in names if v not in VOICES]
+    if bad or not names:
+        raise ConfigError(f"--voices {text!r}: use all or a comma list of lead,bass,mid,high")
+    return names
+
+
+def _run_generation(model, prompt, metered: bool, beats_per_bar: float, seconds_per_beat: float, seconds: float,
+                    voices, seed: int, temperature: float, top_p: float):
+    """Observe the prompt notes, then propose ``voices`` a beat at a time for ``seconds``; all notes."""
+    import numpy as np
+
+    from .encoding import VOICES
+
+    sess = model.session(metered=metered, beats_per_bar=beats_per_bar, seed=seed, temperature=temperature,
+                         top_p=top_p, lead_guess="hold")
+    end = float(prompt[:, 3].max()) if len(prompt) else 0.0
+    for v, p, s, e in prompt:
+        sess.observe(VOICES[int(v)], int(p), float(s), float(e))
+    unit_per_second = 1 / seconds_per_beat if metered else 1.0
+    beat = 1.0 if metered else 0.5
+    start = np.ceil(end / beat - 1e-9) * beat
+    stop = start + seconds * unit_per_second
+    controls = {}
+    from .session import VoiceControl
+
+    for v in VOICES:
+        if v not in voices:
+            controls[v] = VoiceControl(role="silent")
+        elif v == "lead":
+            controls[v] = VoiceControl(role="lead")
+    now = start
+    while now < stop - 1e-9:
+        prop = sess.propose(now, voices=voices, controls=controls, horizon=beat)
+        sess.accept(prop)
+        now += beat
+    rows = []
+    for v in VOICES:
+        for p, s, e in sess.notes(v):
+            rows.append((VOICES.index(v), p, s, min(e if e is not None else stop, stop)))
+    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def cmd_continue(args) -> int:
+    import mido
+
+    from .encoding import read_midi, write_midi
+    from .store import load_model
+
+    _check_gen_args(args)
+    voices = _voices(args.voices)
+    for f in args.files:
+        if not Path(f).exists():
+            raise ConfigError(f"{f}: no such file")
+    model = load_model(args.model)
+    console = _console()
+    for f in args.files:
+        path = Path(f)
+        try:
+            piece = read_midi(path)
+        except (OSError, ValueError, EOFError, mido.KeySignatureError) as e:
+            raise ConfigError(f"{path}: not a readable MIDI file ({e}); give a standard MIDI file") from None
+        spb = 60.0 / args.bpm if args.bpm else piece.seconds_per_beat
+        metered = not args.unmetered
+        prompt = piece.notes(metered)
+        if not metered and args.bpm:
+            prompt = piece.notes_beats.copy()
+            prompt[:, 2:] *= spb
+        out_dir = Path(args.out) if args.out else path.parent
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for k in range(args.variations):
+            notes = _run_generation(model, prompt, metered, piece.beats_per_bar, spb, args.seconds, voices,
+                                    args.seed + k, args.temperature, args.top_p)
+            out = out_dir / f"{path.stem}-cont{k + 1}.mid"
+            write_midi(out, notes, metered, spb, piece.beats_per_bar)
+            console.print(f"wrote {out} ({len(notes) - len(prompt)} new notes, seed {args.seed + k})")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    import numpy as np
+
+    from .encoding import write_midi
+    from .store import load_model
+
+    _check_gen_args(args)
+    voices = _voices(args.voices)
+    model = load_model(args.model)
+    console = _console()
+    spb = 60.0 / (args.bpm or 100.0)
+    out_dir = Path(args.out) if args.out else Path(".")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for k in range(args.variations):
+        notes = _run_generation(model, np.zeros((0, 4)), not args.unmetered, 4.0, spb, args.seconds, voices,
+                                args.seed + k, args.temperature, args.top_p)
+        out = out_dir / f"generated-{k + 1}.mid"
+        write_midi(out, notes, not args.unmetered, spb, 4.0)
+        console.print(f"wrote {out} ({len(notes)} notes, seed {args.seed + k})")
+    return 0
+
+
+def _check_gen_args(args) -> None:
+    if args.seconds <= 0 or args.seconds > 3600:
+        raise ConfigError(f"--seconds {args.seconds}: between 0 and 3600")
+    if args.variations < 1 or args.variations > 100:
+        raise ConfigError(f"--variations {args.variations}: between 1 and 100")
+    if args.bpm is not None and not 20 <= args.bpm <= 400:
+        raise ConfigError(f"--bpm {args.bpm}: between 20 and 400")
+    if args.temperature is not None and args.temperature < 0:
+        raise ConfigError("--temperature must be >= 0")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise ConfigError("--top-p must be in (0, 1]")

@@ -1,0 +1,123 @@
+"""improv train / continue / generate on real files, and the evaluation measures."""
+
+from __future__ import annotations
+
+import mido
+import numpy as np
+import pytest
+import torch
+
+from improv.cli import main
+from improv.model import BandModel, load_model, read_midi
+from improv.model.data import load_pieces, render
+from improv.model.encoding import LEAD, pitch_token
+from improv.model.evaluate import (accompany, estimate_key, evaluate_nll, generated_overlaps, in_scale,
+                                   select_ngram, strong_frames)
+from improv.model.net import FrameNet, ModelConfig
+from improv.model.ngram import NGram
+
+TINY = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, head_hidden=32, context=48, dropout=0.0)
+
+
+def _melody_file(path, bpm=100.0):
+    mid = mido.MidiFile(type=1, ticks_per_beat=480)
+    tr = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0)])
+    for p in [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72]:
+        tr.append(mido.Message("note_on", note=p, velocity=80, time=0))
+        tr.append(mido.Message("note_off", note=p, velocity=0, time=480))
+    mid.tracks.append(tr)
+    mid.save(str(path))
+
+
+def test_continue_writes_variations_after_the_prompt(tmp_path):
+    src = tmp_path / "tune.mid"
+    _melody_file(src)
+    assert main(["continue", str(src), "--seconds", "4", "--variations", "2", "--out", str(tmp_path),
+                 "--seed", "5"]) == 0
+    outs = [tmp_path / "tune-cont1.mid", tmp_path / "tune-cont2.mid"]
+    got = []
+    for out in outs:
+        piece = read_midi(out)
+        notes = piece.notes_beats
+        assert piece.seconds_per_beat == pytest.approx(0.6)
+        lead = notes[notes[:, 0] == LEAD]
+        assert list(lead[:12, 1]) == [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72]  # the prompt is kept
+        new = notes[notes[:, 2] >= 12.0]
+        assert len(new) > 0 and new[:, 3].max() <= 12.0 + 4 / 0.6 + 1e-6
+        got.append(new[:, 1].tolist())
+    assert got[0] != got[1]
+
+
+def test_generate_from_nothing(tmp_path):
+    assert main(["generate", "--seconds", "3", "--bpm", "120", "--out", str(tmp_path), "--voices", "lead,bass"]) == 0
+    piece = read_midi(tmp_path / "generated-1.mid")
+    voices = set(piece.notes_beats[:, 0].astype(int).tolist())
+    assert voices <= {0, LEAD} and len(piece.notes_beats) > 0
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    assert main(["continue", str(tmp_path / "none.mid")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["generate", "--voices", "drums"]) == 2
+    assert "--voices" in capsys.readouterr().err
+
+
+def test_train_command_writes_a_loadable_model(tmp_path):
+    out = tmp_path / "m.pt"
+    assert main(["train", "--size", "tiny", "--steps", "3", "--batch", "2", "--limit", "2", "--sources", "chorales",
+                 "--threads", "1", "--out", str(out), "--checkpoints", str(tmp_path / "ck"),
+                 "--cache", str(tmp_path / "cache")]) == 0
+    m = load_model(out)
+    assert m.meta["steps"] == 3 and m.config.d_model == 64
+    assert (tmp_path / "ck" / "checkpoint.pt").exists()
+
+
+def test_key_scale_and_strong_beats():
+    c_major = np.array([[LEAD, p, i, i + 1] for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60])],
+                       dtype=float)
+    assert estimate_key(c_major) == (0, True)
+    a_minor = np.array([[LEAD, p, i, i + 1] for i, p in enumerate([57, 59, 60, 62, 64, 65, 68, 69, 64, 60, 57])],
+                       dtype=float)
+    assert estimate_key(a_minor) == (9, False)
+    assert list(in_scale([60, 61, 66, 71], (0, True))) == [True, False, False, True]
+    pos = np.arange(32) % 16
+    assert np.flatnonzero(strong_frames(pos, 16)).tolist() == [0, 8, 16, 24]
+    assert np.flatnonzero(strong_frames(np.arange(24) % 12, 12)).tolist() == [0, 12]
+
+
+@pytest.fixture(scope="module")
+def small_corpus():
+    return render(load_pieces(["chorales", "nottingham"], limit=8))
+
+
+def test_ngram_normalises_and_model_nll_runs(small_corpus):
+    toks = [small_corpus.frames(k)[0] for k in range(len(small_corpus.start))]
+    for mode in ("voice", "stream"):
+        ng = NGram(3, mode).fit(toks)
+        ctx = toks[0][:6].astype(np.int64)
+        total = 0.0
+        for w in range(90):
+            t = np.vstack([ctx, np.full((1, 4), w)])
+            total += np.exp(ng.logprobs([t])[0][-4])
+        assert total == pytest.approx(1.0, abs=1e-9)
+    ng, table = select_ngram(small_corpus, small_corpus, orders=(2, 3))
+    assert set(table) == {"voice-2", "voice-3", "stream-2", "stream-3"}
+    torch.manual_seed(0)
+    rep = evaluate_nll(FrameNet(TINY).eval(), ng, small_corpus.select(np.arange(len(small_corpus.start)) < 2))
+    assert rep.tokens > 0 and rep.model_per_token == pytest.approx(np.log(90), rel=0.1)
+
+
+def test_accompaniment_is_in_range_and_monophonic(small_corpus):
+    torch.manual_seed(0)
+    model = BandModel(FrameNet(TINY).eval())
+    k = int(np.flatnonzero(small_corpus.metered)[0])
+    toks, pos = small_corpus.frames(k)
+    toks, pos = toks[:96].astype(np.int64), pos[:96].astype(np.int64)
+    band, ranges, sess = accompany(model, toks, pos, seed=0)
+    assert band.shape == (96, 3)
+    for v, name in enumerate(("bass", "mid", "high")):
+        lo, hi = ranges[name]
+        col = band[:, v]
+        onsets = col[col >= 2]
+        assert np.all((onsets >= pitch_token(lo)) & (onsets <= pitch_token(hi)))
+    assert generated_overlaps(sess) == 0
