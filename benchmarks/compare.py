@@ -10,15 +10,18 @@ cents; offsets 20% or 50 ms), pooled over files:
 * Basic Pitch on ONNX (``basic-pitch``, offline, polyphonic);
 * pYIN over the whole clip plus a plain note segmentation (``pyin-offline``, non-causal).
 
-Recordings: the real takes in ../shared/data (SSVD sight-singing: an evenly spaced subset;
-vocadito) and instrument takes with exact truth from ``render_instruments.py`` (one take
-per instrument and soundfont; rendered into the cache first if missing).
+Recordings: the real takes in ../shared/data (vocadito; 8 of the 67 SSVD sight-singing
+takes, spread evenly) and instrument takes with exact truth from ``render_instruments.py``
+(one per instrument, the soundfonts alternating; rendered into the cache first if
+missing). About 500 s of audio: the six default methods need about 9 CPU minutes, so
+the run takes 5-6 minutes on an idle 2-core machine (``--ssvd all --takes all`` for
+everything: 40 + 11 minutes of audio).
 
 Generation side (band model step latency, notes per second, player-to-band latency on
 JACK): not measured yet — no band model in this branch. The JSON carries the section with
 its status so that the numbers can be added beside the listening ones.
 
-    python3 benchmarks/compare.py                 # ~750 s of audio, 6 methods, 2 processes
+    python3 benchmarks/compare.py                 # ~500 s of audio, 6 methods, 2 processes
     python3 benchmarks/compare.py --ssvd all --takes all --methods improv:yin,aubio-notes
 
 Writes OUT/compare.json, OUT/compare.png (F1 bars, latency histograms) and OUT/compare.md
@@ -88,7 +91,7 @@ def is_causal(method: str) -> bool:
 
 
 def real_recordings(data: Path, ssvd: int | None, log) -> list[Recording]:
-    """vocadito and ``ssvd`` evenly spaced SSVD files (None: all)."""
+    """vocadito and ``ssvd`` SSVD files spread evenly over the sorted list (None: all)."""
     if not data.is_dir():
         log(f"skipped the real recordings: {data} is absent")
         return []
@@ -99,27 +102,39 @@ def real_recordings(data: Path, ssvd: int | None, log) -> list[Recording]:
     files = sorted((data / "ssvd-train").glob("*.flac"))
     if files and ssvd != 0:
         if ssvd is not None and ssvd < len(files):
-            files = [files[int(i)] for i in np.linspace(0, len(files) - 1, ssvd).round()]
+            files = [files[int((i + 0.5) * len(files) / ssvd)] for i in range(ssvd)]
         out.extend(Recording(f, "ssvd") for f in files)
     return out
 
 
-def instrument_recordings(folder: Path, all_takes: bool, seed: int, log) -> list[Recording]:
-    """One take per instrument and soundfont (the first), or all; rendered first if absent."""
+def instrument_recordings(folder: Path, takes: str, seed: int, log) -> list[Recording]:
+    """Instrument takes from ``folder`` (rendered there first if it holds none).
+
+    ``takes``: ``one`` per instrument (soundfonts alternating from one instrument to the
+    next), the ``first`` per instrument and soundfont, or ``all``.
+    """
     import render_instruments as ri
 
     if not any(folder.glob("*.gt.mid")):
         log(f"rendering the instrument takes into {folder} ...")
         ri.render_set(folder, list(ri.INSTRUMENTS), None, seed, log=lambda *_: None)
-    out, seen = [], set()
-    for wav in sorted(folder.glob("*.wav")):
+    found: dict[str, list[tuple[str, Path]]] = {}
+    for wav in sorted(folder.glob("*.wav"), key=lambda w: (w.stem.rsplit("-", 1)[0], len(w.stem), w.stem)):
         m = re.fullmatch(r"(\w+)-(\w+)-(\d+)", wav.stem)
-        if not m or find_truth(wav) is None:
-            continue
-        combo = (m.group(1), m.group(2))
-        if all_takes or combo not in seen:
-            seen.add(combo)
-            out.append(Recording(wav, f"inst:{m.group(1)}"))
+        if m and find_truth(wav) is not None:
+            found.setdefault(m.group(1), []).append((m.group(2), wav))
+    order = [n for n in ri.INSTRUMENTS if n in found] + sorted(set(found) - set(ri.INSTRUMENTS))
+    out = []
+    for i, name in enumerate(order):
+        cands = found[name]
+        if takes == "all":
+            picked = [w for _, w in cands]
+        elif takes == "first":
+            picked = list({sf: w for sf, w in reversed(cands)}.values())
+        else:
+            want = ("tim", "fluidr3")[i % 2]
+            picked = [next((w for sf, w in cands if sf == want), cands[0][1])]
+        out.extend(Recording(w, f"inst:{name}") for w in sorted(picked))
     return out
 
 
@@ -127,9 +142,13 @@ def instrument_recordings(folder: Path, all_takes: bool, seed: int, log) -> list
 
 
 def _init_worker() -> None:
+    import warnings
+
     import torch
 
     torch.set_num_threads(1)
+    # run_file scores vocadito's frames too; a tracker that hears nothing there makes mir_eval warn
+    warnings.filterwarnings("ignore", message="Estimated melody has no voiced frames")
 
 
 def run_chunk(method: str, paths: list[str], blocksize: int) -> list[FileResult]:
@@ -339,11 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                    help="comma list of improv:<tracker>, aubio-notes, basic-pitch, pyin-offline")
     p.add_argument("--data", type=Path, default=DATA, help=f"real recordings (default {DATA})")
-    p.add_argument("--ssvd", default="8", help="SSVD files, evenly spaced (a number, or all; default 8)")
+    p.add_argument("--ssvd", default="8", help="SSVD files, spread evenly (a number, or all; default 8)")
     p.add_argument("--instruments", type=Path, default=Path.home() / ".cache" / "improv" / "instruments",
                    help="instrument takes (rendered there if absent)")
-    p.add_argument("--takes", choices=["first", "all"], default="first",
-                   help="instrument takes: the first per instrument and soundfont (default), or all")
+    p.add_argument("--takes", choices=["one", "first", "all"], default="one",
+                   help="instrument takes: one per instrument, soundfonts alternating (default); "
+                        "the first per instrument and soundfont; or all")
     p.add_argument("--seed", type=int, default=1, help="seed for rendering the instrument takes")
     p.add_argument("--jobs", "-j", type=int, default=2)
     p.add_argument("--blocksize", type=int, default=256)
@@ -359,8 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     ssvd = None if args.ssvd == "all" else int(args.ssvd)
     log = lambda *a: print(*a, flush=True)  # noqa: E731
 
-    recs = real_recordings(args.data, ssvd, log) + instrument_recordings(args.instruments, args.takes == "all",
-                                                                         args.seed, log)
+    recs = real_recordings(args.data, ssvd, log) + instrument_recordings(args.instruments, args.takes, args.seed, log)
     if not recs:
         log("no recordings to compare on")
         return 1
