@@ -331,10 +331,10 @@ def plot(path: Path, methods: list[str], figs: dict, groups: list[str]) -> None:
         ax1.bar(x + i * width, [f[s]["notes"]["f1"] if s in f else 0 for s in sets], width, label=m)
     ax1.set_xticks(x + width * (len(methods) - 1) / 2, [s.replace("inst:", "") for s in sets], rotation=45, ha="right")
     ax1.set_ylabel("note F1 (onset 50 ms, pitch 50 cents)")
-    ax1.set_ylim(0, 1)
-    ax1.legend(fontsize=8)
+    ax1.set_ylim(0, 1.18)
+    ax1.legend(fontsize=8, ncol=3, loc="upper center")
     ax1.set_title("note F1 by recording set")
-    bins = np.arange(-50, 305, 5)
+    bins = np.arange(-50, 310, 10)
     for m in methods:
         lat = figs.get(m, {}).get("latencies_ms", [])
         if is_causal(m) and lat:
