@@ -57,8 +57,10 @@ from improv.truth import find_truth  # noqa: E402
 
 DEFAULT_METHODS = ("improv:yin", "improv:crepe-tiny", "improv:pesto", "aubio-notes", "basic-pitch", "pyin-offline")
 LEFT_OUT = {
-    "improv:crepe-full": "about 9x slower than real time here (88 ms of CPU per 10 ms frame); "
-                         "it alone would take the run past 10 minutes. Add it with --methods.",
+    "improv:crepe-full": "about 9x slower than real time on an idle core (88 ms of CPU per 10 ms frame, "
+                         "../shared/docs/pitch-trackers.md); on this shared machine 8 CPU-minutes per 23 s "
+                         "take did not finish it. It alone would take the run past 10 minutes. "
+                         "Add it with --methods on a few files.",
     "fcpe": "torchfcpe 0.0.4 ships its weights in the wheel but imports torchaudio at import time "
             "(mel_extractor.py: from torchaudio.transforms import Resample); the only torchaudio "
             "on PyPI here is a CUDA build that breaks the CPU torch. pYIN is the offline ceiling instead.",
@@ -378,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown method {m!r}: use improv:<{'|'.join(TRACKERS)}> or one of {', '.join(PEERS)}")
     ssvd = None if args.ssvd == "all" else int(args.ssvd)
     log = lambda *a: print(*a, flush=True)  # noqa: E731
+    from peers import missing
+
+    skipped = {m: missing(m) for m in methods if m in PEERS and missing(m)}
+    for m, why in skipped.items():
+        log(f"skipped {m}: {why}")
+    methods = [m for m in methods if m not in skipped]
 
     recs = real_recordings(args.data, ssvd, log) + instrument_recordings(args.instruments, args.takes, args.seed, log)
     if not recs:
@@ -428,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "compare.json").write_text(json.dumps({
         "scoring": "improv.bench.score_notes: mir_eval, onset 50 ms, pitch 50 cents, offsets 20% or 50 ms; "
                    "latency = NoteOn decision time - true onset over notes matched on onset and pitch",
-        "machine": machine, "methods": methods, "left_out": {k: v for k, v in LEFT_OUT.items() if k not in methods},
+        "machine": machine, "methods": methods,
+        "left_out": {**{k: v for k, v in LEFT_OUT.items() if k not in methods}, **skipped},
         "recordings": recordings, "summary": figs, "files": per_file, "claims": claims,
         "generation": {"status": "todo", "reason": GENERATION_TODO},
     }, indent=1, default=float))

@@ -247,6 +247,21 @@ class PyinNotes(Peer):
 
 
 PEERS: dict[str, type[Peer]] = {p.name: p for p in (AubioNotes, BasicPitch, PyinNotes)}
+NEEDS = {
+    "aubio-notes": (("aubio",), "pip install aubio"),
+    "basic-pitch": (("basic_pitch", "onnxruntime", "pretty_midi"),
+                    "pip install --no-deps basic-pitch==0.4.0 && pip install onnxruntime pretty-midi"),
+    "pyin-offline": (("librosa",), "pip install librosa"),
+}
+
+
+def missing(name: str) -> str | None:
+    """Why peer ``name`` cannot run here (the install command), or None when it can."""
+    import importlib.util
+
+    modules, how = NEEDS[name]
+    absent = [m for m in modules if importlib.util.find_spec(m) is None]
+    return f"{', '.join(absent)} not installed; {how}" if absent else None
 
 
 def make_peer(name: str) -> Peer:
