@@ -1,0 +1,130 @@
+"""The peers of benchmarks/compare.py on synthetic tones with exact truth, and one small run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(Path(__file__).parent))
+
+import peers  # noqa: E402
+from signals import ToneSpec, render  # noqa: E402
+
+from improv.bench import score_notes  # noqa: E402
+from improv.truth import Truth  # noqa: E402
+
+SR = 44100
+# A5 to A3, a repeated C5 with a 60 ms gap, a vibrato note, all above aubio's MIDI 45 floor.
+SPECS = [
+    ToneSpec(0.30, 0.40, 81), ToneSpec(0.80, 0.35, 76), ToneSpec(1.25, 0.40, 72),
+    ToneSpec(1.71, 0.40, 72), ToneSpec(2.30, 0.60, 67, vibrato_cents=30), ToneSpec(3.10, 0.50, 57),
+]
+
+
+def truth_of(specs) -> Truth:
+    iv = np.array([[s.onset, s.onset + s.duration] for s in specs])
+    return Truth(iv, np.array([s.midi for s in specs], dtype=float), "synthetic")
+
+
+@pytest.fixture(scope="module")
+def tones():
+    return render(SPECS, SR, noise_db=-70.0)
+
+
+def test_aubio_notes_finds_the_tones_and_decides_after_the_onset(tones):
+    pytest.importorskip("aubio", reason="aubio is not installed (pip install aubio)")
+    notes = peers.AubioNotes().track(tones, SR)
+    sc = score_notes(truth_of(SPECS), notes)
+    assert sc["notes"].hit >= 5, [(round(n.onset, 3), n.pitch) for n in notes]
+    lat = np.array(sc["latencies_ms"])
+    hop_ms = 1000 * 256 / SR
+    # aubio emits a note six hops after its onset (median of six pitch estimates)
+    assert np.all(lat >= 5 * hop_ms - 15), lat
+    assert np.all(lat <= 150), lat
+    for n in notes:
+        assert n.decided >= n.onset
+
+
+def test_aubio_sizes_keep_the_default_durations():
+    assert peers.aubio_sizes(44100) == (512, 256)
+    assert peers.aubio_sizes(48000) == (512, 256)
+    assert peers.aubio_sizes(22050) == (256, 128)
+    assert peers.aubio_sizes(16000) == (256, 128)
+
+
+def test_pyin_segmentation_splits_on_pitch_moves_and_onsets():
+    seg = peers.PyinNotes()
+    sec = seg.hop / seg.rate
+    frames = np.full(200, np.nan)
+    frames[10:60] = 60.0          # C4 ...
+    frames[60:62] = 61.0          # ... a 2-frame wobble is not a new note
+    frames[62:100] = 60.0
+    frames[100:150] = 62.2        # legato to D4 (+20 cents): a new note at frame 100
+    frames[160:190] = 64.0        # after a gap
+    notes = seg.segment(frames, onsets={175})  # an onset inside the last run: repeated E4
+    starts = [round(n.onset / sec) for n in notes]
+    assert starts == [10, 100, 160, 175]
+    assert [round(n.pitch, 1) for n in notes] == [60.0, 62.2, 64.0, 64.0]
+    assert round(notes[0].offset / sec) == 100
+    assert all(n.decided is None for n in notes)  # offline
+
+
+def test_pyin_offline_on_tones(tones, tmp_path):
+    wav = tmp_path / "tones.wav"
+    soundfile.write(wav, tones, SR)
+    tr = peers.PyinNotes().transcribe(wav)
+    sc = score_notes(truth_of(SPECS), tr.notes)
+    assert sc["notes"].f1 >= 0.9, [(round(n.onset, 3), round(n.pitch, 2)) for n in tr.notes]
+
+
+def test_basic_pitch_on_tones(tones, tmp_path):
+    if importlib.util.find_spec("basic_pitch") is None or importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("basic-pitch on ONNX is not installed (pip install --no-deps basic-pitch; "
+                    "pip install onnxruntime pretty-midi)")
+    wav = tmp_path / "tones.wav"
+    soundfile.write(wav, tones, SR)
+    peer = peers.BasicPitch()
+    tr = peer.transcribe(wav)
+    sc = score_notes(truth_of(SPECS), tr.notes)
+    assert sc["onsets"].hit >= 5
+    assert sc["notes"].hit >= 4, [(round(n.onset, 3), n.pitch) for n in tr.notes]
+
+
+def test_compare_runs_end_to_end(tmp_path):
+    """One rendered take, two methods, the real data switched off: table, JSON, plot."""
+    pytest.importorskip("aubio", reason="aubio is not installed (pip install aubio)")
+    import compare
+    import render_instruments as ri
+
+    if not ri.SOUNDFONTS["tim"].exists():
+        pytest.skip(f"{ri.SOUNDFONTS['tim']} is not installed (Debian: timgm6mb-soundfont)")
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    by_name = {m.name: m for m in ri.load_melodies()}
+    take = ri.Take("sax-tim-1", ri.INSTRUMENTS["sax"], "tim", 3)
+    ri.perform(take, [by_name["blues-line"]], np.random.default_rng(3), target=(6.0, 8.0))
+    ri.write_take(take, takes, attack={})
+    out = tmp_path / "out"
+    rc = compare.main(["--data", str(tmp_path / "absent"), "--instruments", str(takes), "--out", str(out),
+                       "--methods", "improv:yin,aubio-notes", "--jobs", "1"])
+    assert rc == 0
+    data = json.loads((out / "compare.json").read_text())
+    assert data["methods"] == ["improv:yin", "aubio-notes"]
+    assert data["recordings"] == [{"path": str(takes / "sax-tim-1.wav"), "group": "inst:sax"}]
+    for m in data["methods"]:
+        s = data["summary"][m]["all"]
+        assert s["notes"]["ref"] == len(take.notes)
+        assert 0.0 <= s["notes"]["f1"] <= 1.0
+        assert s["latency_p50"] is not None
+    assert data["generation"]["status"] == "todo"
+    assert data["machine"]["cpu_count"] >= 1 and len(data["machine"]["load_before"]) == 3
+    assert (out / "compare.png").stat().st_size > 10_000
+    assert "| improv:yin | causal |" in (out / "compare.md").read_text()
