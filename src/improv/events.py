@@ -28,7 +28,9 @@ class NoteOn:
     ``onset`` is the estimated start of the note in the audio.
     ``cents`` is the heard pitch's deviation from ``pitch`` in 12-TET at A4=440 Hz,
     which is sent as pitch bend when bends are on. ``tuning`` is the player's
-    estimated tuning offset in cents when the note was decided.
+    estimated tuning offset in cents when the note was decided. ``retake`` marks a
+    correction: the note that ended just before was a wrong first guess of this one
+    (decided during its attack), and this one has the same onset.
     """
 
     time: float
@@ -38,6 +40,7 @@ class NoteOn:
     onset: float | None = None
     cents: float = 0.0
     tuning: float = 0.0
+    retake: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +80,9 @@ def notes_from_events(events: list[Event], source: str = PLAYER, until: float | 
     """Pair NoteOn/NoteOff events of one source into notes.
 
     The note's pitch is the key plus the median bend sent while it sounded, which is
-    what a synth receiving the stream plays. A note still sounding at the end is closed
-    at ``until`` (or at the last event's time).
+    what a synth receiving the stream plays. A retake replaces the wrong first guess it
+    corrects, and the note counts as decided when the right pitch was sent. A note still
+    sounding at the end is closed at ``until`` (or at the last event's time).
     """
     notes: list[Note] = []
     current: NoteOn | None = None
@@ -91,6 +95,8 @@ def notes_from_events(events: list[Event], source: str = PLAYER, until: float | 
         if isinstance(ev, NoteOn):
             if current is not None:
                 notes.append(_close(current, bends, ev.onset if ev.onset is not None else ev.time))
+            if ev.retake and notes:
+                notes.pop()
             current, bends = ev, [ev.cents]
         elif isinstance(ev, PitchBend):
             if current is not None:

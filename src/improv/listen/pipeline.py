@@ -111,7 +111,7 @@ class Listener:
         sec = lambda n: n / ANALYSIS_RATE  # noqa: E731
         if d.kind == "on":
             return NoteOn(time=decided_at, pitch=d.pitch, velocity=d.velocity, onset=sec(d.start),
-                          cents=d.cents, tuning=d.tuning)
+                          cents=d.cents, tuning=d.tuning, retake=d.why == "retake")
         if d.kind == "off":
             return NoteOff(time=decided_at, pitch=d.pitch, end=sec(d.start))
         return PitchBend(time=decided_at, cents=d.cents)

@@ -62,7 +62,7 @@ class Decision:
     velocity: int = 0
     start: int = 0
     tuning: float = 0.0
-    why: str = ""  # what started or ended the note: voice, gap, dip, jump, glide, release, end
+    why: str = ""  # what started or ended the note: voice, gap, dip, jump, glide, retake, release, end
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,9 @@ class SegmenterSettings:
     plateau_ms: float = 60.0         # after the old key itself held this long
     quantise_hold_ms: float = 60.0   # bends off: a glide held this long on a new key is a new note
     octave_hold_ms: float = 150.0    # an octave (or twelfth) away must hold this long
+    retake_ms: float = 80.0          # this early in a note, a pitch that never held on its key ...
+    retake_hold_ms: float = 15.0     # ... and then holds this long on another one, beyond the bend
+                                     # range (any other key with bends off), corrects the key
     big_step: float = 1.6            # semitones: a step no vibrato reaches
     vibrato_ms: float = 160.0        # window of the vibrato-proof mean
     vibrato_min_cents: float = 25.0  # oscillation this wide counts as vibrato
@@ -195,6 +198,8 @@ class Segmenter:
         self.n_plateau = frames(self.s.plateau_ms)
         self.n_quantise = frames(self.s.quantise_hold_ms)
         self.n_octave = frames(self.s.octave_hold_ms)
+        self.n_retake = frames(self.s.retake_ms)
+        self.n_retake_hold = frames(self.s.retake_hold_ms)
         self.n_vibrato = frames(self.s.vibrato_ms)
         self.floor = NoiseFloor(frames(1000.0 * self.s.floor_seconds))
         self.tuning = TuningTracker(initial=self.s.fixed_tuning or 0.0)
@@ -214,6 +219,7 @@ class Segmenter:
         self.bend_sent = 0.0
         self.away: list[tuple[int, float]] = []  # frames since the pitch left the key
         self.plateau = False                  # the pitch has held on the key at some point
+        self.retaken = False                  # the key of this note was corrected once
         self.candidate: list[tuple[int, float, float]] = []  # (time, midi, level) since an onset
         self.candidate_start = 0
         self.candidate_why = "voice"
@@ -334,6 +340,7 @@ class Segmenter:
         self.dip_db = None
         self.away = []
         self.plateau = False
+        self.retaken = why == "retake"
         out.append(Decision("on", time, pitch=key, cents=cents, velocity=self._velocity(level),
                             start=start, tuning=self._tuning(), why=why))
 
@@ -449,10 +456,32 @@ class Segmenter:
         crossings = int(np.count_nonzero(np.diff(np.sign(d)) != 0))
         return crossings >= 2 and float(np.ptp(m)) * 100.0 >= 2 * self.s.vibrato_min_cents
 
+    def _retake(self, fr: Frame, out: list[Decision]) -> bool:
+        """Early in a note whose pitch never held on its key: correct a wrong first guess."""
+        key = self.note
+        assert key is not None
+        if self.retaken or self.plateau or fr.time - self.note_start > self.n_retake * self.hop:
+            return False
+        if len(self.away) < self.n_retake_hold:
+            return False
+        tail = np.array([m for _, m in self.away[-self.n_retake_hold:]])
+        med = float(np.median(tail))
+        new_key = self._key(med)
+        if new_key == key or float(np.max(np.abs(tail - med))) * 100.0 > self.s.hold_cents:
+            return False
+        if self.s.bends and abs(med - key) <= self.s.bend_range:
+            return False  # the bend carries it
+        out.append(self._note_off(fr.time, fr.time, "retake"))
+        level = max(lv for _, lv in list(self.levels)[-4:])
+        self._note_on(fr.time, med, self.note_start, max(level, self.note_peak_db), out, "retake")
+        return True
+
     def _changed_key(self, fr: Frame, out: list[Decision]) -> bool:
         """The pitch is off the key: decide whether it is a new note (and start it)."""
         key = self.note
         assert key is not None
+        if self._retake(fr, out):
+            return True
         if len(self.away) < self.n_hold:
             return False
         tail = np.array([m for _, m in self.away[-self.n_hold:]])
