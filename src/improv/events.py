@@ -79,14 +79,15 @@ class Note:
 def notes_from_events(events: list[Event], source: str = PLAYER, until: float | None = None) -> list[Note]:
     """Pair NoteOn/NoteOff events of one source into notes.
 
-    The note's pitch is the key plus the median bend sent while it sounded, which is
-    what a synth receiving the stream plays. A retake replaces the wrong first guess it
+    The note's pitch is the key plus the bend that was in force longest while it
+    sounded (a weighted median over time), which is what a synth receiving the stream
+    plays. A retake replaces the wrong first guess it
     corrects, and the note counts as decided when the right pitch was sent. A note still
     sounding at the end is closed at ``until`` (or at the last event's time).
     """
     notes: list[Note] = []
     current: NoteOn | None = None
-    bends: list[float] = []
+    bends: list[tuple[float, float]] = []  # (time sent, cents)
     last_time = 0.0
     for ev in events:
         if ev.source != source:
@@ -97,10 +98,10 @@ def notes_from_events(events: list[Event], source: str = PLAYER, until: float | 
                 notes.append(_close(current, bends, ev.onset if ev.onset is not None else ev.time))
             if ev.retake and notes:
                 notes.pop()
-            current, bends = ev, [ev.cents]
+            current, bends = ev, [(ev.time, ev.cents)]
         elif isinstance(ev, PitchBend):
             if current is not None:
-                bends.append(ev.cents)
+                bends.append((ev.time, ev.cents))
         elif isinstance(ev, NoteOff):
             if current is not None and ev.pitch == current.pitch:
                 notes.append(_close(current, bends, ev.end if ev.end is not None else ev.time))
@@ -110,10 +111,17 @@ def notes_from_events(events: list[Event], source: str = PLAYER, until: float | 
     return notes
 
 
-def _close(on: NoteOn, bends: list[float], end: float) -> Note:
+def _close(on: NoteOn, bends: list[tuple[float, float]], end: float) -> Note:
     start = on.onset if on.onset is not None else on.time
-    bends_sorted = sorted(bends)
-    median_bend = bends_sorted[len(bends_sorted) // 2]
+    # each bend holds until the next one (the last until the note's end, at least 1 ms)
+    held = [(cents, max(nxt - t, 1e-3)) for (t, cents), (nxt, _) in zip(bends, [*bends[1:], (max(end, bends[-1][0]), 0.0)])]
+    held.sort()
+    total, acc, median_bend = sum(w for _, w in held), 0.0, held[-1][0]
+    for cents, w in held:
+        acc += w
+        if acc >= total / 2:
+            median_bend = cents
+            break
     return Note(
         onset=start,
         offset=max(end, start + 1e-3),

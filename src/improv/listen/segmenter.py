@@ -110,35 +110,40 @@ class SegmenterSettings:
 
 
 class TuningTracker:
-    """The player's tuning offset in cents, from how their steady notes sit on the grid.
+    """The player's tuning offset in cents, from where their notes sit on the grid.
 
-    A circular mean (period 100 cents) of steady-note deviations, weighted by duration
-    and forgetting old notes, limited to A4 = 430-450 Hz (-39.8..+38.9 cents).
+    Each finished note gives one deviation from 12-TET at A440: the median of its pitch
+    after the attack (the centre of a vibrato, the plateau of a scooped note). The
+    estimate is a circular mean (period 100 cents) of these, weighted by duration and
+    forgetting old notes, adopted once about two notes' worth agree, and limited to
+    A4 = 430-450 Hz (-39.8..+38.9 cents).
     """
 
     LOW = 1200.0 * math.log2(430.0 / 440.0)
     HIGH = 1200.0 * math.log2(450.0 / 440.0)
 
-    def __init__(self, memory_notes: float = 8.0, initial: float = 0.0):
+    def __init__(self, memory_notes: float = 8.0, initial: float = 0.0, min_weight: float = 1.5,
+                 min_agreement: float = 0.5):
         self.decay = 1.0 - 1.0 / memory_notes
         self.initial = initial
+        self.min_weight = min_weight
+        self.min_agreement = min_agreement
         self.reset()
 
     def reset(self) -> None:
         self._re = 0.0
         self._im = 0.0
+        self._weight = 0.0
         self.cents = self.initial
 
-    def add(self, deviations_cents: np.ndarray) -> None:
-        """Fold in one note's steady frames: their deviations from 12-TET at A440."""
-        if len(deviations_cents) == 0:
-            return
-        phase = 2.0 * np.pi * np.asarray(deviations_cents) / 100.0
-        weight = min(len(deviations_cents), 40) / 40.0
-        self._re = self.decay * self._re + weight * float(np.mean(np.cos(phase)))
-        self._im = self.decay * self._im + weight * float(np.mean(np.sin(phase)))
-        if math.hypot(self._re, self._im) < 0.2:
-            return  # no consistent offset yet
+    def add(self, deviation_cents: float, weight: float = 1.0) -> None:
+        """Fold in one note: its deviation from 12-TET at A440 and its weight (0..1)."""
+        phase = 2.0 * np.pi * deviation_cents / 100.0
+        self._re = self.decay * self._re + weight * math.cos(phase)
+        self._im = self.decay * self._im + weight * math.sin(phase)
+        self._weight = self.decay * self._weight + weight
+        if self._weight < self.min_weight or math.hypot(self._re, self._im) < self.min_agreement * self._weight:
+            return  # not enough notes yet, or they disagree
         c = 100.0 * math.atan2(self._im, self._re) / (2.0 * math.pi)
         self.cents = min(max(c, self.LOW), self.HIGH)
 
@@ -188,6 +193,9 @@ class Segmenter:
         frames = lambda ms: max(1, int(round(ms * 1e-3 * sample_rate / hop)))  # noqa: E731
         self.n_min_voiced = frames(self.s.min_voiced_ms)
         self.n_settle = frames(self.s.settle_ms)
+        self.n_attack = frames(40.0)          # tuning: a note's pitch after its first 40 ms ...
+        self.n_tuning_min = frames(40.0)      # ... counts when it lasts 40 ms on its key
+        self.n_tuning_full = frames(200.0)    # ... and fully from 200 ms
         self.n_max_wait = frames(self.s.max_wait_ms)
         self.n_release = frames(self.s.release_ms)
         self.n_gap = frames(self.s.gap_ms)
@@ -215,7 +223,7 @@ class Segmenter:
         self.note_start = 0
         self.note_peak_db = -120.0
         self.pitches: deque[tuple[int, float]] = deque(maxlen=self.n_vibrato)  # (time, midi) voiced, in note
-        self.steady: list[float] = []         # deviations (cents, A440 grid) of the note's steady frames
+        self.steady: list[float] = []         # pitches (MIDI) of the note's on-key frames after its attack
         self.bend_sent = 0.0
         self.away: list[tuple[int, float]] = []  # frames since the pitch left the key
         self.plateau = False                  # the pitch has held on the key at some point
@@ -347,8 +355,9 @@ class Segmenter:
     def _note_off(self, time: int, end: int, why: str) -> Decision:
         key = self.note
         assert key is not None
-        if self.s.fixed_tuning is None and self.steady:
-            self.tuning.add(np.array(self.steady))
+        if self.s.fixed_tuning is None and len(self.steady) >= self.n_tuning_min:
+            centre = float(np.median(self.steady))
+            self.tuning.add(100.0 * (centre - round(centre)), min(len(self.steady) / self.n_tuning_full, 1.0))
         self.note = None
         return Decision("off", time, pitch=key, start=max(end, self.note_start + self.hop), why=why)
 
@@ -390,9 +399,8 @@ class Segmenter:
                 return
         else:
             self.away = []
-            recent = [m for _, m in list(self.pitches)[-self.n_settle:]]
-            if len(recent) >= self.n_settle and (max(recent) - min(recent)) * 100.0 <= self.s.settle_cents:
-                self.steady.append((midi - round(midi)) * 100.0)
+            if fr.time - self.note_start >= self.n_attack * self.hop:
+                self.steady.append(midi)
             held = [m for _, m in list(self.pitches)[-self.n_plateau:]]
             if len(held) >= self.n_plateau and (max(held) - min(held)) * 100.0 <= 2 * self.s.hold_cents \
                     and all(self._key(m) == key for m in held):
