@@ -39,7 +39,7 @@ def add_listen(sub) -> None:
     lis = p.add_argument_group("hearing")
     lis.add_argument("--tracker", "-t", default=DEFAULT_TRACKER, choices=list(TRACKERS),
                      help=f"pitch tracker (default {DEFAULT_TRACKER})")
-    lis.add_argument("--fmin", type=float, help="lowest pitch to hear in Hz (yin; default 55, bass: 35)")
+    lis.add_argument("--fmin", type=float, help="lowest pitch to hear in Hz (yin; default 40, below a bass guitar's low E)")
     lis.add_argument("--tuning", type=float, metavar="CENTS",
                      help="fix the player's tuning offset in cents instead of following it")
     lis.add_argument("--no-bends", dest="bends", action="store_false",

@@ -108,7 +108,7 @@ class Yin(WindowedTracker):
     voicing = 0.6
     start_voicing = 0.9
 
-    def __init__(self, fmin: float = 55.0, fmax: float = 2100.0, hop: int = 80,
+    def __init__(self, fmin: float = 40.0, fmax: float = 2100.0, hop: int = 80,
                  min_window: int = 160, step: int = 80, threshold: float = 0.15):
         if not 20.0 <= fmin < fmax <= ANALYSIS_RATE / 4:
             raise ConfigError(f"pitch range {fmin:g}-{fmax:g} Hz: give 20 <= fmin < fmax <= {ANALYSIS_RATE // 4}")
