@@ -48,7 +48,8 @@ class Listener:
         self.hop = self.tracker.hop
         self.resampler = Resampler(self.input_rate, ANALYSIS_RATE)
         self.segmenter = Segmenter(ANALYSIS_RATE, self.hop, settings, confidence=self.tracker.voicing,
-                                   start_confidence=self.tracker.start_voicing, onset_offset=LEVEL_WINDOW // 2)
+                                   start_confidence=self.tracker.start_voicing, onset_offset=LEVEL_WINDOW // 2,
+                                   reach=self.tracker.reach)
         self.keep_frames = keep_frames
         self.on_frame = on_frame
         self.reset()
@@ -115,3 +116,20 @@ class Listener:
         if d.kind == "off":
             return NoteOff(time=decided_at, pitch=d.pitch, end=sec(d.start))
         return PitchBend(time=decided_at, cents=d.cents)
+
+
+def transcribe(samples: np.ndarray, sample_rate: int, tracker: PitchTracker | str = "yin",
+               settings: SegmenterSettings | None = None, blocksize: int | None = None) -> list[Event]:
+    """A whole recording (mono float samples) through the same pipeline, in one go.
+
+    ``blocksize=None`` hands the listener the whole array as one block (the offline
+    path); a number feeds it block by block, as the microphone would.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    listener = Listener(tracker, sample_rate, settings)
+    step = len(x) if not blocksize else int(blocksize)
+    events: list[Event] = []
+    for i in range(0, len(x), max(step, 1)):
+        events.extend(listener.process(Block(x[i:i + step], i, sample_rate)))
+    events.extend(listener.finish(len(x) / sample_rate))
+    return events

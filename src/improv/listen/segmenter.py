@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,7 @@ class SegmenterSettings:
     settle_slope_cents: float = 20.0  # ... and moving less than this across them
     max_wait_ms: float = 45.0        # decide by then at the latest
     arrival_cents: float = 60.0      # the note starts where its pitch first comes this close
+    reach_fraction: float = 0.75     # onset: this much of the tracker's reach before the first pitched frame
     release_ms: float = 30.0         # unvoiced this long ends the note
     gap_ms: float = 10.0             # an unvoiced gap this long, then voice, may re-articulate
     gap_dip_db: float = 6.0          # ... if the level fell this far under the note's peak in it
@@ -182,7 +184,8 @@ class Segmenter:
     """Frames in, note decisions out. ``hop`` is the frame spacing in samples."""
 
     def __init__(self, sample_rate: int, hop: int, settings: SegmenterSettings | None = None,
-                 confidence: float = 0.6, start_confidence: float = 0.8, onset_offset: int = 0):
+                 confidence: float = 0.6, start_confidence: float = 0.8, onset_offset: int = 0,
+                 reach: Callable[[float], int] | None = None):
         self.s = settings or SegmenterSettings()
         self.sample_rate = sample_rate
         self.hop = hop
@@ -190,6 +193,7 @@ class Segmenter:
         self.start_confidence = max(self.confidence, self.s.start_confidence if self.s.start_confidence
                                     is not None else start_confidence)
         self.onset_offset = onset_offset  # samples from a level rise to the true onset
+        self.reach = reach or (lambda f0: 0)  # samples a pitched frame at f0 Hz looked back
         frames = lambda ms: max(1, int(round(ms * 1e-3 * sample_rate / hop)))  # noqa: E731
         self.n_min_voiced = frames(self.s.min_voiced_ms)
         self.n_settle = frames(self.s.settle_ms)
@@ -263,9 +267,24 @@ class Segmenter:
         # 127 at -6 dBFS, 2.2 per dB below: soft singing near -35 dBFS gives about 63.
         return int(min(127, max(1, round(127 + 2.2 * (level_db + 6.0)))))
 
-    def _onset_time(self, first_voiced: int) -> int:
-        """The first voiced frame, moved back to the centre of what it analysed."""
-        return max(0, first_voiced - self.onset_offset)
+    def _onset_time(self, first_voiced: int, f0: float = 0.0) -> int:
+        """When a note first heard at frame ``first_voiced`` began.
+
+        A frame is pitched once most of the audio it analysed belongs to the note, so the
+        onset lies about ``reach_fraction`` of the tracker's reach at that pitch before it
+        (two periods for YIN: far more for a low E than for a voice), but not before the
+        level last rose through the gate.
+        """
+        back = max(self.onset_offset, int(self.s.reach_fraction * self.reach(f0))) if f0 > 0 else self.onset_offset
+        onset = first_voiced - back
+        rise = first_voiced - self.onset_offset
+        for t, level in reversed(self.levels):
+            if t >= first_voiced:
+                continue
+            if level < self.gate_db:
+                break
+            rise = t - self.onset_offset
+        return max(0, onset, rise)
 
     # ----------------------------------------------------------------- main
 
@@ -306,7 +325,7 @@ class Segmenter:
                 self.candidate = []  # a blip, not a note
             return
         if not self.candidate:
-            self.candidate_start = self._onset_time(fr.time)
+            self.candidate_start = self._onset_time(fr.time, fr.f0)
             self.candidate_why = "voice"
         self.candidate.append((fr.time, midi, fr.level_db))
         self._try_start(fr, out)
@@ -322,16 +341,17 @@ class Segmenter:
         if not settled and n < self.n_max_wait:
             return
         level = max(lv for _, _, lv in self.candidate)
-        start = self._arrival(self.candidate, med, self.candidate_start)
+        start = self._arrival(self.candidate, med, self.candidate_start, first_is_onset=True)
         self._note_on(fr.time, med, start, level, out, self.candidate_why)
         self.candidate = []
 
-    def _arrival(self, frames: list[tuple[int, float, float]], midi: float, start: int) -> int:
+    def _arrival(self, frames: list[tuple[int, float, float]], midi: float, start: int,
+                 first_is_onset: bool = False) -> int:
         """When the pitch first came near ``midi``: a note sung with a scoop or a fall into
         it is heard from when it arrives, not from the first voiced sound."""
-        for t, m, _ in frames:
+        for i, (t, m, _) in enumerate(frames):
             if abs(m - midi) * 100.0 <= self.s.arrival_cents:
-                return max(start, t - self.onset_offset)
+                return start if i == 0 and first_is_onset else max(start, t - self.onset_offset)
         return start
 
     def _note_on(self, time: int, midi: float, start: int, level: float, out: list[Decision],

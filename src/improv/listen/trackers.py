@@ -53,6 +53,10 @@ class PitchTracker(ABC):
     def reset(self) -> None:
         """Forget all audio seen so far."""
 
+    def reach(self, f0: float) -> int:
+        """Samples of audio a frame pitched at ``f0`` Hz analysed (0: unknown)."""
+        return 0
+
 
 class WindowedTracker(PitchTracker):
     """A tracker that looks at the last ``window`` samples at each hop boundary."""
@@ -76,6 +80,9 @@ class WindowedTracker(PitchTracker):
             return np.zeros((0, self.window), dtype=np.float32)
         frames = np.lib.stride_tricks.sliding_window_view(buf, self.window)[:: self.hop]
         return frames[:n]
+
+    def reach(self, f0: float) -> int:
+        return self.window
 
     def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = self.windows(x)
@@ -122,6 +129,10 @@ class Yin(WindowedTracker):
         self.window = int(np.max(self._lengths + taus)) + 1
         self._nfft = 1 << int(np.ceil(np.log2(2 * self.window)))
         super().__init__()
+
+    def reach(self, f0: float) -> int:
+        tau = min(max(int(round(ANALYSIS_RATE / max(f0, 1.0))), 0), self.tau_max)
+        return int(self._lengths[tau] + tau)
 
     def cmndf(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per frame, for tau = 0..tau_max: the cumulative mean normalised difference d'(tau)
