@@ -41,7 +41,9 @@ def run_bench(args, console) -> int:
     for f in skipped:
         console.print(f"skipped {f}: no annotations beside it (NAME.txt, NAME_notesA1.csv, NAME.gt.mid or NAME.mid)")
     if not scored:
-        raise ConfigError("no recording with annotations to score; see `improv bench --help` for the formats")
+        names = ", ".join(f.name for f in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+        raise ConfigError(f"no annotations beside {names}: put NAME.gt.mid, NAME.mid, NAME.txt (SSVD) or "
+                          "NAME_notesA1.csv (vocadito) next to each recording")
     trackers = list(TRACKERS) if args.tracker == "all" else [args.tracker]
     summaries: list[Summary] = []
     per_file: dict[str, list[dict]] = {}

