@@ -36,6 +36,15 @@ def match_port(ports: list[str], wanted: str) -> int | None:
     return next((i for i, p in enumerate(ports) if w in p.lower()), None)
 
 
+def list_input_ports(api: str | None = None) -> list[str]:
+    """The MIDI input ports there are now (on JACK if a server runs, else ALSA)."""
+    probe = _open(rtmidi.MidiIn, choose_api(api), "improv-list")
+    try:
+        return probe.get_ports()
+    finally:
+        probe.delete()
+
+
 class ControllerPort:
     """improv's MIDI input, connected to the existing port whose name contains ``wanted``.
 
@@ -186,4 +195,4 @@ class ControllerInput:
         self.port.close()
 
 
-__all__ = ["ControllerPort", "ControllerInput", "match_port"]
+__all__ = ["ControllerPort", "ControllerInput", "match_port", "list_input_ports"]

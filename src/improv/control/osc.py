@@ -45,7 +45,8 @@ def osc_command(address: str, args: tuple[Any, ...] | list[Any], now: float) -> 
         base = parse_command(text)
     except ConfigError as e:
         raise ConfigError(f"OSC {address}: {e}") from None
-    args = [int(a) if isinstance(a, bool) else a for a in args]
+    # OSC floats are 32-bit: 0.7 arrives as 0.699999988; 6 digits is all they carry
+    args = [int(a) if isinstance(a, bool) else float(f"{a:.6g}") if isinstance(a, float) else a for a in args]
     if not args:
         return replace(base, time=float(now))
     words = parts[1:] if parts[0].lower() in (*TARGETS, "player") else parts
