@@ -138,3 +138,56 @@ def test_osc_port_in_use_is_one_line():
             open_controls(ControlOptions(osc=f"127.0.0.1:{port}", keys=False), print, time.monotonic, print)
     finally:
         s.close()
+
+
+def test_a_failing_receiver_is_reported_and_later_commands_still_come():
+    from improv.record import Command
+
+    sink = Sink()
+
+    def receiver(cmd):
+        if cmd.command == "fight":
+            raise ValueError("band exploded")
+        sink.command(cmd)
+
+    with open_controls(ControlOptions(keys=False), receiver, fake_clock(), sink.log) as controls:
+        controls.submit(Command(1.0, "bass", "fight", 0.5))
+        controls.submit(Command(2.0, "bass", "stop"))
+        assert sink.wait(lambda s: len(s.commands) == 1)
+    assert sink.logs == ["command bass fight 0.5 failed: ValueError: band exploded"]
+
+
+def test_learn_enter_skips_on_a_terminal_and_writes_after_each_switch(tmp_path):
+    import mido
+
+    from improv.control.learn import SKIP, EnterSkips, MessageFeed, ScriptedFeed, run_learn
+    from improv.control.mapping import load_mapping, parse_mapping
+    from improv.band.commands import parse_command
+
+    master, slave = pty.openpty()
+    feed = MessageFeed()
+    skips = EnterSkips(feed, slave)
+    try:
+        os.write(master, b"\n")
+        assert feed.take(lambda it: True, time.monotonic() + 3.0) == SKIP
+    finally:
+        skips.close()
+        os.close(master)
+        os.close(slave)
+
+    path = tmp_path / "m.toml"
+    lines = []
+    feed = ScriptedFeed([(1.0, mido.Message("program_change", program=9)),
+                         (9.0, mido.Message("control_change", control=64, value=127)),
+                         (9.1, mido.Message("control_change", control=64, value=0))])
+    feed._items.insert(0, SKIP)  # Enter at the first prompt
+    cmds = [parse_command(t) for t in ("all: go", "panic", "bass: stop", "mid: busier")]
+    mapping, n = run_learn(feed, cmds, parse_mapping(""), path, lines.append, timeout=5.0, window=2.0,
+                           enter_skips=True)
+    assert n == 2
+    assert [x for x in lines if x.startswith("  ")] == ["  skipped", "  PC 9, press -> panic",
+                                                         "  nothing pressed; skipped",
+                                                         "  CC 64 momentary, press (held 100 ms) -> mid: busier"]
+    back = load_mapping(path)
+    assert back.switch("program", 9).press.command == "panic"
+    assert back.switch("cc", 64).press == parse_command("mid: busier")

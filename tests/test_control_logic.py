@@ -239,3 +239,14 @@ def test_apply_learned_merges_and_reports_what_it_replaced():
     m3, was = apply_learned(m2, Learned("cc", 82, "toggle", "on"), Command(0.0, "all", "go"))
     assert m3.switch("cc", 82).mode == "toggle" and m3.switch("cc", 82).press is None
     assert was == "all: busier, bass: fight 0.5"
+
+
+def test_learn_picks_the_only_controller_or_asks():
+    from improv.control.learn import choose_controller
+    from improv.errors import MidiError
+
+    ports = ["Midi Through:Midi Through Port-0 14:0", "FCB1010:FCB1010 MIDI 1 20:0"]
+    assert choose_controller(ports, None) == "FCB1010:FCB1010 MIDI 1 20:0"
+    assert choose_controller(ports, "fcb") == "fcb"
+    with pytest.raises(MidiError, match="--controller PORT .* MIDI input ports: Midi Through.*; FCB1010.*; MC6"):
+        choose_controller(ports + ["MC6:MC6 MIDI 1 24:0"], None)

@@ -288,7 +288,8 @@ def add_learn(sub) -> None:
                         'commands for all bands, or for --target)')
     p.add_argument("--controller", metavar="PORT", help="the controller's MIDI input port (part of its name); "
                    "default: the only one there is")
-    p.add_argument("--mapping", metavar="FILE", help=f"the mapping file to write (default {default_mapping_path()})")
+    p.add_argument("--mapping", metavar="FILE", help=f"the mapping file to write (default {default_mapping_path()}); "
+                   "a new file starts from the built-in mapping")
     p.add_argument("--target", metavar="BAND", help="learn the default commands for this band (bass, mid, high)")
     p.add_argument("--timeout", type=float, metavar="S",
                    help="seconds to wait for each switch before skipping it (default: none on a terminal, "

@@ -47,7 +47,6 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping as AnyMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
