@@ -67,12 +67,17 @@ def test_keys_from_a_terminal_and_the_terminal_restored():
         os.close(slave)
 
 
-def test_terminal_restored_when_opening_fails():
+def test_terminal_restored_when_the_session_fails():
     master, slave = pty.openpty()
     try:
         before = termios.tcgetattr(slave)
         sink = Sink()
-        with pytest.raises(ConfigError, match="--osc"):
+        with pytest.raises(RuntimeError, match="the band fell over"):
+            with open_controls(ControlOptions(), sink.command, fake_clock(), sink.log, key_fd=slave) as controls:
+                assert controls.keyboard is not None and termios.tcgetattr(slave) != before
+                raise RuntimeError("the band fell over")
+        assert termios.tcgetattr(slave) == before
+        with pytest.raises(ConfigError, match="--osc"):  # a bad option: nothing opened, nothing to restore
             open_controls(ControlOptions(osc="notaport"), sink.command, fake_clock(), sink.log, key_fd=slave)
         assert termios.tcgetattr(slave) == before
     finally:

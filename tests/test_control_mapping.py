@@ -110,3 +110,9 @@ def test_mapping_command_writes_and_shows(tmp_path, capsys):
     assert main(["mapping", "--mapping", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"improv: {path} line 2, [cc] 80: unknown command") and err.count("\n") == 1
+
+
+def test_learn_rejects_unknown_commands_in_one_line(capsys):
+    assert main(["learn", "bas: stop"]) == 2
+    err = capsys.readouterr().err
+    assert err == "improv: unknown band 'bas' in 'bas: stop': use one of bass, mid, high, all\n"

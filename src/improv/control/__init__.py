@@ -14,25 +14,34 @@ vocabulary of :mod:`improv.band.commands`) and hands them to one callback.
 
 Wiring into ``improv listen`` (``cli.add_listen`` / ``cmd_listen``)::
 
-    from .control import add_control_options, control_options, open_controls
+    # cli.py, add_listen(sub), after the other options (listen's own --midi-api is reused):
+    from .control import add_control_options
+    add_control_options(p)   # --controller PORT, --mapping FILE, --osc [HOST:]PORT, --no-keys
 
-    # in add_listen(sub), after the other options (it reuses listen's --midi-api):
-    add_control_options(p)          # --controller PORT, --mapping FILE, --osc [HOST:]PORT, --no-keys
+    # cli.py, cmd_listen(args): open before the session, close (context exit) after it
+    import time
+    from .control import control_options, open_controls
+    t0 = time.perf_counter()                  # the session's time origin (the band's "now")
+    with display, open_controls(control_options(args),
+                                on_command=band_inbox.put,              # any non-blocking hand-over
+                                now=lambda: time.perf_counter() - t0,   # session seconds
+                                log=lambda line: console.print(line, markup=False)) as controls:
+        result = run_listen(opts, ...)        # the band takes commands from band_inbox
 
-    # in cmd_listen(args), around the session:
-    t0 = time.perf_counter()        # the session's time origin, the same one the band uses
-    with open_controls(control_options(args),
-                       on_command=band_commands,              # e.g. CommandLog(...).add-ing sink, see below
-                       now=lambda: time.perf_counter() - t0,  # session seconds
-                       log=console.print) as controls:
-        result = run_listen(opts, ...)
+Or inside ``session.run_listen``, right after ``commands = CommandLog(...)``, with
+``opts.controls`` a :class:`ControlOptions` (``control_options(args)``)::
 
-``on_command(cmd)`` runs in the controls' own dispatcher thread, one command at a time in
-arrival order; it should only hand the command over (queue, or a lock-protected
-set of the band's state) and return. A sink that takes commands into the session's
-:class:`~improv.record.CommandLog` is::
+    controls = open_controls(opts.controls, on_command=lambda c: commands.add(c.time, c.target, c.command, c.value),
+                             now=session_now, log=log)
+    try:
+        ...  # the block loop
+    finally:
+        controls.close()
 
-    band_commands = lambda cmd: commands.add(cmd.time, cmd.target, cmd.command, cmd.value)
+``on_command(cmd)`` runs in the controls' own dispatcher thread, one command at a time
+in arrival order; it should hand the command over (a queue, or a lock-protected update
+of the band's state) and return. ``controls.opened`` lists what is listening (also sent
+to ``log`` at start); ``controls.submit(cmd)`` feeds a command in from elsewhere.
 
 :func:`open_controls` raises an :class:`~improv.errors.ImprovError` (one line) for a
 controller port that is not there, a bad mapping file or an OSC port in use; once
