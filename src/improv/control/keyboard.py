@@ -103,6 +103,7 @@ class KeyboardInput:
                 continue  # Esc, arrows and function keys: not mapped
             now = self._now()
             for ch in data.decode("utf-8", errors="ignore"):
+                ch = "\n" if ch == "\r" else ch  # Enter, whether or not the terminal maps CR to NL
                 cmds, line = self.logic.key(ch, now)
                 if line:
                     self._log(line)
