@@ -13,7 +13,7 @@ import sys
 
 from .errors import ConfigError, ImprovError
 
-COMMAND_MODULES: list[str] = ["improv.timing.cli", "improv.rendercli", "improv.model.cli"]
+COMMAND_MODULES: list[str] = ["improv.timing.cli", "improv.rendercli", "improv.model.cli", "improv.control.learn"]
 
 
 def _console(stderr: bool = False):
