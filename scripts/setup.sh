@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="jackd2 libportaudio2 libsndfile1 fluidsynth libfluidsynth3 timgm6mb-soundfont aubio-tools sndfile-tools"
+APT_PACKAGES="jackd2 libportaudio2 libsndfile1 fluidsynth libfluidsynth3 timgm6mb-soundfont fluid-soundfont-gm aubio-tools sndfile-tools"
 PY=${PYTHON:-python3}
 # A CPU build of torch; on machines without a local wheel, e.g.
 #   TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu" scripts/setup.sh
@@ -23,5 +23,7 @@ $PY -m pip install -q $TORCH_SPEC
 # torchcrepe and pesto-pitch declare torchaudio, whose PyPI build is CUDA-only and breaks a CPU torch.
 # They use it only to read files; improv reads audio with soundfile, so install them without it.
 $PY -m pip install -q --no-deps torchcrepe==0.0.24 pesto-pitch==2.0.1
-$PY -m pip install -q -e ".[test]"
+# Basic Pitch (a benchmark peer) declares tensorflow; it runs on onnxruntime (the bench extra).
+$PY -m pip install -q --no-deps basic-pitch==0.4.0
+$PY -m pip install -q -e ".[test,bench,link]"
 echo "setup: done; try: improv --help"
