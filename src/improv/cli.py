@@ -19,7 +19,10 @@ COMMAND_MODULES: list[str] = ["improv.timing.cli", "improv.rendercli", "improv.m
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:  # a pipe or a file: wide enough that tables are not cut
+        console = Console(stderr=stderr, highlight=False, width=200)
+    return console
 
 
 # ------------------------------------------------------------------ listen
