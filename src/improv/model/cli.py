@@ -52,6 +52,8 @@ def add_commands(sub) -> None:
                    help="bars the band listens to the player before it comes in (default 1); scored from there")
     p.add_argument("--keep-key", type=float, default=0.0, metavar="NATS",
                    help="accompany with the keep_key hook of this strength (default 0: the bare model)")
+    p.add_argument("--harmonize", type=float, default=0.0, metavar="NATS",
+                   help="accompany with the harmonize hook of this strength (default 0: the bare model)")
     p.add_argument("--split", choices=["test", "val"], default="test",
                    help="held-out split to score (val: for choosing settings; default test)")
     p.add_argument("--skip-nll", action="store_true", help="only the accompaniment statistics")
@@ -228,7 +230,8 @@ def cmd_eval(args) -> int:
             top_p = args.top_p if args.top_p is not None else model.sampling["top_p"]
             report["accompaniment"] = evaluate_accompaniment(model, test_r, seen, args.pieces, args.bars, args.seed,
                                                              temperature=temperature, top_p=top_p,
-                                                             keep_key=args.keep_key, listen_bars=args.listen_bars,
+                                                             keep_key=args.keep_key, harmonize=args.harmonize,
+                                                             listen_bars=args.listen_bars,
                                                              progress=bars)
     _print_eval(console, report)
     if args.json:
@@ -258,7 +261,8 @@ def _print_eval(console, report: dict) -> None:
         for c in ("", "generated", "real", "difference"):
             t.add_column(c)
         g, r = a["generated"], a["real"]
-        for key in ("in_scale", "strong_beat_consonance", "range_adherence", "monophony", "repetition", "novelty"):
+        for key in ("in_scale", "strong_beat_consonance", "strong_beat_consonance_heard", "range_adherence",
+                    "monophony", "repetition", "novelty"):
             diff = f"{100 * (g[key] - r[key]):+.1f} pp" if key not in ("range_adherence", "monophony") else ""
             t.add_row(key.replace("_", " "), f"{100 * g[key]:.1f}%", f"{100 * r[key]:.1f}%", diff)
         t.add_row("notes", str(g["notes"]), str(r["notes"]), "")
