@@ -20,7 +20,7 @@ def add_commands(sub) -> None:
                        description="Train the band's model (seeded, split by piece, checkpointed, resumable) on "
                                    "music21's corpus and ../shared/data/symbolic when present.")
     p.add_argument("--out", default=None, help="weights file to write (default: models/band.pt)")
-    p.add_argument("--steps", type=int, default=1800, help="optimizer steps (default 1800)")
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000, the shipped model)")
     p.add_argument("--batch", type=int, default=12, help="windows per step (default 12)")
     p.add_argument("--size", choices=list(SIZES), default="small", help="model size (default small)")
     p.add_argument("--seed", type=int, default=0)
@@ -187,6 +187,12 @@ def cmd_train(args) -> int:
         console.print(f"data: {len(set(r.piece.tolist()))} pieces from {', '.join(sources)}; "
                       f"{train_r.n_frames:,} training frames, {val_r.n_frames:,} validation frames "
                       f"({data_s:.0f} s to load)")
+
+        if (ckpt / "checkpoint.pt").exists() and not args.fresh:
+            import torch as _torch
+
+            done = _torch.load(ckpt / "checkpoint.pt", map_location="cpu", weights_only=False).get("step", 0)
+            console.print(f"resuming from step {done} of {ckpt / 'checkpoint.pt'} (--fresh to start over)")
 
         def progress(step, total, info):
             text = f"loss {info['loss']:.3f}" + (f" val {info['val']:.3f}" if "val" in info else "")
