@@ -210,15 +210,19 @@ def test_harmonize_hook_sees_a_forecast_of_the_player(model):
     assert len(seen) == 3 * 4 * 3  # every frame of every band
     assert all(f.shape == (12,) and f.min() >= 0 and 0 < f.sum() <= 1 + 1e-9 for f in seen)
     # The hook: with the player forecast on E (pitch class 4), pitches consonant with E
-    # (C, C#, E, G, G#, A) keep their logits, dissonant ones lose `strength` nats.
+    # (C, C#, E, G, G#, A) gain `strength` nats over dissonant ones; the chance of
+    # starting a note at all (against REST and HOLD) is unchanged.
     q = np.zeros(12)
     q[4] = 0.9
     ctx = StepContext(voice="mid", frame=0, time=0.0, bar_position=0, sounding={}, chosen_tokens={},
                       lead_pitch=64, low=21, high=108, lead_forecast=q)
     logits = np.zeros(VOCAB)
+    logits[pitch_token(100):] = -np.inf
     harmonize(3.0)(ctx, logits)
     for pitch, consonant in ((60, True), (61, True), (64, True), (67, True), (65, False), (66, False), (75, False)):
-        assert logits[pitch_token(pitch)] == pytest.approx(0.0 if consonant else -3.0), pitch
+        assert logits[pitch_token(pitch)] - logits[pitch_token(62)] == pytest.approx(3.0 if consonant else 0.0)
+    p = np.exp(logits - np.logaddexp.reduce(logits))
+    assert p[2:].sum() == pytest.approx(1 - 2 / (2 + (100 - 21))) and np.isinf(logits[pitch_token(100)])
     # A player likely to rest: no change.
     logits = np.zeros(VOCAB)
     harmonize(3.0)(StepContext(voice="mid", frame=0, time=0.0, bar_position=0, sounding={}, chosen_tokens={},

@@ -178,8 +178,10 @@ _CONSONANT_PAIRS = _CONSONANT_IC[(np.arange(12)[:, None] - np.arange(12)[None, :
 def harmonize(strength: float = 2.0, min_sounding: float = 0.3) -> Hook:
     """Favour notes consonant with the player's note *in this frame*, which the band cannot
     hear yet: each pitch gets ``strength`` x (the chance, under the model's forecast of the
-    player's pitch class, that it is consonant with it, minus the best such chance). Off
-    while the player is likely to rest (forecast mass below ``min_sounding``).
+    player's pitch class, that it is consonant with it), then all pitches are shifted
+    together so that the chance of starting a note (against resting or holding) stays the
+    model's: the hook changes which note, not how many. Off while the player is likely to
+    rest (forecast mass below ``min_sounding``).
     The opposite of ``fight``; for harmonic accompaniment (with ``keep_key``)."""
 
     def hook(ctx: StepContext, logits: np.ndarray) -> None:
@@ -188,7 +190,13 @@ def harmonize(strength: float = 2.0, min_sounding: float = 0.3) -> Hook:
             return
         c = _CONSONANT_PAIRS @ (q / q.sum())  # [12]: chance of consonance per pitch class
         pcs = np.arange(PITCH_LO, PITCH_HI + 1) % 12
-        logits[2:] += strength * (c[pcs] - c.max())
+        z = logits[2:]
+        ok = np.isfinite(z)
+        if not ok.any():
+            return
+        before = np.logaddexp.reduce(z[ok])
+        z[ok] += strength * c[pcs[ok]]
+        z[ok] += before - np.logaddexp.reduce(z[ok])
 
     return hook
 

@@ -234,6 +234,7 @@ class Session:
         self.lead_temperature = lead_temperature
         self._seed = seed
         self.entry_rest_cap: float | None = ENTRY_REST_CAP  # None: never push a resting voice in
+        self.threads: int | None = 1  # torch threads while proposing (None: the process's setting)
         self.reset()
         self._heads = NumpyHeads(net)
 
@@ -316,13 +317,27 @@ class Session:
             self.controls[v] = ctl.codes()
             self._ranges[VOICES[v]] = ctl.range_for(VOICES[v])
 
-    @torch.inference_mode()
     def propose(self, now: float, voices: tuple[str, ...] | list[str] = ("bass", "mid", "high"),
                 controls: dict[str, VoiceControl] | None = None, horizon: float | None = None,
                 hooks: Hook | dict[str, Hook] | None = None) -> Proposal:
         """The next notes of ``voices`` from ``now`` for ``horizon`` units (default one beat,
         half a second unmetered; at least one frame). Include "lead" to let the model play
-        the player's part (take over)."""
+        the player's part (take over).
+
+        Runs on ``self.threads`` torch threads (default 1; None: as set for the process):
+        one frame's matrices are tiny, and a second thread only adds waiting, a lot of it
+        when the other core is busy (measured in benchmarks/bench_model.py)."""
+        before = torch.get_num_threads()
+        if self.threads is not None and before != self.threads:
+            torch.set_num_threads(self.threads)
+            try:
+                return self._propose(now, voices, controls, horizon, hooks)
+            finally:
+                torch.set_num_threads(before)
+        return self._propose(now, voices, controls, horizon, hooks)
+
+    @torch.inference_mode()
+    def _propose(self, now, voices, controls, horizon, hooks) -> Proposal:
         gen = sorted({voice_index(v) for v in voices})
         if controls:
             self.set_controls(controls)
