@@ -2,9 +2,10 @@
 
 One step = what a band does each beat: observe the player's notes that arrived, then
 ``propose`` the next beat of all three bands (bass, mid, high) and ``accept`` it. The
-player's line is a held-out melody from the corpus cache when present, else a fixed
-synthetic tune. Reports medians and percentiles; prints the machine's load average,
-since the machine is shared.
+player's line is a fixed synthetic tune. The process allows ``--threads`` torch threads;
+the session proposes on one (``Session.threads``, its default), and the metered step is
+also measured on all ``--threads`` for comparison. Reports medians and percentiles;
+prints the machine's load average, since the machine is shared.
 
     PYTHONPATH=src python3 benchmarks/bench_model.py --threads 2 --beats 400 [--json out.json]
 """
@@ -33,12 +34,13 @@ def _melody(beats: int) -> list[tuple[int, float, float]]:
     return notes
 
 
-def bench_steps(model, beats: int, warmup: int, metered: bool = True) -> np.ndarray:
+def bench_steps(model, beats: int, warmup: int, metered: bool = True, session_threads: int | None = 1) -> np.ndarray:
     import torch  # noqa: F401
 
     from improv.model import VoiceControl
 
     sess = model.session(metered=metered, seed=0)
+    sess.threads = session_threads
     unit = 1.0 if metered else 0.5
     melody = [(p, s * unit, e * unit) for p, s, e in _melody(beats + warmup + 2)]
     controls = {"bass": VoiceControl(low=28, high=52), "mid": VoiceControl(low=48, high=67),
@@ -96,13 +98,18 @@ def main() -> int:
     out["cold_import_and_load_s"] = float(cold.stdout.strip()) if cold.returncode == 0 else None
     out["model"] = str(model.path)
     out["parameters"] = sum(p.numel() for p in model.net.parameters())
+    # As the band uses it: the session proposes on one torch thread (Session.threads = 1)
+    # inside a process allowed --threads; and, for comparison, on the process's --threads.
     out["metered_step"] = stats(bench_steps(model, args.beats, args.warmup, metered=True))
     out["unmetered_step"] = stats(bench_steps(model, args.beats // 2, args.warmup, metered=False))
+    if args.threads != 1:
+        out[f"metered_step_on_{args.threads}_threads"] = stats(
+            bench_steps(model, args.beats, args.warmup, metered=True, session_threads=None))
     out["load_average_after"] = os.getloadavg()
     print(f"model {out['model']} ({out['parameters']:,} parameters), torch threads {args.threads}")
     print(f"load_model: median {out['load_model_s']['median'] * 1e3:.0f} ms (warm process); "
           f"cold import + load {out['cold_import_and_load_s']:.2f} s")
-    for k in ("metered_step", "unmetered_step"):
+    for k in [k for k in out if k.endswith("step") or "_step_on_" in k]:
         s = out[k]
         print(f"{k} (3 bands, next beat): p50 {s['p50_ms']:.2f} ms  p95 {s['p95_ms']:.2f} ms  "
               f"p99 {s['p99_ms']:.2f} ms  max {s['max_ms']:.2f} ms  (n={s['n']})")

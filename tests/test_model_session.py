@@ -168,3 +168,63 @@ def test_keep_key_hook_sees_the_heard_key(model):
     c_major = [(pc in (0, 2, 4, 5, 7, 9, 11)) for pc in range(12)]
     assert seen and all(list(s) == c_major for s in seen)
     assert all(n.pitch % 12 in (0, 2, 4, 5, 7, 9, 11) for p in props for n in p.notes)
+
+
+def test_a_resting_accompanist_comes_in_on_a_beat(model):
+    from improv.model.encoding import REST
+
+    def hush(ctx, logits):  # a model that would rather rest (+8 nats on REST)
+        logits[REST] += 8.0
+
+    sess = model.session(seed=2)
+    props = _play(sess, 8, controls={b: VoiceControl(role="accompany") for b in ("bass", "mid", "high")},
+                  hooks=hush)
+    notes = _all_notes(props)
+    for band in ("bass", "mid", "high"):
+        starts = [n.start for n in notes if n.voice == band]
+        assert starts, f"{band} never came in"
+        assert starts[0] <= 6.0, f"{band} rested {starts[0]} beats"  # entry push after 2 beats' rest
+        assert all(abs(s - round(s)) < 1e-9 for s in starts[:1]), "the first entry is on a beat"
+    # Without the push (or with role silent, or density 0) the hushed model stays silent.
+    sess = model.session(seed=2)
+    sess.entry_rest_cap = None
+    assert len(_all_notes(_play(sess, 8, hooks=hush))) < len(notes) / 3
+    sess = model.session(seed=2)
+    silent = _play(sess, 8, controls={b: VoiceControl(density=0) for b in ("bass", "mid", "high")}, hooks=hush)
+    assert len(_all_notes(silent)) < len(notes) / 3
+
+
+def test_harmonize_hook_sees_a_forecast_of_the_player(model):
+    from improv.model import StepContext, harmonize
+    from improv.model.encoding import VOCAB, pitch_token
+
+    seen = []
+
+    def spy(ctx, logits):
+        seen.append(ctx.lead_forecast)
+
+    sess = model.session(seed=4)
+    sess.observe("player", 64, 0.0)
+    for b in range(1, 4):
+        sess.propose(float(b), hooks=spy)
+    assert len(seen) == 3 * 4 * 3  # every frame of every band
+    assert all(f.shape == (12,) and f.min() >= 0 and 0 < f.sum() <= 1 + 1e-9 for f in seen)
+    # The hook: with the player forecast on E (pitch class 4), pitches consonant with E
+    # (C, C#, E, G, G#, A) gain `strength` nats over dissonant ones; the chance of
+    # starting a note at all (against REST and HOLD) is unchanged.
+    q = np.zeros(12)
+    q[4] = 0.9
+    ctx = StepContext(voice="mid", frame=0, time=0.0, bar_position=0, sounding={}, chosen_tokens={},
+                      lead_pitch=64, low=21, high=108, lead_forecast=q)
+    logits = np.zeros(VOCAB)
+    logits[pitch_token(100):] = -np.inf
+    harmonize(3.0)(ctx, logits)
+    for pitch, consonant in ((60, True), (61, True), (64, True), (67, True), (65, False), (66, False), (75, False)):
+        assert logits[pitch_token(pitch)] - logits[pitch_token(62)] == pytest.approx(3.0 if consonant else 0.0)
+    p = np.exp(logits - np.logaddexp.reduce(logits))
+    assert p[2:].sum() == pytest.approx(1 - 2 / (2 + (100 - 21))) and np.isinf(logits[pitch_token(100)])
+    # A player likely to rest: no change.
+    logits = np.zeros(VOCAB)
+    harmonize(3.0)(StepContext(voice="mid", frame=0, time=0.0, bar_position=0, sounding={}, chosen_tokens={},
+                               lead_pitch=64, low=21, high=108, lead_forecast=q * 0.1), logits)
+    assert not logits.any()

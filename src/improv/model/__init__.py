@@ -30,7 +30,7 @@ Live use, the API the band players call::
 * ``propose`` can include "lead" to let the model play the player's part ("take over";
   give it ``VoiceControl(role="lead")``).
 * Hooks edit one voice's logits per frame in place: ``hook(ctx: StepContext, logits)``;
-  ``bias_pitches``, ``forbid_pitches``, ``make_room``, ``fight``, ``keep_key``,
+  ``bias_pitches``, ``forbid_pitches``, ``make_room``, ``fight``, ``keep_key``, ``harmonize``,
   ``register_limits``, ``chain`` build them. Range, role and monophony masks are applied after hooks.
 * Deterministic: the same seed and the same calls give the same notes.
 * Sampling: ``temperature`` and ``top_p`` per session, overridable per voice.
@@ -40,14 +40,15 @@ Offline: ``improv train``, ``improv eval-model``, ``improv continue IN.mid``,
 """
 
 from .encoding import BANDS, FRAME_SECONDS, FRAMES_PER_BEAT, ROLES, VOICES, Grid, read_midi, write_midi
-from .sampling import (StepContext, bias_pitches, chain, fight, forbid_pitches, heard_key, keep_key, make_room,
-                       pitch_indices, register_limits)
+from .sampling import (StepContext, bias_pitches, chain, fight, forbid_pitches, harmonize, heard_key, keep_key,
+                       make_room, pitch_indices, register_limits)
 from .session import DEFAULT_RANGES, Proposal, ProposedNote, Session, VoiceControl
 from .store import BandModel, default_model_path, load_model, save_model
 
 __all__ = [
     "BANDS", "FRAME_SECONDS", "FRAMES_PER_BEAT", "ROLES", "VOICES", "Grid", "read_midi", "write_midi",
-    "StepContext", "bias_pitches", "chain", "fight", "forbid_pitches", "heard_key", "keep_key", "make_room",
+    "StepContext", "bias_pitches", "chain", "fight", "forbid_pitches", "harmonize", "heard_key", "keep_key",
+    "make_room",
     "pitch_indices",
     "register_limits", "DEFAULT_RANGES", "Proposal", "ProposedNote", "Session", "VoiceControl",
     "BandModel", "default_model_path", "load_model", "save_model",

@@ -20,7 +20,7 @@ def add_commands(sub) -> None:
                        description="Train the band's model (seeded, split by piece, checkpointed, resumable) on "
                                    "music21's corpus and ../shared/data/symbolic when present.")
     p.add_argument("--out", default=None, help="weights file to write (default: models/band.pt)")
-    p.add_argument("--steps", type=int, default=1800, help="optimizer steps (default 1800)")
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000, the shipped model)")
     p.add_argument("--batch", type=int, default=12, help="windows per step (default 12)")
     p.add_argument("--size", choices=list(SIZES), default="small", help="model size (default small)")
     p.add_argument("--seed", type=int, default=0)
@@ -52,6 +52,8 @@ def add_commands(sub) -> None:
                    help="bars the band listens to the player before it comes in (default 1); scored from there")
     p.add_argument("--keep-key", type=float, default=0.0, metavar="NATS",
                    help="accompany with the keep_key hook of this strength (default 0: the bare model)")
+    p.add_argument("--harmonize", type=float, default=0.0, metavar="NATS",
+                   help="accompany with the harmonize hook of this strength (default 0: the bare model)")
     p.add_argument("--split", choices=["test", "val"], default="test",
                    help="held-out split to score (val: for choosing settings; default test)")
     p.add_argument("--skip-nll", action="store_true", help="only the accompaniment statistics")
@@ -186,6 +188,12 @@ def cmd_train(args) -> int:
                       f"{train_r.n_frames:,} training frames, {val_r.n_frames:,} validation frames "
                       f"({data_s:.0f} s to load)")
 
+        if (ckpt / "checkpoint.pt").exists() and not args.fresh:
+            import torch as _torch
+
+            done = _torch.load(ckpt / "checkpoint.pt", map_location="cpu", weights_only=False).get("step", 0)
+            console.print(f"resuming from step {done} of {ckpt / 'checkpoint.pt'} (--fresh to start over)")
+
         def progress(step, total, info):
             text = f"loss {info['loss']:.3f}" + (f" val {info['val']:.3f}" if "val" in info else "")
             bars("training", step, total, text)
@@ -228,7 +236,8 @@ def cmd_eval(args) -> int:
             top_p = args.top_p if args.top_p is not None else model.sampling["top_p"]
             report["accompaniment"] = evaluate_accompaniment(model, test_r, seen, args.pieces, args.bars, args.seed,
                                                              temperature=temperature, top_p=top_p,
-                                                             keep_key=args.keep_key, listen_bars=args.listen_bars,
+                                                             keep_key=args.keep_key, harmonize=args.harmonize,
+                                                             listen_bars=args.listen_bars,
                                                              progress=bars)
     _print_eval(console, report)
     if args.json:
@@ -258,7 +267,8 @@ def _print_eval(console, report: dict) -> None:
         for c in ("", "generated", "real", "difference"):
             t.add_column(c)
         g, r = a["generated"], a["real"]
-        for key in ("in_scale", "strong_beat_consonance", "range_adherence", "monophony", "repetition", "novelty"):
+        for key in ("in_scale", "strong_beat_consonance", "strong_beat_consonance_heard", "range_adherence",
+                    "monophony", "repetition", "novelty"):
             diff = f"{100 * (g[key] - r[key]):+.1f} pp" if key not in ("range_adherence", "monophony") else ""
             t.add_row(key.replace("_", " "), f"{100 * g[key]:.1f}%", f"{100 * r[key]:.1f}%", diff)
         t.add_row("notes", str(g["notes"]), str(r["notes"]), "")

@@ -5,7 +5,9 @@ no control codes (the n-gram has none), scored with windows of ``context`` frame
 sliding by half a window so every frame after the first half-window sees at least
 that much past. Figures are nats per token and per note event (total over onsets).
 
-Accompaniment: held-out metered pieces that have one. The real lead is fed to a live
+Accompaniment: held-out metered pieces that have one. The band listens from the bar of
+the player's first note for ``listen_bars`` bars, then plays; both the generated and the
+real accompaniment are scored from that entry on. The real lead is fed to a live
 ``Session`` beat by beat (each note observed when it starts, released when it ends; no
 look-ahead), the three bands are proposed one beat at a time with role accompany, the
 real part's density and register, and a pitch range covering the default band range
@@ -15,6 +17,8 @@ and the real part. The same statistics are taken on the real accompaniment:
   Schmuckler over the real piece; major scale, or natural minor plus the raised 7th);
 * strong-beat consonance: at bar downbeats (and half-bars in even metres) where the
   lead and a band sound, the interval class is 0, 3, 4, 7, 8 or 9;
+* strong-beat consonance "heard": the same against the player's pitch just before the
+  strong beat, the last one a band deciding ahead of the beat can know;
 * range adherence and monophony (generated only; both by construction);
 * repetition: non-empty one-bar patterns of a band voice that repeat an earlier bar;
 * novelty: non-empty one-bar patterns absent from the training split's bars.
@@ -33,6 +37,8 @@ from .data import Rendering
 from .encoding import BANDS, LEAD, N_VOICES, POS_UNKNOWN, UNKNOWN, VOICES, frames_to_notes, sounding_pitch
 from .net import FrameNet, input_indices
 from .ngram import MODES, NGram
+from .sampling import chain
+from .sampling import harmonize as harmonize_hook
 from .sampling import keep_key as key_hook
 from .session import DEFAULT_RANGES, VoiceControl
 from .store import BandModel
@@ -224,11 +230,14 @@ class AccompStats:
     bars: int = 0
     repeated: int = 0
     novel: int = 0
+    heard_pairs: int = 0
+    heard_consonant: int = 0
 
     def row(self) -> dict:
         d = max(self.notes, 1)
         return {"notes": self.notes, "in_scale": self.in_scale / d,
                 "strong_beat_consonance": self.consonant / max(self.strong, 1), "strong_beat_pairs": self.strong,
+                "strong_beat_consonance_heard": self.heard_consonant / max(self.heard_pairs, 1),
                 "range_adherence": self.in_range / d, "monophony": 1 - self.overlaps / d,
                 "repetition": self.repeated / max(self.bars, 1), "novelty": self.novel / max(self.bars, 1),
                 "bars": self.bars}
@@ -250,10 +259,14 @@ def _score(stats: AccompStats, band_tokens: np.ndarray, lead_tokens: np.ndarray,
     snd = sounding_pitch(np.concatenate([band_tokens, lead_tokens[:, None]], axis=1))
     strong = strong_frames(barpos, bar_frames)
     lead = snd[:, 3]
+    heard = np.concatenate([[-1], lead[:-1]])  # the player's pitch in the frame before
     for v in range(3):
         both = strong & (lead >= 0) & (snd[:, v] >= 0)
         stats.strong += int(both.sum())
         stats.consonant += int(np.isin((snd[both, v] - lead[both]) % 12, CONSONANT).sum())
+        both = strong & (heard >= 0) & (snd[:, v] >= 0)
+        stats.heard_pairs += int(both.sum())
+        stats.heard_consonant += int(np.isin((snd[both, v] - heard[both]) % 12, CONSONANT).sum())
     full = np.zeros((len(band_tokens), N_VOICES), dtype=np.int64)
     full[:, :3] = band_tokens
     pats = bar_patterns(full, barpos, bar_frames)
@@ -291,12 +304,15 @@ def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: in
     real = frames_to_notes(tokens)
     controls, ranges = {}, {}
     n_beats = len(tokens) / 4
+    # The controls describe the real part where the band plays (from its entry on).
+    played = real[real[:, 2] >= entry] if (real[:, 2] >= entry).any() else real
+    span = max(n_beats - entry, 1.0) if (real[:, 2] >= entry).any() else n_beats
     for v, band in enumerate(BANDS):
-        part = real[real[:, 0] == v]
+        part = played[played[:, 0] == v]
         lo, hi = DEFAULT_RANGES[band]
         if len(part):
             lo, hi = int(min(lo, part[:, 1].min())), int(max(hi, part[:, 1].max()))
-            controls[band] = VoiceControl(role="accompany", density=len(part) / n_beats,
+            controls[band] = VoiceControl(role="accompany", density=min(16.0, len(part) / span),
                                           register=float(part[:, 1].mean()), low=lo, high=hi)
         else:
             controls[band] = VoiceControl(role="silent", low=lo, high=hi)
@@ -332,10 +348,16 @@ def accompany(model: BandModel, tokens: np.ndarray, barpos: np.ndarray, seed: in
     return band, ranges, sess
 
 
+def accompany_hooks(keep_key: float = 0.0, harmonize: float = 0.0):
+    """The hooks of harmonic accompaniment at these strengths (nats; 0 = off), or None."""
+    hooks = [key_hook(keep_key) if keep_key > 0 else None, harmonize_hook(harmonize) if harmonize > 0 else None]
+    return chain(*hooks) if any(hooks) else None
+
+
 def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[bytes], max_pieces: int = 25,
                            max_bars: int = 32, seed: int = 0, temperature: float = 1.0, top_p: float = 0.95,
                            lead_guess: str = "hold", horizon: float = 1.0, keep_key: float = 0.0,
-                           listen_bars: int = 1, progress: Progress | None = None) -> dict:
+                           listen_bars: int = 1, harmonize: float = 0.0, progress: Progress | None = None) -> dict:
     sources = ("chorales", "quartets", "pop909", "nottingham")
     chosen = []
     for src in sources:
@@ -346,18 +368,26 @@ def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[
     for i, k in enumerate(chosen):
         toks, pos = test_r.frames(k)
         bar_frames = int(pos.max()) + 1
-        # From the start (lead-in silence, pickup) to max_bars bars after the first full bar.
-        first = int(np.flatnonzero(pos == 0)[1]) if (pos == 0).sum() > 1 else 0
-        toks = toks[:first + max_bars * bar_frames].astype(np.int64)
-        pos = pos[:first + max_bars * bar_frames].astype(np.int64)
+        # The band listens from the start of the bar of the player's first note (an
+        # intro without a lead line gives it nothing to follow) for ``listen_bars`` bars,
+        # then plays for up to ``max_bars`` bars; both parts are scored from its entry.
+        lead_on = np.flatnonzero(toks[:, LEAD] >= 2)
+        if not len(lead_on):
+            continue
+        downbeats = np.flatnonzero(pos == 0)
+        before = downbeats[downbeats <= lead_on[0]]
+        first = int(before[-1]) if len(before) else 0
+        entry = first + listen_bars * bar_frames
+        toks = toks[:entry + max_bars * bar_frames].astype(np.int64)
+        pos = pos[:entry + max_bars * bar_frames].astype(np.int64)
         real_notes = frames_to_notes(toks)
-        if not (real_notes[:, 0] < 3).any() or not (real_notes[:, 0] == LEAD).any():
+        scored = real_notes[real_notes[:, 2] >= entry / 4]
+        if not (scored[:, 0] < 3).any() or not (scored[:, 0] == LEAD).any():
             continue
         key = estimate_key(real_notes)
-        entry = first + listen_bars * bar_frames
         band, ranges, sess = accompany(model, toks, pos, seed=seed + i, temperature=temperature, top_p=top_p,
                                        lead_guess=lead_guess, horizon=horizon,
-                                       hooks=key_hook(keep_key) if keep_key > 0 else None, entry=entry / 4)
+                                       hooks=accompany_hooks(keep_key, harmonize), entry=entry / 4)
         # Both are scored from the band's entry on.
         band, pos_s, lead_s, real_s = band[entry:], pos[entry:], toks[entry:, LEAD], toks[entry:, :3]
         src = test_r.sources[test_r.piece[k]]
@@ -372,4 +402,5 @@ def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[
     return {"generated": gen.row(), "real": real.row(),
             "per_source": {s: {"generated": d["gen"].row(), "real": d["real"].row()} for s, d in per_source.items()},
             "pieces": len(chosen), "max_bars": max_bars, "temperature": temperature, "top_p": top_p,
-            "lead_guess": lead_guess, "horizon_beats": horizon, "keep_key": keep_key, "listen_bars": listen_bars}
+            "lead_guess": lead_guess, "horizon_beats": horizon, "keep_key": keep_key, "harmonize": harmonize,
+            "listen_bars": listen_bars}

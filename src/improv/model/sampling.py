@@ -31,7 +31,9 @@ class StepContext:
     mid, high, lead); ``lead_pitch`` is the player's last pitch actually heard (sounding
     or not; None before the first note); ``heard_pitch_classes`` the frames each pitch
     class sounded in the player's line over the last 16 beats (metered; 8 s unmetered)
-    before the proposal;
+    before the proposal; ``lead_forecast`` the model's expectation of the player's pitch
+    class in this frame (``[12]``, summing to the chance that the player sounds; the band
+    decides before it hears that note);
     ``low``/``high`` the voice's allowed range.
     """
 
@@ -45,6 +47,7 @@ class StepContext:
     low: int
     high: int
     heard_pitch_classes: np.ndarray | None = None
+    lead_forecast: np.ndarray | None = None
 
 
 Hook = Callable[[StepContext, np.ndarray], None]
@@ -163,6 +166,37 @@ def keep_key(strength: float = 3.0) -> Hook:
             return
         pcs = (np.arange(PITCH_LO, PITCH_HI + 1)) % 12
         logits[2:] -= np.where(scale[pcs], 0.0, strength)
+
+    return hook
+
+
+_CONSONANT_IC = np.isin(np.arange(12), (0, 3, 4, 7, 8, 9))
+# [pitch class of the band's note, pitch class of the player's note] -> consonant?
+_CONSONANT_PAIRS = _CONSONANT_IC[(np.arange(12)[:, None] - np.arange(12)[None, :]) % 12].astype(np.float64)
+
+
+def harmonize(strength: float = 2.0, min_sounding: float = 0.3) -> Hook:
+    """Favour notes consonant with the player's note *in this frame*, which the band cannot
+    hear yet: each pitch gets ``strength`` x (the chance, under the model's forecast of the
+    player's pitch class, that it is consonant with it), then all pitches are shifted
+    together so that the chance of starting a note (against resting or holding) stays the
+    model's: the hook changes which note, not how many. Off while the player is likely to
+    rest (forecast mass below ``min_sounding``).
+    The opposite of ``fight``; for harmonic accompaniment (with ``keep_key``)."""
+
+    def hook(ctx: StepContext, logits: np.ndarray) -> None:
+        q = ctx.lead_forecast
+        if q is None or q.sum() < min_sounding:
+            return
+        c = _CONSONANT_PAIRS @ (q / q.sum())  # [12]: chance of consonance per pitch class
+        pcs = np.arange(PITCH_LO, PITCH_HI + 1) % 12
+        z = logits[2:]
+        ok = np.isfinite(z)
+        if not ok.any():
+            return
+        before = np.logaddexp.reduce(z[ok])
+        z[ok] += strength * c[pcs[ok]]
+        z[ok] += before - np.logaddexp.reduce(z[ok])
 
     return hook
 

@@ -24,12 +24,20 @@ import torch
 from ..errors import ConfigError
 from .encoding import (CONTROL_BLOCK, FRAMES_PER_BEAT, HOLD, LEAD, N_VOICES, PITCH_HI, PITCH_LO, REST, ROLES,
                        UNKNOWN, VOCAB, VOICES, Grid, density_bucket, pitch_token, register_bucket, token_pitch)
-from .net import Cache, FrameNet, NumpyHeads, input_rows_np
+from .net import _TOKEN_PC, Cache, FrameNet, NumpyHeads, input_rows_np
 from .sampling import Hook, StepContext, allowed_mask, softmax_sample
 
+_TOKEN_PCS = _TOKEN_PC[2:]  # pitch class of each pitch token
 DEFAULT_RANGES = {"bass": (28, 55), "mid": (45, 72), "high": (57, 88), "lead": (36, 96)}
 LEAD_IN = CONTROL_BLOCK  # silent frames before time 0, as in training
 KEY_WINDOW = 16 * FRAMES_PER_BEAT  # frames of past notes summarised for hooks (heard_pitch_classes)
+# Role accompany / lead means "this voice plays" (in training: it sounds in every 4-beat
+# block). A voice given that role which has rested for ENTRY_BEATS beats (or twice the gap
+# its density asks for) has its chance of resting on the next beat capped at ENTRY_REST_CAP,
+# so it comes in on a beat instead of staying silent (the model alone can settle into the
+# silent band of the folk tunes it learnt from).
+ENTRY_BEATS = 2
+ENTRY_REST_CAP = 0.5
 
 
 def voice_index(name: str) -> int:
@@ -198,6 +206,14 @@ class _Line:
         e = self.ends[i]
         return self.pitches[i] if e is None or e > f - 1 else None
 
+    def silent_before(self, f: int) -> int:
+        """How many frames before f the voice has been silent (0 if it sounds in f-1)."""
+        i = bisect.bisect_right(self.starts, f - 1) - 1
+        if i < 0:
+            return 1 << 30
+        e = self.ends[i]
+        return 0 if e is None or e > f - 1 else f - e
+
     def last_pitch_before(self, f: int) -> int | None:
         i = bisect.bisect_right(self.starts, f - 1) - 1
         return self.pitches[i] if i >= 0 else None
@@ -217,6 +233,8 @@ class Session:
         self.lead_guess = lead_guess
         self.lead_temperature = lead_temperature
         self._seed = seed
+        self.entry_rest_cap: float | None = ENTRY_REST_CAP  # None: never push a resting voice in
+        self.threads: int | None = 1  # torch threads while proposing (None: the process's setting)
         self.reset()
         self._heads = NumpyHeads(net)
 
@@ -299,13 +317,27 @@ class Session:
             self.controls[v] = ctl.codes()
             self._ranges[VOICES[v]] = ctl.range_for(VOICES[v])
 
-    @torch.inference_mode()
     def propose(self, now: float, voices: tuple[str, ...] | list[str] = ("bass", "mid", "high"),
                 controls: dict[str, VoiceControl] | None = None, horizon: float | None = None,
                 hooks: Hook | dict[str, Hook] | None = None) -> Proposal:
         """The next notes of ``voices`` from ``now`` for ``horizon`` units (default one beat,
         half a second unmetered; at least one frame). Include "lead" to let the model play
-        the player's part (take over)."""
+        the player's part (take over).
+
+        Runs on ``self.threads`` torch threads (default 1; None: as set for the process):
+        one frame's matrices are tiny, and a second thread only adds waiting, a lot of it
+        when the other core is busy (measured in benchmarks/bench_model.py)."""
+        before = torch.get_num_threads()
+        if self.threads is not None and before != self.threads:
+            torch.set_num_threads(self.threads)
+            try:
+                return self._propose(now, voices, controls, horizon, hooks)
+            finally:
+                torch.set_num_threads(before)
+        return self._propose(now, voices, controls, horizon, hooks)
+
+    @torch.inference_mode()
+    def _propose(self, now, voices, controls, horizon, hooks) -> Proposal:
         gen = sorted({voice_index(v) for v in voices})
         if controls:
             self.set_controls(controls)
@@ -324,17 +356,19 @@ class Session:
             heard_pcs = np.zeros(12)
             lead_line.add_pitch_classes(f0 - KEY_WINDOW, f0, heard_pcs)
         fixed = {v: self.lines[v].render(f0, f0 + n) for v in range(N_VOICES) if v not in gen}
+        silent = [line.silent_before(f0) for line in self.lines]
         for k in range(n):
             f = f0 + k
             h_np = h.numpy()
             cond = np.zeros_like(h_np)
             chosen: dict[str, int] = {}
+            forecast = self._lead_forecast(h_np, cur) if hooks is not None else None
             for v in range(N_VOICES):
                 name = VOICES[v]
                 speculate = v == LEAD and v not in gen and self.lead_guess == "sample" and not lead_line.known_at(f)
                 if v in gen or speculate:
                     tok = self._sample(v, h_np, cond, cur[v], f, chosen, cur, lead_line.last_pitch_before(f + 1),
-                                       hooks, speculate, heard_pcs)
+                                       hooks, speculate, heard_pcs, silent[v], forecast)
                 else:
                     tok = int(fixed[v][k])
                     if tok == HOLD and cur[v] is None:
@@ -345,6 +379,7 @@ class Session:
                     cur[v] = token_pitch(tok)
                 elif tok == REST:
                     cur[v] = None
+                silent[v] = 0 if cur[v] is not None else silent[v] + 1
                 if v < N_VOICES - 1:
                     cond = cond + self._heads.cond_vector(v, tok)
             if k < n - 1:
@@ -353,8 +388,36 @@ class Session:
         self.cache.last_state = h_now
         return self._proposal(f0, toks, gen, start_sounding)
 
+    def _lead_forecast(self, h: np.ndarray, cur: list) -> np.ndarray:
+        """The model's expectation of the player's pitch class in the next frame (``[12]``,
+        summing to the chance that the player sounds), the bands assumed to go on as they are."""
+        cond = np.zeros_like(h)
+        for u in range(LEAD):
+            cond = cond + self._heads.cond_vector(u, HOLD if cur[u] is not None else REST)
+        logits = self._heads(LEAD, h, cond)
+        if cur[LEAD] is None:
+            logits[HOLD] = -np.inf
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        out = np.bincount(_TOKEN_PCS, weights=p[2:], minlength=12)
+        if cur[LEAD] is not None:
+            out[cur[LEAD] % 12] += p[HOLD]
+        return out
+
+    def _entry_threshold(self, ctl: VoiceControl | None) -> int | None:
+        """Frames of silence after which a voice with role accompany/lead is pushed to enter."""
+        if ctl is None or ctl.role == "silent" or self.entry_rest_cap is None:
+            return None
+        frames = ENTRY_BEATS * FRAMES_PER_BEAT
+        if ctl.density is not None:
+            if ctl.density <= 0:
+                return None
+            frames = max(frames, int(round(2 * FRAMES_PER_BEAT / ctl.density)))
+        return frames
+
     def _sample(self, v: int, h, cond, sounding: int | None, f: int, chosen: dict[str, int], cur: list,
-                lead_heard: int | None, hooks, speculate: bool, heard_pcs: np.ndarray | None = None) -> int:
+                lead_heard: int | None, hooks, speculate: bool, heard_pcs: np.ndarray | None = None,
+                silent_for: int = 0, forecast: np.ndarray | None = None) -> int:
         name = VOICES[v]
         ctl = self._voice_ctl.get(name)
         logits = self._heads(v, h, cond)
@@ -372,13 +435,30 @@ class Session:
                                   bar_position=int(self.grid.bar_positions(f, 1)[0]) if self.grid.metered else None,
                                   sounding={VOICES[u]: cur[u] for u in range(N_VOICES)},
                                   chosen_tokens=dict(chosen), lead_pitch=lead_heard, low=low, high=high,
-                                  heard_pitch_classes=heard_pcs)
+                                  heard_pitch_classes=heard_pcs, lead_forecast=forecast)
                 hook(ctx, logits)
         mask = allowed_mask(low, high, sounding is not None, silent)
         logits[~mask] = -np.inf
         if not np.isfinite(logits).any():  # a hook forbade everything allowed: rest
             return REST
+        if not speculate and sounding is None:
+            wait = self._entry_threshold(ctl)
+            on_beat = (self.grid.bar_positions(f, 1)[0] if self.grid.metered else f) % FRAMES_PER_BEAT == 0
+            if wait is not None and silent_for >= wait and on_beat:
+                self._cap_rest(logits, temperature)
         return softmax_sample(logits, temperature, top_p, self.rng)
+
+    def _cap_rest(self, logits: np.ndarray, temperature: float) -> None:
+        """Lower REST so that, after temperature, it has at most ``entry_rest_cap`` of the mass."""
+        others = np.delete(logits, REST)
+        others = others[np.isfinite(others)]
+        if not len(others):
+            return
+        t = max(temperature, 1e-3)
+        cap = self.entry_rest_cap
+        z = others / t
+        limit = t * (np.log(cap / (1 - cap)) + z.max() + np.log(np.exp(z - z.max()).sum()))
+        logits[REST] = min(logits[REST], limit)
 
     def _proposal(self, f0: int, toks: np.ndarray, gen: list[int], start_sounding: list) -> Proposal:
         t = self.grid.time

@@ -34,7 +34,7 @@ UNMETERED_SHARE = 0.3
 
 @dataclass
 class TrainSettings:
-    steps: int = 1800
+    steps: int = 3000
     batch: int = 12
     lr: float = 2e-3
     min_lr_ratio: float = 0.05
