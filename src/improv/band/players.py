@@ -1,0 +1,334 @@
+"""One band player (bass, mid or high): its settings, its orders, and what it asks of the
+generator for each frame.
+
+A player never plays by itself: for every frame the band plans, ``request(scene,
+context)`` turns the player's orders and what is heard (a :class:`Scene`) into a
+:class:`VoiceRequest` — which model voice to sample (its own, or ``lead`` while it takes
+over the player's line), the model's controls (role, density, register, range,
+temperature, top-p), a hook that bends the logits, and a velocity — or None to stay
+silent. Everything depends on the frame's time passed in, never on a clock.
+
+How the orders become controls and hooks:
+
+* density: a ladder of notes per beat (0.25, 0.5, 1, 2, 4); each band has a default
+  rung, busier/simpler move it one rung, the mode moves it (make room -1, contrapuntal
+  +1, leading +1, sparse accompaniment -1). The model's density control is set to it,
+  and a feedback term pushes new-note logits by ``2 * log(target / recent rate)`` (the
+  model left to itself falls silent when the band has not played yet).
+* register: the centre of the player's range, moved away from the player's register;
+  accompaniment discourages the player's register softly and the player's own pitch
+  strongly; make room forbids the player's register (widening the range by up to an
+  octave away from it when too little is left).
+* harmonic: the player's key (the model's ``keep_key``) and consonances with the
+  player's pitch on the beats; contrapuntal: the key and contrary motion; fight: the
+  model's ``fight`` hook scaled by the dissonance budget, contrary motion and onsets
+  pushed off the beat.
+* more orderly / more chaotic: lower / higher temperature and top-p, plus a bias
+  toward / away from the band's recent pitches and small steps.
+* take over: silent while the player plays; once the player has been silent for
+  ``takeover_gap`` beats, the player samples the model's ``lead`` voice (role lead,
+  the player's register, temperature from the variation amount, a bias toward the
+  pitch classes of the player's last phrase), folded by octaves into its own range.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..model import VoiceControl, chain, fight, keep_key
+from ..model.encoding import PITCH_HI, PITCH_LO, VOCAB
+from .context import Context
+from .orders import Orders
+
+DEFAULT_RANGES: dict[str, tuple[int, int]] = {"bass": (28, 48), "mid": (48, 72), "high": (72, 96)}
+DEFAULT_VELOCITY = {"bass": 90, "mid": 72, "high": 80}
+DENSITY_LADDER = (0.25, 0.5, 1.0, 2.0, 4.0)     # notes per beat (free mode: per half second)
+DEFAULT_RUNG = {"bass": 2, "mid": 2, "high": 1}
+CONSONANT = (0, 3, 4, 7, 8, 9)
+DISSONANT = (1, 2, 6, 10, 11)
+_PITCHES = np.arange(PITCH_LO, PITCH_HI + 1)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What is heard when a frame is decided (times in session seconds)."""
+
+    time: float                       # the frame's start
+    metered: bool
+    beat_seconds: float               # a beat (free mode: half a second)
+    on_beat: bool
+    player_register: tuple[int, int] | None
+    player_pitch: int | None          # sounding, or the last heard
+    player_sounding: bool
+    player_silent_for: float          # beats since the player's last note ended (0 while sounding)
+    player_motion: int                # -1, 0, +1: the player's last interval
+    phrase_profile: np.ndarray | None = field(default=None, repr=False)  # pitch classes of the last phrase
+    player_rate: float = 0.0          # the player's notes per beat lately
+
+
+@dataclass(frozen=True)
+class VoiceRequest:
+    slot: str                         # model voice: the band's own, or "lead" (take over)
+    control: VoiceControl
+    hook: Callable | None
+    velocity: int
+    fold: tuple[int, int] | None = None  # fold pitches by octaves into this range when sent
+    kick: bool = False                # the first frame of a take-over
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``"E1-C3"`` or ``"28-48"`` -> (28, 48)."""
+    from ..model.encoding import PITCH_HI as HI, PITCH_LO as LO
+
+    parts = text.replace("..", "-").split("-")
+    if len(parts) != 2:
+        raise ConfigError(f"range {text!r}: write LOW-HIGH, e.g. E1-C3 or 28-48")
+    lo, hi = (_pitch(p.strip(), text) for p in parts)
+    if not LO <= lo < hi <= HI:
+        raise ConfigError(f"range {text!r}: need {LO} <= low < high <= {HI} (A0 to C8)")
+    if hi - lo < 12:
+        raise ConfigError(f"range {text!r}: give at least an octave (12 semitones)")
+    return lo, hi
+
+
+_NOTE = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+
+
+def _pitch(word: str, whole: str) -> int:
+    if word.lstrip("-").isdigit():
+        return int(word)
+    w = word.lower()
+    if w and w[0] in _NOTE:
+        k = _NOTE[w[0]]
+        rest = w[1:]
+        while rest[:1] in ("#", "b") and len(rest) > 1:
+            k += 1 if rest[0] == "#" else -1
+            rest = rest[1:]
+        try:
+            return 12 * (int(rest) + 1) + k
+        except ValueError:
+            pass
+    raise ConfigError(f"range {whole!r}: {word!r} is not a note (like E1, C#3) or a MIDI number")
+
+
+class BandPlayer:
+    """One monophonic band player. ``orders`` change through :meth:`order` (with the time
+    they take effect); the band calls :meth:`request` for every frame it plans."""
+
+    def __init__(self, name: str, low: int | None = None, high: int | None = None, velocity: int | None = None,
+                 takeover_gap: float = 0.75, free_gap: float = 0.4):
+        self.name = name
+        lo, hi = DEFAULT_RANGES[name]
+        self.low = lo if low is None else int(low)
+        self.high = hi if high is None else int(high)
+        self.velocity = DEFAULT_VELOCITY[name] if velocity is None else int(velocity)
+        self.takeover_gap = takeover_gap      # beats of the player's silence before taking over
+        self.free_gap = free_gap              # seconds: free mode answers gaps at least this long
+        self.orders = Orders()
+        self._pending: list[tuple[float, Orders]] = []
+        self.hold_until = -math.inf           # silent before this (after a panic)
+        self.since: float | None = None       # when the current stretch of playing began
+        self.slot: str | None = None          # the model voice it played last frame
+        self.taking_over = False              # playing the lead voice right now
+
+    # ------------------------------------------------------------ orders
+
+    def order(self, orders: Orders, at: float) -> None:
+        """New orders from ``at`` (session seconds). Stop takes effect at once."""
+        self._pending = [(t, o) for t, o in self._pending if t < at]
+        self._pending.append((at, orders))
+
+    def current(self, t: float) -> Orders:
+        """The orders in force at ``t`` (applying what has become due)."""
+        while self._pending and self._pending[0][0] <= t + 1e-9:
+            self.orders = self._pending.pop(0)[1]
+        return self.orders
+
+    def latest(self) -> Orders:
+        """The orders once everything pending is in force (what the display shows)."""
+        return self._pending[-1][1] if self._pending else self.orders
+
+    # ------------------------------------------------------------ deciding
+
+    def rung(self, orders: Orders, scene: Scene) -> int:
+        r = DEFAULT_RUNG[self.name] + orders.density
+        if orders.mode == "make-room":
+            r -= 1
+        elif orders.mode == "lead":
+            r += 1
+        elif orders.mode == "accompany":
+            if orders.style == "contrapuntal":
+                r += 1
+            if orders.follows is not None:
+                r += -1 if orders.sparse else 1
+        if not scene.metered and orders.mode != "take-over":
+            # free mode: hold back while the player plays, answer in the gaps
+            in_gap = not scene.player_sounding and scene.player_silent_for * scene.beat_seconds >= self.free_gap
+            r += 1 if in_gap else -1
+        return int(np.clip(r, 0, len(DENSITY_LADDER) - 1))
+
+    def request(self, scene: Scene, ctx: Context) -> VoiceRequest | None:
+        orders = self.current(scene.time)
+        if orders.stopped or scene.time < self.hold_until - 1e-9:
+            return None
+        if orders.mode == "take-over":
+            return self._take_over(orders, scene, ctx)
+        target = DENSITY_LADDER[self.rung(orders, scene)]
+        low, high, forbid = self._range(orders, scene)
+        centre = self._centre(low, high, scene.player_register, forbid)
+        vec = np.zeros(VOCAB)
+        pv = vec[2:]
+        pv += self._density_push(target, scene, ctx, self.name)
+        hooks: list[Callable | None] = []
+        if forbid is not None:
+            pv[(_PITCHES >= forbid[0]) & (_PITCHES <= forbid[1])] = -np.inf
+        elif scene.player_register is not None and orders.mode != "fight":
+            lo, hi = scene.player_register
+            pv[(_PITCHES >= lo) & (_PITCHES <= hi)] -= 1.0
+        if scene.player_pitch is not None and orders.mode != "fight":
+            near = np.abs(_PITCHES - scene.player_pitch) <= 1
+            pv[near] -= 3.0
+        last = self._last_pitch(ctx, scene.time)
+        if orders.mode == "fight":
+            budget = orders.amount
+            hooks.append(fight(1.0 + 3.0 * budget))
+            pv += self._contrary(scene, last, 1.0)
+            pv += -1.0 if scene.on_beat else 0.5  # rhythmic displacement
+        else:
+            hooks.append(keep_key(2.5 if orders.style == "harmonic" or orders.mode != "accompany" else 2.0))
+            if orders.mode == "accompany" and orders.style == "contrapuntal":
+                pv += self._contrary(scene, last, 1.0)
+                if scene.player_pitch is not None:
+                    pv[(_PITCHES - scene.player_pitch) % 12 == 0] -= 1.0
+            elif scene.on_beat and scene.player_pitch is not None:
+                ic = (_PITCHES - scene.player_pitch) % 12
+                pv += np.where(np.isin(ic, CONSONANT), 1.5, -1.5)
+        temperature, top_p = self._order_bias(orders.order, pv, ctx, scene.time, last)
+        role = "lead" if orders.mode == "lead" else "accompany"
+        velocity = self.velocity
+        if orders.mode == "make-room":
+            velocity = int(velocity * 0.7)
+        elif orders.mode == "lead":
+            velocity += 12
+        elif orders.mode == "fight":
+            velocity += 8
+        if scene.on_beat and scene.metered:
+            velocity += 6
+        control = VoiceControl(role=role, density=min(target, 16.0), register=float(centre), low=low, high=high,
+                               temperature=temperature, top_p=top_p)
+        return VoiceRequest(self.name, control, chain(_add(vec), *hooks), int(np.clip(velocity, 1, 127)))
+
+    # ------------------------------------------------------------ parts
+
+    def _range(self, orders: Orders, scene: Scene) -> tuple[int, int, tuple[int, int] | None]:
+        """(low, high, forbidden register) for this frame."""
+        low, high = self.low, self.high
+        if orders.mode != "make-room" or scene.player_register is None:
+            return low, high, None
+        flo, fhi = scene.player_register[0] - 2, scene.player_register[1] + 2
+        below = max(0, min(high, flo - 1) - low + 1)
+        above = max(0, high - max(low, fhi + 1) + 1)
+        if max(below, above) < 7:
+            centre = (low + high) / 2
+            if centre < (flo + fhi) / 2:
+                low = max(PITCH_LO, low - 12)
+            else:
+                high = min(PITCH_HI, high + 12)
+        return low, high, (flo, fhi)
+
+    @staticmethod
+    def _centre(low: int, high: int, register: tuple[int, int] | None, forbid: tuple[int, int] | None) -> float:
+        """The middle of the largest part of [low, high] outside the player's register."""
+        if register is None:
+            return (low + high) / 2
+        flo, fhi = forbid if forbid is not None else (register[0] - 1, register[1] + 1)
+        parts = [(low, min(high, flo - 1)), (max(low, fhi + 1), high)]
+        parts = [(a, b) for a, b in parts if b >= a]
+        if not parts:
+            return (low + high) / 2
+        a, b = max(parts, key=lambda p: p[1] - p[0])
+        return (a + b) / 2
+
+    def _density_push(self, target: float, scene: Scene, ctx: Context, source: str) -> float:
+        window = 4 * scene.beat_seconds
+        if self.since is None:
+            return 4.0
+        rate = ctx.onset_rate(source, scene.time, window, since=self.since) * scene.beat_seconds
+        return float(np.clip(2.0 * math.log((target + 0.1) / (rate + 0.1)), -4.0, 4.0))
+
+    def _last_pitch(self, ctx: Context, t: float) -> int | None:
+        recent = ctx.recent_pitches(self.name, 1, t)
+        return recent[-1] if recent else None
+
+    @staticmethod
+    def _contrary(scene: Scene, last: int | None, amount: float) -> np.ndarray:
+        out = np.zeros(len(_PITCHES))
+        if last is None or scene.player_motion == 0:
+            return out
+        opposite = (_PITCHES < last) if scene.player_motion > 0 else (_PITCHES > last)
+        same = (_PITCHES > last) if scene.player_motion > 0 else (_PITCHES < last)
+        out[opposite] += amount
+        out[same] -= amount / 2
+        return out
+
+    def _order_bias(self, order: int, pv: np.ndarray, ctx: Context, t: float,
+                    last: int | None) -> tuple[float | None, float | None]:
+        """Temperature and top-p for the order steps; adds the repetition bias to ``pv``."""
+        if order == 0:
+            return None, None
+        recent = ctx.recent_pitches(self.name, 8, t)
+        if recent:
+            counts = np.zeros(len(_PITCHES))
+            for p in recent:
+                if PITCH_LO <= p <= PITCH_HI:
+                    counts[p - PITCH_LO] += 1
+            pv += 1.5 * order * counts / len(recent)
+        if last is not None:
+            leap = np.abs(_PITCHES - last) > 4
+            pv[leap] -= 0.4 * order
+        if order > 0:
+            return max(0.3, 1.0 - 0.22 * order), max(0.5, 0.95 - 0.12 * order)
+        return 1.0 + 0.25 * -order, 1.0
+
+    def _take_over(self, orders: Orders, scene: Scene, ctx: Context) -> VoiceRequest | None:
+        gap = self.takeover_gap if scene.metered else self.takeover_gap * 1.2
+        if scene.player_sounding or scene.player_pitch is None or scene.player_silent_for < gap - 1e-6:
+            return None
+        variation = orders.amount
+        reg = scene.player_register or (scene.player_pitch - 6, scene.player_pitch + 6)
+        low = max(PITCH_LO, reg[0] - 4)
+        high = min(PITCH_HI, reg[1] + 4)
+        vec = np.zeros(VOCAB)
+        pv = vec[2:]
+        kick = not self.taking_over
+        target = max(0.5, min(scene.player_rate, 4.0)) if scene.player_rate > 0 else 1.0
+        pv += 6.0 if kick else self._density_push(target, scene, ctx, self.name)
+        if scene.phrase_profile is not None and scene.phrase_profile.max() > 0:
+            w = scene.phrase_profile / scene.phrase_profile.max()
+            pv += 3.0 * (1.0 - variation) * w[_PITCHES % 12]
+        temperature = 0.5 + 0.8 * variation
+        control = VoiceControl(role="lead", density=min(target, 16.0), register=(reg[0] + reg[1]) / 2,
+                               low=low, high=high, temperature=temperature)
+        return VoiceRequest("lead", control, chain(_add(vec), keep_key(1.5)), self.velocity + 6,
+                            fold=(self.low, self.high), kick=kick)
+
+
+def _add(vec: np.ndarray) -> Callable:
+    def hook(ctx, logits: np.ndarray) -> None:
+        logits += vec
+
+    return hook
+
+
+def fold_into(pitch: int, low: int, high: int) -> int:
+    """Move ``pitch`` by octaves into [low, high] (a range of at least an octave)."""
+    while pitch < low:
+        pitch += 12
+    while pitch > high:
+        pitch -= 12
+    return pitch
