@@ -59,7 +59,7 @@ class BandSettings:
     player_register: str | tuple[int, int] | None = None  # None/"auto": detected; a band; (low, high)
     lookahead: float = 0.12              # seconds each frame is decided before it leaves
     handoff: float = 0.0                 # seconds before their time that events leave (the driver's)
-    takeover_gap: float = 0.75           # beats of the player's silence before a take-over starts
+    takeover_gap: float = 0.6            # beats of the player's silence before a take-over starts
     seed: int | None = 0
     generator: str = "model"
 
@@ -330,12 +330,13 @@ class Band:
         silent_for = 0.0 if sounding or silent_since is None else max(0.0, (ft - silent_since) / bs)
         last = ctx.last_player_note()
         register = self.register_override or ctx.player_register(self.now)
-        profile = None
+        profile, rate = None, 0.0
         if any(p.latest().mode == "take-over" for p in self.players.values()) and not sounding:
             phrase = ctx.last_phrase(1.5 * bs, self.now)
             if phrase:
                 profile = pitch_class_profile(phrase, self.now)
-        rate = ctx.onset_rate(PLAYER, self.now, 4 * bs) * bs
+                span = (phrase[-1].end or self.now) - phrase[0].start
+                rate = len(phrase) / max(span / bs, 1.0)
         return Scene(ft, m.metered, bs, m.on_beat(k), register, last.pitch if last is not None else None,
                      sounding, silent_for, ctx.player_motion(), profile, rate)
 

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from ..model import VoiceControl, chain, fight, keep_key
-from ..model.encoding import PITCH_HI, PITCH_LO, VOCAB
-from .context import Context
+from ..model import VoiceControl, fight, keep_key
+from ..model.encoding import PITCH_HI, PITCH_LO
+from .context import Context, pitch_class_profile
 from .orders import Orders
 
 DEFAULT_RANGES: dict[str, tuple[int, int]] = {"bass": (28, 48), "mid": (48, 72), "high": (72, 96)}
@@ -50,6 +50,7 @@ DEFAULT_VELOCITY = {"bass": 90, "mid": 72, "high": 80}
 DENSITY_LADDER = (0.25, 0.5, 1.0, 2.0, 4.0)     # notes per beat (free mode: per half second)
 DEFAULT_RUNG = {"bass": 2, "mid": 2, "high": 1}
 CONSONANT = (0, 3, 4, 7, 8, 9)
+PITCH_TOP_P = 0.95                               # nucleus among the pitches (the model's recommended)
 DISSONANT = (1, 2, 6, 10, 11)
 _PITCHES = np.arange(PITCH_LO, PITCH_HI + 1)
 
@@ -68,7 +69,7 @@ class Scene:
     player_silent_for: float          # beats since the player's last note ended (0 while sounding)
     player_motion: int                # -1, 0, +1: the player's last interval
     phrase_profile: np.ndarray | None = field(default=None, repr=False)  # pitch classes of the last phrase
-    player_rate: float = 0.0          # the player's notes per beat lately
+    phrase_rate: float = 0.0          # the player's notes per beat in the last phrase
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class BandPlayer:
     they take effect); the band calls :meth:`request` for every frame it plans."""
 
     def __init__(self, name: str, low: int | None = None, high: int | None = None, velocity: int | None = None,
-                 takeover_gap: float = 0.75, free_gap: float = 0.4):
+                 takeover_gap: float = 0.6, free_gap: float = 0.4):
         self.name = name
         lo, hi = DEFAULT_RANGES[name]
         self.low = lo if low is None else int(low)
@@ -181,10 +182,9 @@ class BandPlayer:
         target = DENSITY_LADDER[self.rung(orders, scene)]
         low, high, forbid = self._range(orders, scene)
         centre = self._centre(low, high, scene.player_register, forbid)
-        vec = np.zeros(VOCAB)
-        pv = vec[2:]
-        pv += self._density_push(target, scene, ctx, self.name)
-        hooks: list[Callable | None] = []
+        pv = np.zeros(len(_PITCHES))
+        push = self._density_push(target, scene, ctx, self.name)
+        hooks: list[Callable] = []
         if forbid is not None:
             pv[(_PITCHES >= forbid[0]) & (_PITCHES <= forbid[1])] = -np.inf
         elif scene.player_register is not None and orders.mode != "fight":
@@ -201,14 +201,17 @@ class BandPlayer:
             pv += -1.0 if scene.on_beat else 0.5  # rhythmic displacement
         else:
             hooks.append(keep_key(2.5 if orders.style == "harmonic" or orders.mode != "accompany" else 2.0))
-            if orders.mode == "accompany" and orders.style == "contrapuntal":
+            contrapuntal = orders.mode == "accompany" and orders.style == "contrapuntal"
+            if contrapuntal:
                 pv += self._contrary(scene, last, 1.0)
                 if scene.player_pitch is not None:
-                    pv[(_PITCHES - scene.player_pitch) % 12 == 0] -= 1.0
-            elif scene.on_beat and scene.player_pitch is not None:
+                    pv[(_PITCHES - scene.player_pitch) % 12 == 0] -= 1.0  # no unisons or octaves with the player
+            if scene.on_beat and scene.player_pitch is not None:
+                # chord tones on the beats (an independent line still meets the player consonantly there)
                 ic = (_PITCHES - scene.player_pitch) % 12
-                pv += np.where(np.isin(ic, CONSONANT), 1.5, -1.5)
-        temperature, top_p = self._order_bias(orders.order, pv, ctx, scene.time, last)
+                amount = 1.0 if contrapuntal else 1.5
+                pv += np.where(np.isin(ic, CONSONANT), amount, -amount)
+        pitch_temperature, pitch_top_p = self._order_bias(orders.order, pv, ctx, scene.time, last)
         role = "lead" if orders.mode == "lead" else "accompany"
         velocity = self.velocity
         if orders.mode == "make-room":
@@ -220,8 +223,9 @@ class BandPlayer:
         if scene.on_beat and scene.metered:
             velocity += 6
         control = VoiceControl(role=role, density=min(target, 16.0), register=float(centre), low=low, high=high,
-                               temperature=temperature, top_p=top_p)
-        return VoiceRequest(self.name, control, chain(_add(vec), *hooks), int(np.clip(velocity, 1, 127)))
+                               temperature=1.0, top_p=1.0)
+        return VoiceRequest(self.name, control, shaped(pv, push, hooks, pitch_temperature=pitch_temperature,
+                                                       pitch_top_p=pitch_top_p), int(np.clip(velocity, 1, 127)))
 
     # ------------------------------------------------------------ parts
 
@@ -277,10 +281,10 @@ class BandPlayer:
         return out
 
     def _order_bias(self, order: int, pv: np.ndarray, ctx: Context, t: float,
-                    last: int | None) -> tuple[float | None, float | None]:
-        """Temperature and top-p for the order steps; adds the repetition bias to ``pv``."""
+                    last: int | None) -> tuple[float, float]:
+        """Pitch temperature and top-p for the order steps; adds the repetition bias to ``pv``."""
         if order == 0:
-            return None, None
+            return 1.0, PITCH_TOP_P
         recent = ctx.recent_pitches(self.name, 8, t)
         if recent:
             counts = np.zeros(len(_PITCHES))
@@ -292,37 +296,83 @@ class BandPlayer:
             leap = np.abs(_PITCHES - last) > 4
             pv[leap] -= 0.4 * order
         if order > 0:
-            return max(0.3, 1.0 - 0.22 * order), max(0.5, 0.95 - 0.12 * order)
+            return max(0.3, 1.0 - 0.22 * order), max(0.5, PITCH_TOP_P - 0.12 * order)
         return 1.0 + 0.25 * -order, 1.0
 
     def _take_over(self, orders: Orders, scene: Scene, ctx: Context) -> VoiceRequest | None:
-        gap = self.takeover_gap if scene.metered else self.takeover_gap * 1.2
+        gap = self.takeover_gap
         if scene.player_sounding or scene.player_pitch is None or scene.player_silent_for < gap - 1e-6:
             return None
         variation = orders.amount
         reg = scene.player_register or (scene.player_pitch - 6, scene.player_pitch + 6)
         low = max(PITCH_LO, reg[0] - 4)
         high = min(PITCH_HI, reg[1] + 4)
-        vec = np.zeros(VOCAB)
-        pv = vec[2:]
+        pv = np.zeros(len(_PITCHES))
         kick = not self.taking_over
-        target = max(0.5, min(scene.player_rate, 4.0)) if scene.player_rate > 0 else 1.0
-        pv += 6.0 if kick else self._density_push(target, scene, ctx, self.name)
-        if scene.phrase_profile is not None and scene.phrase_profile.max() > 0:
-            w = scene.phrase_profile / scene.phrase_profile.max()
-            pv += 3.0 * (1.0 - variation) * w[_PITCHES % 12]
-        temperature = 0.5 + 0.8 * variation
+        target = float(np.clip(scene.phrase_rate, 0.5, 4.0)) if scene.phrase_rate > 0 else 1.0
+        push = 0.0 if kick else self._density_push(target, scene, ctx, self.name)
+        if scene.phrase_profile is not None and scene.phrase_profile.sum() > 0:
+            # The pitch classes of the player's last phrase, in proportion (less with more
+            # variation), and those it has played less of than the phrase so far.
+            w = scene.phrase_profile / scene.phrase_profile.sum()
+            bias = (0.5 + 3.0 * (1.0 - variation)) * np.log((w + 0.02) / (w.max() + 0.02))
+            if self.since is not None:
+                played = pitch_class_profile(ctx.band(self.name, since=self.since), scene.time)
+                if played.sum() > 0:
+                    share = played / played.sum()
+                    bias += 2.0 * (1.0 - 0.7 * variation) * np.clip(np.log((w + 0.05) / (share + 0.05)), -3.0, 3.0)
+            pv += bias[_PITCHES % 12]
         control = VoiceControl(role="lead", density=min(target, 16.0), register=(reg[0] + reg[1]) / 2,
-                               low=low, high=high, temperature=temperature)
-        return VoiceRequest("lead", control, chain(_add(vec), keep_key(1.5)), self.velocity + 6,
-                            fold=(self.low, self.high), kick=kick)
+                               low=low, high=high, temperature=1.0, top_p=1.0)
+        hook = shaped(pv, push, [], start_note=kick, pitch_temperature=0.6 + 0.6 * variation,
+                      pitch_top_p=0.8 + 0.2 * variation)
+        return VoiceRequest("lead", control, hook, self.velocity + 6, fold=(self.low, self.high), kick=kick)
 
 
-def _add(vec: np.ndarray) -> Callable:
+def shaped(pitch_bias: np.ndarray, push: float, hooks: list[Callable], start_note: bool = False,
+           pitch_temperature: float = 1.0, pitch_top_p: float = 0.95) -> Callable:
+    """One hook that decides *which* pitch and *whether* a new note separately.
+
+    Which: the pitch biases and ``hooks`` (the model's keep_key, fight), then a
+    temperature and a nucleus (top-p) among the pitches in range, move probability among
+    them without changing their total. Whether: ``push`` (nats) then scales that total
+    against holding and resting; ``start_note`` forbids resting. (The session's own
+    temperature and top-p are left at 1 for the band: over all tokens they would turn a
+    sparse voice silent, resting being the likeliest token.)"""
+
     def hook(ctx, logits: np.ndarray) -> None:
-        logits += vec
+        lo, hi = max(ctx.low, PITCH_LO) - PITCH_LO + 2, min(ctx.high, PITCH_HI) - PITCH_LO + 3
+        before = _logsumexp(logits[lo:hi])
+        logits[2:] += pitch_bias
+        for h in hooks:
+            h(ctx, logits)
+        part = logits[lo:hi]
+        if pitch_temperature != 1.0 or pitch_top_p < 1.0:
+            finite = np.isfinite(part)
+            if finite.any():
+                top = part[finite].max()
+                part[finite] = top + (part[finite] - top) / pitch_temperature
+                if pitch_top_p < 1.0:
+                    p = np.exp(part - top)
+                    order = np.argsort(-p)
+                    cum = np.cumsum(p[order])
+                    cut = int(np.searchsorted(cum, pitch_top_p * cum[-1])) + 1
+                    part[order[cut:]] = -np.inf
+        after = _logsumexp(part)
+        if np.isfinite(before) and np.isfinite(after):
+            logits[2:] += before - after
+        logits[2:] += push
+        if start_note:
+            logits[0] = -np.inf
 
     return hook
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    m = np.max(x) if len(x) else -np.inf
+    if not np.isfinite(m):
+        return -np.inf
+    return float(m + np.log(np.exp(x - m).sum()))
 
 
 def fold_into(pitch: int, low: int, high: int) -> int:
