@@ -9,8 +9,9 @@ time (from the band's log) to the end of the recording.
 
 * busier / simpler: band notes per beat after the effect, against the same stretch
   without the command (beats of the band's clock; a half second in free mode).
-* make room: band notes whose pitch lies in the player's register (10th..90th
-  percentile of the player's notes heard in the window), against no command.
+* make room: band notes whose pitch lies in the player's register when they start
+  (10th..90th percentile of the player's notes heard in the 8 s before), against no
+  command.
 * fight: share of band onsets (while the player sounds) a second, tritone or seventh
   away from the player, against ``accompany`` harmonic (the default) and contrapuntal.
 * more orderly: interval entropy (bits) and repetition (share of notes repeating one
@@ -151,14 +152,11 @@ def ab_figures(rec: Recording, seed: int) -> dict:
         span = (end - eff) / beat
         out[key] = {"before_per_beat": a / span, "after_per_beat": b / span,
                     "change": (b / a - 1.0) if a else math.nan, "effect_delay_s": eff - T}
-    # make room
+    # make room: band notes inside the player's register as it was when they started (causal)
     notes, band, eff = run("all: make room")
-    reg = M.register(M.between(player, eff, end))
-    if reg is not None:
-        a = M.inside(pooled(base, eff, end), reg)
-        b = M.inside(pooled(notes, eff, end), reg)
-        out["make_room"] = {"register": reg, "inside_before": a, "inside_after": b,
-                            "reduction": (1.0 - b / a) if a else math.nan}
+    a = M.inside_recent(pooled(base, eff, end), player)
+    b = M.inside_recent(pooled(notes, eff, end), player)
+    out["make_room"] = {"inside_before": a, "inside_after": b, "reduction": (1.0 - b / a) if a else math.nan}
     # fight vs accompany
     fight_notes, _, eff = run("all: fight")
     contra_notes, _, eff2 = run("all: accompany contrapuntal")

@@ -36,7 +36,7 @@ from ..events import BANDS, PLAYER, Event, NoteOff, NoteOn
 from ..model import Grid
 from ..record import Command
 from .commands import check_command
-from .context import Context, CtxNote, pitch_class_profile
+from .context import EPS, Context, CtxNote, pitch_class_profile
 from .generators import Generator, make_generator
 from .orders import Orders
 from .players import DEFAULT_RANGES, BandPlayer, Scene, fold_into, parse_range
@@ -330,6 +330,7 @@ class Band:
         silent_for = 0.0 if sounding or silent_since is None else max(0.0, (ft - silent_since) / bs)
         last = ctx.last_player_note()
         register = self.register_override or ctx.player_register(self.now)
+        span = self.register_override or ctx.player_span(self.now)
         profile, rate = None, 0.0
         if any(p.latest().mode == "take-over" for p in self.players.values()) and not sounding:
             phrase = ctx.last_phrase(1.5 * bs, self.now)
@@ -338,7 +339,7 @@ class Band:
                 span = (phrase[-1].end or self.now) - phrase[0].start
                 rate = len(phrase) / max(span / bs, 1.0)
         return Scene(ft, m.metered, bs, m.on_beat(k), register, last.pitch if last is not None else None,
-                     sounding, silent_for, ctx.player_motion(), profile, rate)
+                     sounding, silent_for, ctx.player_motion(), profile, rate, span)
 
     def _plan_frame(self, k: int, only: set[str] | None = None) -> None:
         m = self.map
@@ -417,7 +418,7 @@ class Band:
 
     def _drop(self, name: str, at: float) -> None:
         before = len(self._heap)
-        self._heap = [e for e in self._heap if not (e[3].source == name and e[0] >= at - 1e-9)]
+        self._heap = [e for e in self._heap if not (e[3].source == name and e[0] >= at - EPS)]
         if len(self._heap) != before:
             heapq.heapify(self._heap)
 

@@ -16,6 +16,8 @@ import numpy as np
 
 from ..events import PLAYER
 
+EPS = 1e-9  # times this close count as the same (the band's plan uses the same tolerance)
+
 
 @dataclass(slots=True)
 class CtxNote:
@@ -102,6 +104,15 @@ class Context:
         hi = p[order][min(int(np.searchsorted(cw, 0.9)), len(p) - 1)]
         return int(lo), int(hi)
 
+    def player_span(self, now: float, seconds: float = 12.0) -> tuple[int, int] | None:
+        """Lowest and highest pitch the player played lately (what make room keeps clear)."""
+        notes = [n.pitch for n in self.notes if n.source == PLAYER and n.start >= now - seconds]
+        if len(notes) < 3:
+            notes = [n.pitch for n in self.player()[-8:]]
+            if len(notes) < 3:
+                return None
+        return min(notes), max(notes)
+
     def player_motion(self) -> int:
         """Direction of the player's last interval: +1 up, -1 down, 0 repeated or unknown."""
         last = [n.pitch for n in self.notes if n.source == PLAYER][-2:]
@@ -152,9 +163,9 @@ class Context:
         keep = []
         for n in self.notes:
             if n.source == source:
-                if n.start >= at - 1e-9:
+                if n.start >= at - EPS:
                     continue
-                if n.end is None or n.end > at:
+                if n.end is None or n.end >= at - EPS:  # (the band drops plans from at - EPS on)
                     n.end = at
                     ending = n
             keep.append(n)
@@ -168,9 +179,9 @@ class Context:
         keep = []
         for n in self.notes:
             if n.source == source:
-                if n.start >= at - 1e-9:
+                if n.start >= at - EPS:
                     continue
-                if n.end is None or n.end >= at - 1e-9:
+                if n.end is None or n.end >= at - EPS:
                     n.end = None
                     reopened = n
             keep.append(n)

@@ -43,6 +43,16 @@ def inside(notes: list[Note], reg: tuple[int, int]) -> int:
     return sum(1 for n in notes if reg[0] <= round(n.pitch) <= reg[1])
 
 
+def inside_recent(band: list[Note], player: list[Note], seconds: float = 8.0) -> int:
+    """Band notes inside the player's register as it was when they started: the 10th..90th
+    percentile of the player's notes of the ``seconds`` before (causal, like the band)."""
+    count = 0
+    for n in band:
+        reg = register([p for p in player if n.onset - seconds <= p.onset < n.onset])
+        count += reg is not None and reg[0] <= round(n.pitch) <= reg[1]
+    return count
+
+
 def sounding(notes: list[Note], t: float) -> Note | None:
     """The note sounding at ``t`` (the latest one started), or None."""
     best = None

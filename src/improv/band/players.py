@@ -13,8 +13,9 @@ How the orders become controls and hooks:
 * density: a ladder of notes per beat (0.25, 0.5, 1, 2, 4); each band has a default
   rung, busier/simpler move it one rung, the mode moves it (make room -1, contrapuntal
   +1, leading +1, sparse accompaniment -1). The model's density control is set to it,
-  and a feedback term pushes new-note logits by ``2 * log(target / recent rate)`` (the
-  model left to itself falls silent when the band has not played yet).
+  and each frame's chance of a new note is steered toward ``target / 4``, raised or
+  lowered by how far the band's rate over the last four beats is off (the model left
+  to itself falls silent when the band has not played yet).
 * register: the centre of the player's range, moved away from the player's register;
   accompaniment discourages the player's register softly and the player's own pitch
   strongly; make room forbids the player's register (widening the range by up to an
@@ -70,6 +71,7 @@ class Scene:
     player_motion: int                # -1, 0, +1: the player's last interval
     phrase_profile: np.ndarray | None = field(default=None, repr=False)  # pitch classes of the last phrase
     phrase_rate: float = 0.0          # the player's notes per beat in the last phrase
+    player_span: tuple[int, int] | None = None  # lowest and highest pitch lately (make room keeps clear)
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ class BandPlayer:
         low, high, forbid = self._range(orders, scene)
         centre = self._centre(low, high, scene.player_register, forbid)
         pv = np.zeros(len(_PITCHES))
-        push = self._density_push(target, scene, ctx, self.name)
+        onset = self._onset_prob(target, scene, ctx)
         hooks: list[Callable] = []
         if forbid is not None:
             pv[(_PITCHES >= forbid[0]) & (_PITCHES <= forbid[1])] = -np.inf
@@ -198,7 +200,7 @@ class BandPlayer:
             budget = orders.amount
             hooks.append(fight(1.0 + 3.0 * budget))
             pv += self._contrary(scene, last, 1.0)
-            pv += -1.0 if scene.on_beat else 0.5  # rhythmic displacement
+            onset = min(0.95, onset * (0.4 if scene.on_beat else 1.25))  # rhythmic displacement: off the beat
         else:
             hooks.append(keep_key(2.5 if orders.style == "harmonic" or orders.mode != "accompany" else 2.0))
             contrapuntal = orders.mode == "accompany" and orders.style == "contrapuntal"
@@ -224,7 +226,7 @@ class BandPlayer:
             velocity += 6
         control = VoiceControl(role=role, density=min(target, 16.0), register=float(centre), low=low, high=high,
                                temperature=1.0, top_p=1.0)
-        return VoiceRequest(self.name, control, shaped(pv, push, hooks, pitch_temperature=pitch_temperature,
+        return VoiceRequest(self.name, control, shaped(pv, onset, hooks, pitch_temperature=pitch_temperature,
                                                        pitch_top_p=pitch_top_p), int(np.clip(velocity, 1, 127)))
 
     # ------------------------------------------------------------ parts
@@ -232,9 +234,9 @@ class BandPlayer:
     def _range(self, orders: Orders, scene: Scene) -> tuple[int, int, tuple[int, int] | None]:
         """(low, high, forbidden register) for this frame."""
         low, high = self.low, self.high
-        if orders.mode != "make-room" or scene.player_register is None:
+        if orders.mode != "make-room" or scene.player_span is None:
             return low, high, None
-        flo, fhi = scene.player_register[0] - 2, scene.player_register[1] + 2
+        flo, fhi = scene.player_span[0] - 1, scene.player_span[1] + 1
         below = max(0, min(high, flo - 1) - low + 1)
         above = max(0, high - max(low, fhi + 1) + 1)
         if max(below, above) < 7:
@@ -258,12 +260,15 @@ class BandPlayer:
         a, b = max(parts, key=lambda p: p[1] - p[0])
         return (a + b) / 2
 
-    def _density_push(self, target: float, scene: Scene, ctx: Context, source: str) -> float:
-        window = 4 * scene.beat_seconds
-        if self.since is None:
-            return 4.0
-        rate = ctx.onset_rate(source, scene.time, window, since=self.since) * scene.beat_seconds
-        return float(np.clip(2.0 * math.log((target + 0.1) / (rate + 0.1)), -4.0, 4.0))
+    def _onset_prob(self, target: float, scene: Scene, ctx: Context) -> float:
+        """The chance of a new note in this frame: ``target`` notes per beat over the four
+        frames of a beat, raised or lowered by how far the band's recent rate is off."""
+        q = target / 4.0
+        if self.since is not None:
+            window = 4 * scene.beat_seconds
+            rate = ctx.onset_rate(self.name, scene.time, window, since=self.since) * scene.beat_seconds
+            q *= float(np.clip((target + 0.1) / (rate + 0.1), 0.25, 4.0))
+        return float(np.clip(q, 0.01, 0.9))
 
     def _last_pitch(self, ctx: Context, t: float) -> int | None:
         recent = ctx.recent_pitches(self.name, 1, t)
@@ -310,7 +315,7 @@ class BandPlayer:
         pv = np.zeros(len(_PITCHES))
         kick = not self.taking_over
         target = float(np.clip(scene.phrase_rate, 0.5, 4.0)) if scene.phrase_rate > 0 else 1.0
-        push = 0.0 if kick else self._density_push(target, scene, ctx, self.name)
+        onset = 1.0 if kick else self._onset_prob(target, scene, ctx)
         if scene.phrase_profile is not None and scene.phrase_profile.sum() > 0:
             # The pitch classes of the player's last phrase, in proportion (less with more
             # variation), and those it has played less of than the phrase so far.
@@ -324,21 +329,24 @@ class BandPlayer:
             pv += bias[_PITCHES % 12]
         control = VoiceControl(role="lead", density=min(target, 16.0), register=(reg[0] + reg[1]) / 2,
                                low=low, high=high, temperature=1.0, top_p=1.0)
-        hook = shaped(pv, push, [], start_note=kick, pitch_temperature=0.6 + 0.6 * variation,
+        hook = shaped(pv, onset, [], start_note=kick, pitch_temperature=0.6 + 0.6 * variation,
                       pitch_top_p=0.8 + 0.2 * variation)
         return VoiceRequest("lead", control, hook, self.velocity + 6, fold=(self.low, self.high), kick=kick)
 
 
-def shaped(pitch_bias: np.ndarray, push: float, hooks: list[Callable], start_note: bool = False,
-           pitch_temperature: float = 1.0, pitch_top_p: float = 0.95) -> Callable:
+def shaped(pitch_bias: np.ndarray, onset: float, hooks: list[Callable], start_note: bool = False,
+           pitch_temperature: float = 1.0, pitch_top_p: float = 0.95, follow: float = 0.8) -> Callable:
     """One hook that decides *which* pitch and *whether* a new note separately.
 
     Which: the pitch biases and ``hooks`` (the model's keep_key, fight), then a
     temperature and a nucleus (top-p) among the pitches in range, move probability among
-    them without changing their total. Whether: ``push`` (nats) then scales that total
-    against holding and resting; ``start_note`` forbids resting. (The session's own
-    temperature and top-p are left at 1 for the band: over all tokens they would turn a
+    them without changing their total. Whether: the total is then moved toward the chance
+    ``onset`` of a new note (``follow`` = 1: exactly; less keeps some of the model's own
+    sense of where notes fall); ``start_note`` forbids resting. The model left alone is
+    sticky (a band that has not played keeps silent), hence the steering. (The session's
+    own temperature and top-p stay at 1 for the band: over all tokens they would turn a
     sparse voice silent, resting being the likeliest token.)"""
+    target = float(np.clip(onset, 1e-4, 1 - 1e-4))
 
     def hook(ctx, logits: np.ndarray) -> None:
         lo, hi = max(ctx.low, PITCH_LO) - PITCH_LO + 2, min(ctx.high, PITCH_HI) - PITCH_LO + 3
@@ -359,9 +367,15 @@ def shaped(pitch_bias: np.ndarray, push: float, hooks: list[Callable], start_not
                     cut = int(np.searchsorted(cum, pitch_top_p * cum[-1])) + 1
                     part[order[cut:]] = -np.inf
         after = _logsumexp(part)
-        if np.isfinite(before) and np.isfinite(after):
-            logits[2:] += before - after
-        logits[2:] += push
+        if not (np.isfinite(before) and np.isfinite(after)):
+            return
+        logits[2:] += before - after
+        others = _logsumexp(logits[:2])  # rest and hold (the session masks hold when nothing sounds)
+        if not np.isfinite(others):
+            return
+        model_logit = before - others
+        want = math.log(target / (1.0 - target))
+        logits[2:] += follow * (want - model_logit)
         if start_note:
             logits[0] = -np.inf
 

@@ -95,7 +95,7 @@ class TimeBase:
     def player_onset(self, onset: float, now: float, velocity: int | None = None) -> None:
         if self.tempo is not None and self.fixed is None:
             self.fixed = FixedClock(self.tempo, t0=onset, meter=self.meter)
-        if self.follow:
+        if self.follow and self.tempo is None:
             self.tracker.add_onset(onset, now, velocity)
 
     def tap(self, now: float) -> float | None:
