@@ -47,8 +47,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from improv.band import BandSettings, parse_command  # noqa: E402
+from improv.band import Band, BandSettings, parse_command  # noqa: E402
 from improv.band import measure as M  # noqa: E402
+from improv.band.generators import ModelGenerator  # noqa: E402
+from improv.band.offline import hear_blocks, play  # noqa: E402
+from improv.model import load_model  # noqa: E402
 from improv.events import BANDS, PLAYER, NoteOff, notes_from_events  # noqa: E402
 from improv.session import ListenOptions, run_listen  # noqa: E402
 
@@ -89,12 +92,25 @@ def recordings(quick: bool, names: list[str] | None = None) -> list[Recording]:
     return out
 
 
+_HEARD: dict[str, object] = {}
+_MODEL: list = []
+
+
 def session(rec: Recording, script: list[str], seed: int, bands=BANDS, **band_kw):
+    """What ``improv listen --fast`` gives with these commands (the listening done once per
+    recording and replayed: :mod:`improv.band.offline`; the same events block by block)."""
+    if not _MODEL:
+        _MODEL.append(load_model())
+    key = str(rec.path)
+    if key not in _HEARD:
+        _HEARD.clear()
+        _HEARD[key] = hear_blocks(key)
+    heard = _HEARD[key]
     cmds = [parse_command(text, t) for t, text in script]
-    opts = ListenOptions(input=str(rec.path), fast=True, midi=False, synth="none", bands=tuple(bands),
-                         band=BandSettings(seed=seed, **band_kw), commands=cmds)
-    res = run_listen(opts)
-    return res.events, res.band
+    band = Band(BandSettings(bands=tuple(bands), seed=seed, **band_kw), generator=ModelGenerator(_MODEL[0], seed))
+    events = play(band, heard, cmds)
+    player = [e for evs in heard.events for e in evs] + list(heard.tail)
+    return player + events, band
 
 
 def band_notes(events, end):

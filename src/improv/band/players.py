@@ -208,10 +208,11 @@ class BandPlayer:
                 pv += self._contrary(scene, last, 1.0)
                 if scene.player_pitch is not None:
                     pv[(_PITCHES - scene.player_pitch) % 12 == 0] -= 1.0  # no unisons or octaves with the player
-            if scene.on_beat and scene.player_pitch is not None:
-                # chord tones on the beats (an independent line still meets the player consonantly there)
+            if scene.player_pitch is not None:
+                # consonant with the player, chord tones above all on the beats (an independent
+                # line still meets the player consonantly there)
                 ic = (_PITCHES - scene.player_pitch) % 12
-                amount = 1.0 if contrapuntal else 1.5
+                amount = (1.0 if scene.on_beat else 0.5) if contrapuntal else (2.0 if scene.on_beat else 1.0)
                 pv += np.where(np.isin(ic, CONSONANT), amount, -amount)
         pitch_temperature, pitch_top_p = self._order_bias(orders.order, pv, ctx, scene.time, last)
         role = "lead" if orders.mode == "lead" else "accompany"
