@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,23 +34,30 @@ from .commands import parse_command
 
 
 class SessionClock:
-    """Session seconds from ``time.perf_counter``: the offset is the lower envelope of
-    (arrival time - audio end time) of the input blocks, allowed to creep up by 100 ppm
-    so that a slow audio clock is followed without jumps backwards."""
+    """Session seconds from ``time.perf_counter``, following the audio.
 
-    def __init__(self, creep: float = 1e-4):
+    Each input block gives an offset (arrival time - end of the block in audio time);
+    the clock's origin is the smallest offset of the last ``window`` seconds, the block
+    that arrived with the least delay. Late blocks (scheduling jitter) do not move it; a
+    lasting shift — the audio clock falling behind the wall clock after a stall, lost
+    blocks, drift — is followed within ``window`` seconds.
+    """
+
+    def __init__(self, window: float = 2.0):
+        self.window = window
         self._origin = time.perf_counter()
-        self._last_wall: float | None = None
-        self.creep = creep
+        self._recent: deque[tuple[float, float]] = deque()  # (arrival, offset), offsets increasing
 
     def block(self, end_seconds: float) -> None:
         wall = time.perf_counter()
         offset = wall - end_seconds
-        if self._last_wall is None:
-            self._origin = offset
-        else:
-            self._origin = min(self._origin + self.creep * (wall - self._last_wall), offset)
-        self._last_wall = wall
+        recent = self._recent
+        while recent and recent[-1][1] >= offset:
+            recent.pop()
+        recent.append((wall, offset))
+        while recent[0][0] < wall - self.window:
+            recent.popleft()
+        self._origin = recent[0][1]
 
     def now(self) -> float:
         return time.perf_counter() - self._origin
@@ -160,8 +168,8 @@ class LiveBand:
                 with self._lock:
                     events = self.band.due(now + self.handoff)
                     for ev in events:
-                        if ev.source in self._muted:
-                            continue
+                        if ev.source in self._muted and isinstance(ev, NoteOn):
+                            continue  # stopped meanwhile (note-offs always go)
                         for msg in self.output.messages(ev):
                             self.scheduler.schedule(ev.time, msg, tag=ev.source)
                     self._muted.clear()
