@@ -52,7 +52,7 @@ from improv.band import measure as M  # noqa: E402
 from improv.band.generators import ModelGenerator  # noqa: E402
 from improv.band.offline import hear_blocks, play  # noqa: E402
 from improv.model import load_model  # noqa: E402
-from improv.events import BANDS, PLAYER, NoteOff, notes_from_events  # noqa: E402
+from improv.events import BANDS, PLAYER, notes_from_events  # noqa: E402
 from improv.session import ListenOptions, run_listen  # noqa: E402
 
 INSTRUMENTS = Path.home() / ".cache" / "improv" / "instruments"
@@ -148,7 +148,7 @@ def ab_figures(rec: Recording, seed: int) -> dict:
     T = round(0.35 * rec.duration, 2)
     end = rec.duration
     base_ev, base_band = session(rec, [], seed)
-    player = notes_from_events(base_ev, PLAYER, until=end)
+    player = M.key_notes(base_ev, PLAYER, until=end)  # the player's notes as the band hears them (MIDI keys)
     base = band_notes(base_ev, end)
     out: dict = {"recording": rec.name, "seed": seed, "command_at": T}
 
@@ -267,9 +267,11 @@ def reaction_figures(rec: Recording, seed: int) -> dict:
         row = {"command": e["command"], "time": e["time"], "metered": metered,
                "delay_ms": 1000.0 * (e["effect"] - e["time"]), "delay_beats": (e["effect"] - e["time"]) / beat}
         if e["command"].endswith(("stop", "panic")):
-            offs = [x.time for x in ev if isinstance(x, NoteOff) and x.source in BANDS
-                    and e["time"] - 1e-6 <= x.time <= e["time"] + 0.5]
-            row["notes_off_ms"] = 1000.0 * (max(offs) - e["time"]) if offs else None
+            # the notes sounding when the command came: how long after it they ended
+            ends = [n.offset - e["time"] for b in BANDS for n in notes_from_events(ev, b, until=rec.duration)
+                    if n.onset < e["time"] - 1e-6 and n.offset > e["time"] - 1e-6
+                    and (e["command"].endswith("panic") or e["command"].startswith(("all", b)))]
+            row["notes_off_ms"] = 1000.0 * max(ends) if ends else None
         rows.append(row)
     return {"recording": rec.name, "seed": seed, "commands": rows}
 
@@ -277,8 +279,10 @@ def reaction_figures(rec: Recording, seed: int) -> dict:
 # ------------------------------------------------------------------ real time
 
 
-def live_figures(rec: Recording, seconds: float | None = None) -> dict:
-    """A paced (real-time) session with three bands; stop/panic latencies and CPU."""
+def live_figures(rec: Recording, seconds: float | None = None, jack: bool = False) -> dict:
+    """A paced (real-time) session with three bands; stop/panic latencies and CPU. With
+    ``jack`` (a JACK server running): MIDI to a virtual JACK port and the built-in synth
+    (FluidSynth on JACK), as ``improv listen`` runs by default."""
     import threading
 
     d = rec.duration if seconds is None else min(seconds, rec.duration)
@@ -290,21 +294,23 @@ def live_figures(rec: Recording, seconds: float | None = None) -> dict:
         timer = threading.Timer(d, stop.set)
         timer.start()
         r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        res = run_listen(ListenOptions(input=str(rec.path), fast=False, midi=False, synth="none", bands=bands,
+        res = run_listen(ListenOptions(input=str(rec.path), fast=False, midi=jack, synth="auto" if jack else "none",
+                                       midi_api="jack" if jack else None, bands=bands,
                                        band=BandSettings(seed=1) if bands else None,
                                        commands=cmds if bands else []), stop=stop)
         r1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         timer.cancel()
         cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-        out[label] = {"cpu_share_of_one_core": cpu / (w1 - w0), "wall_s": w1 - w0}
+        out[label] = {"cpu_share_of_one_core": cpu / (w1 - w0), "wall_s": w1 - w0, "synth": res.synth,
+                      "midi": res.midi_port}
         if bands:
             lat = {}
             for c in cmds:
                 if c.command not in ("stop", "panic"):
                     continue
-                offs = [e.time for e in res.events if isinstance(e, NoteOff) and e.source in BANDS
-                        and c.time - 0.05 <= e.time <= c.time + 0.5]
-                lat.setdefault(c.command, []).append(1000.0 * (max(offs) - c.time) if offs else None)
+                ends = [n.offset - c.time for b in BANDS for n in notes_from_events(res.events, b, until=d + 1)
+                        if n.onset < c.time and n.offset > c.time - 0.05]
+                lat.setdefault(c.command, []).append(1000.0 * max(ends) if ends else None)
             out[label]["notes_off_ms"] = lat
     return out
 
@@ -357,6 +363,8 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--live", action="store_true", help="also real-time sessions (CPU, stop/panic latency)")
     ap.add_argument("--live-only", action="store_true")
+    ap.add_argument("--jack", action="store_true", help="live sessions on a JACK dummy server of their own, "
+                    "with MIDI out and the built-in synth (needs jackd)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     import torch
@@ -382,9 +390,18 @@ def main() -> int:
         out["ab"], out["takeover"], out["reaction"] = ab, takeovers, reactions
     if args.live or args.live_only:
         out["live"] = [live_figures(r) for r in recs[:2]]
+        if args.jack:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from jackutil import start_jack
+
+            server = start_jack(f"improv-bench-{os.getpid()}")
+            try:
+                out["live_jack"] = [live_figures(r, jack=True) for r in recs[:2]]
+            finally:
+                server.stop()
     out["load_average_after"] = os.getloadavg()
     out["seconds"] = time.perf_counter() - t0
-    print(json.dumps({k: v for k, v in out.items() if k in ("summary", "live", "load_average_before",
+    print(json.dumps({k: v for k, v in out.items() if k in ("summary", "live", "live_jack", "load_average_before",
                                                             "load_average_after", "seconds")}, indent=1))
     if args.json:
         with open(args.json, "w") as f:
