@@ -282,3 +282,31 @@ def test_command_script(tmp_path):
         read_command_script(p)
     with pytest.raises(ConfigError, match="cannot read"):
         read_command_script(tmp_path / "missing.txt")
+
+
+def test_swing_moves_the_bands_off_beats():
+    events, band, _ = run([], seconds=8.0, swing=66, bands=("mid", "high"))
+    beat0 = 0.5  # --tempo: beat 0 on the player's first onset
+    fractions = sorted({round(((e.time - beat0) / BEAT) % 1.0, 3) for e in events if isinstance(e, NoteOn)})
+    assert fractions, "no band notes"
+    swung = (0.0, 0.33, 0.66, 0.83)  # sixteenths 0, 1/4, 1/2, 3/4 of the beat at 66 % swing
+    assert all(min(abs(f - s) for s in (*swung, 1.0)) < 0.004 for f in fractions), fractions
+    assert any(abs(f - 0.66) < 0.004 for f in fractions), "no swung off-beat in 8 s"
+
+
+def test_lead_command_gives_one_band_the_lead_and_the_others_follow():
+    events, band, _ = run([(3.0, "high: lead busy contrapuntal")], seconds=10.0, seed=7)
+    high = band.players["high"].latest()
+    assert high.mode == "lead"
+    for name in ("bass", "mid"):
+        o = band.players[name].latest()
+        assert (o.mode, o.style, o.follows, o.sparse) == ("accompany", "contrapuntal", "high", False)
+    base, _, _ = run([], seconds=10.0, seed=7)
+
+    def count(evs):
+        return sum(1 for e in evs if isinstance(e, NoteOn) and e.source == "high" and e.time >= 3.5)
+
+    assert count(events) >= 1.3 * count(base), "the leading band plays more (one rung busier)"
+    vel = [e.velocity for e in events if isinstance(e, NoteOn) and e.source == "high" and e.time >= 3.5]
+    vel0 = [e.velocity for e in base if isinstance(e, NoteOn) and e.source == "high" and e.time >= 3.5]
+    assert np.mean(vel) > np.mean(vel0), "and louder"

@@ -133,3 +133,47 @@ def test_band_answers_and_obeys_commands_on_jack(jack_server, portaudio):
     assert start is not None
     player.close()
     capture.close()
+
+
+def test_output_port_that_goes_away_is_said_and_the_session_goes_on(jack_server, tmp_path):
+    """--midi-out to another client's port; that client leaves mid-session and comes back."""
+    import soundfile
+
+    import torch
+
+    torch.set_num_threads(1)
+    specs = [ToneSpec(0.3 + i * BEAT, 0.85 * BEAT, PLAYER[i % len(PLAYER)]) for i in range(16)]
+    wav = tmp_path / "player.wav"
+    soundfile.write(wav, render(specs, 44100, total=8.5), 44100)
+    capture = JackMidiCapture("gear")
+    warnings: list[tuple[float, str]] = []
+    opts = ListenOptions(input=str(wav), midi_out="gear:in", midi_api="jack", synth="none", echo=False,
+                         record=str(tmp_path / "rec"), bands=("bass", "mid"), band=BandSettings(tempo=120, seed=2))
+    result: dict = {}
+    t0 = time.monotonic()
+    thread = threading.Thread(target=lambda: result.setdefault("r", run_listen(
+        opts, on_warning=lambda text: warnings.append((time.monotonic() - t0, text)))))
+    thread.start()
+    try:
+        time.sleep(3.0)
+        got_before = len(_notes(capture.snapshot(), jack_server.rate))
+        capture.close()  # the gear is unplugged
+        time.sleep(2.5)
+        capture = JackMidiCapture("gear")  # and plugged in again
+        thread.join(15)
+    finally:
+        thread.join(15)
+    assert "r" in result, "the session did not end"
+    assert got_before > 0, "nothing reached the gear before it went away"
+    gone = [w for w in warnings if "is gone" in w[1]]
+    back = [w for w in warnings if "is back" in w[1]]
+    assert gone and 3.0 <= gone[0][0] <= 3.0 + 1.5, f"the missing port was not said within a second: {warnings}"
+    assert back, f"the port coming back was not said: {warnings}"
+    after = _notes(capture.snapshot(), jack_server.rate)
+    assert after, "nothing reached the gear after it came back"
+    from improv.record import read_midi_events
+
+    recorded = read_midi_events(result["r"].recording / "session.mid")
+    band_times = [e.time for e in recorded if e.source in ("bass", "mid")]
+    assert any(3.2 < t < 5.3 for t in band_times), "the band stopped playing (or recording) while the port was away"
+    capture.close()

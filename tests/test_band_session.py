@@ -15,6 +15,7 @@ from improv.band import BandSettings, parse_command
 from improv.band.generators import ModelGenerator
 from improv.band.offline import hear_blocks, play
 from improv.cli import main
+from improv.display import SessionDisplay
 from improv.events import NoteOff, NoteOn
 from improv.model import load_model
 from improv.record import read_midi_events
@@ -45,7 +46,12 @@ def test_fast_session_records_the_band_and_matches_the_offline_replay(wav, tmp_p
     cmds = [parse_command("mid: busier", 3.0), parse_command("all: stop", 6.0), parse_command("bass: go", 7.0)]
     opts = ListenOptions(input=str(wav), fast=True, midi=False, synth="none", record=str(tmp_path),
                          bands=("bass", "mid"), band=BandSettings(tempo=120, seed=4), commands=cmds)
-    result = run_listen(opts)
+    view = SessionDisplay()
+    result = run_listen(opts, view=view)
+    assert view.tempo == 120 and view.beat and view.beat.endswith("/4")
+    assert view.bands["bass"].active and view.bands["bass"].command == "accompany harmonic"
+    assert view.bands["mid"].command == "stopped: accompany harmonic, busier x1"
+    assert not view.bands["high"].active
     times = [e.time for e in result.events]
     assert times == sorted(times), "--fast emits the player's and the band's events in time order"
     band_ev = [e for e in result.events if e.source in ("bass", "mid")]

@@ -206,8 +206,11 @@ def cmd_listen(args) -> int:
     except KeyboardInterrupt:
         console.print("stopped; all notes off sent")
         return 0
-    notes = sum(1 for e in result.events if type(e).__name__ == "NoteOn")
+    notes = sum(1 for e in result.events if type(e).__name__ == "NoteOn" and e.source == "player")
     parts = [f"{notes} notes"]
+    if bands:  # [band]
+        played = sum(1 for e in result.events if type(e).__name__ == "NoteOn" and e.source in bands)
+        parts.append(f"the band ({','.join(bands)}) played {played}")
     if result.midi_port:
         parts.append(f"MIDI to {result.midi_port}")
     if result.synth and args.synth != "none":

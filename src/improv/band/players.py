@@ -4,32 +4,43 @@ generator for each frame.
 A player never plays by itself: for every frame the band plans, ``request(scene,
 context)`` turns the player's orders and what is heard (a :class:`Scene`) into a
 :class:`VoiceRequest` — which model voice to sample (its own, or ``lead`` while it takes
-over the player's line), the model's controls (role, density, register, range,
-temperature, top-p), a hook that bends the logits, and a velocity — or None to stay
-silent. Everything depends on the frame's time passed in, never on a clock.
+over the player's line), the model's controls (role, density, register, range), a
+hook that bends the logits (:func:`shaped`), and a velocity — or None to stay silent.
+Everything depends on the frame's time passed in, never on a clock.
 
-How the orders become controls and hooks:
+The hook decides *which* pitch and *whether* a note starts separately: pitch biases
+move probability among the pitches in range without changing their total, then the
+total is steered toward a chance of a new note. How the orders become both:
 
-* density: a ladder of notes per beat (0.25, 0.5, 1, 2, 4); each band has a default
-  rung, busier/simpler move it one rung, the mode moves it (make room -1, contrapuntal
-  +1, leading +1, sparse accompaniment -1). The model's density control is set to it,
-  and each frame's chance of a new note is steered toward ``target / 4``, raised or
-  lowered by how far the band's rate over the last four beats is off (the model left
-  to itself falls silent when the band has not played yet).
-* register: the centre of the player's range, moved away from the player's register;
-  accompaniment discourages the player's register softly and the player's own pitch
-  strongly; make room forbids the player's register (widening the range by up to an
-  octave away from it when too little is left).
-* harmonic: the player's key (the model's ``keep_key``) and consonances with the
-  player's pitch on the beats; contrapuntal: the key and contrary motion; fight: the
-  model's ``fight`` hook scaled by the dissonance budget, contrary motion and onsets
-  pushed off the beat.
-* more orderly / more chaotic: lower / higher temperature and top-p, plus a bias
-  toward / away from the band's recent pitches and small steps.
+* density: a ladder of notes per beat (0.25, 0.5, 1, 2, 4; free mode: per half
+  second); each band has a default rung (bass 1, mid 1, high 0.5), busier/simpler move
+  it one rung, the mode moves it (make room -1, contrapuntal +1, leading +1, sparse
+  accompaniment -1, busy +1; free mode -1 while the player plays, +1 in their gaps).
+  The model's density control is set to it, and each frame's chance of a new note is
+  steered toward ``target / 4``, raised or lowered by how far the band's rate over the
+  last four beats is off (left to itself, the model keeps a band silent that has not
+  played yet).
+* register: the centre of the band's range away from the player's register (10th to
+  90th percentile of the last 10 s); accompaniment discourages that register softly
+  and the player's own pitch (and its neighbours) strongly; make room forbids the
+  player's recent span (lowest to highest note of the last 12 s, widening the range by
+  an octave away from it when less than a fifth is left), one rung sparser, 30 %
+  quieter.
+* harmonic: the player's key (the model's ``keep_key``) and consonance with the
+  player's pitch, strongest on the beats; contrapuntal: the key, contrary motion to
+  the player's last interval, no unisons/octaves with the player, consonance on the
+  beats; fight: the model's ``fight`` hook (1 + 3 x dissonance budget), contrary
+  motion, fewer onsets on the beats and more off them, no key.
+* more orderly / more chaotic: a lower / higher temperature and a narrower / full
+  nucleus among the pitches, plus a bias toward / away from the band's recent pitches
+  and small steps.
 * take over: silent while the player plays; once the player has been silent for
-  ``takeover_gap`` beats, the player samples the model's ``lead`` voice (role lead,
-  the player's register, temperature from the variation amount, a bias toward the
-  pitch classes of the player's last phrase), folded by octaves into its own range.
+  ``takeover_gap`` beats (0.6), the player samples the model's ``lead`` voice (role
+  lead, the player's register), starting a note at once, at the density of the
+  player's last phrase, its pitch classes drawn toward that phrase's (in proportion,
+  and toward those it has played too little of so far; less so with more variation,
+  which also raises the pitch temperature), folded by octaves into its own range. The
+  band hands back the moment the player's next note is heard.
 """
 
 from __future__ import annotations
