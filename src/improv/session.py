@@ -132,6 +132,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
     live = None
     voices = as_voices(opts.voices)  # [output]
     channels = {**BAND_CHANNELS, **(opts.channels or {})}
+    end = 0.0
     try:
         if opts.midi:
             port = MidiOut(opts.midi_out, opts.midi_api)
@@ -171,7 +172,6 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
             on_band(live if live is not None else band)
         script = sorted(opts.commands, key=lambda c: c.time)
         next_view = 0.0
-        end = 0.0
 
         def emit(events) -> None:
             for ev in events:
@@ -215,6 +215,12 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
         if band is not None and live is None:
             emit(band.finish(end))
     finally:
+        if band is not None and live is None:
+            # --fast ended by an error: the band's notes end in the recording too (the port panics
+            # below); after a normal end there is nothing left and this adds nothing.
+            for ev in band.finish(end):
+                if recorder is not None:
+                    recorder.add(ev)
         if isinstance(source, MicSource):
             source.close()
         result.overflows = source.overflows

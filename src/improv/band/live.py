@@ -43,7 +43,7 @@ class SessionClock:
     blocks, drift — is followed within ``window`` seconds.
     """
 
-    def __init__(self, window: float = 2.0):
+    def __init__(self, window: float = 0.5):
         self.window = window
         self._origin = time.perf_counter()
         self._recent: deque[tuple[float, float]] = deque()  # (arrival, offset), offsets increasing

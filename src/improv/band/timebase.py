@@ -63,9 +63,8 @@ class TimeMap:
         return int(math.ceil(self.units(t) / self.unit - 1e-6))
 
     def on_beat(self, k: int) -> bool:
-        """Whether frame ``k`` starts a beat (free mode: a half second)."""
-        per = 4 if self.metered else 4
-        return k % per == 0
+        """Whether frame ``k`` starts a beat (free mode: a half second; both are 4 frames)."""
+        return k % 4 == 0
 
     def drift(self, live: BeatClock, now: float) -> tuple[float, float]:
         """(beat offset, log tempo ratio) of the live clock against this snapshot at ``now``."""
