@@ -63,7 +63,34 @@ def add_listen(sub) -> None:
                           "FluidSynth and a SoundFont are there); none: MIDI only")
     snd.add_argument("--soundfont", metavar="FILE", help="General MIDI SoundFont for --synth "
                      "(default: the first found in /usr/share/sounds/sf2, sf3)")
-    p.add_argument("--bands", default="none", help="band players: none, or a comma list of bass,mid,high")
+    band = p.add_argument_group("band")
+    band.add_argument("--bands", default="none", help="band players: none, all, or a comma list of bass,mid,high")
+    band.add_argument("--tempo", type=float, metavar="BPM", help="play on this tempo (beat 1 on the player's first "
+                      "note); default: follow the player's pulse when it is steady, else free mode")
+    band.add_argument("--meter", default=None, help="2/4, 3/4, 4/4, 5/4, 6/8, 9/8 or 12/8 (default 4/4)")
+    band.add_argument("--swing", default=None, metavar="PERCENT", help="swing of the band's off-beats, 50 "
+                      "(straight, default) to 75")
+    band.add_argument("--free", action="store_true", help="never play on a beat grid: answer phrases and gaps")
+    band.add_argument("--output-latency-ms", type=float, default=0.0, metavar="MS",
+                      help="send band notes this much early (your synth's delay; default 0)")
+    band.add_argument("--range", action="append", default=[], metavar="BAND=LOW-HIGH",
+                      help="a band's range, e.g. bass=E1-C3 or mid=48-72 (default bass E1-C3, mid C3-C5, high C5-C7)")
+    band.add_argument("--program", action="append", default=[], metavar="BAND=N",
+                      help="a band's General MIDI program 0-127 (or N:VOLUME), e.g. bass=33 "
+                           "(default bass 33, mid 4, high 65)")
+    band.add_argument("--channel", action="append", default=[], metavar="BAND=N",
+                      help="a band's MIDI channel 2-16 on the MIDI port (default bass 2, mid 3, high 4)")
+    band.add_argument("--player-register", default="auto", metavar="WHERE",
+                      help="where the player plays, so the band leaves room: auto (heard), bass, mid, high, "
+                           "or LOW-HIGH")
+    band.add_argument("--context-bars", type=float, default=8.0, help="bars the band remembers (default 8)")
+    band.add_argument("--context-seconds", type=float, default=16.0,
+                      help="seconds the band remembers in free mode (default 16)")
+    band.add_argument("--band-generator", default="model", metavar="NAME",
+                      help="what plays the band: model (the trained band model, default)")
+    band.add_argument("--commands", metavar="FILE", help="scripted commands, one a line: 'SECONDS COMMAND' "
+                      "(e.g. '2.0 bass: make room'), given when the session reaches them")
+    band.add_argument("--seed", type=int, default=None, help="seed for the band's choices (default: random)")
     p.add_argument("--quiet", "-q", action="store_true", help="no note log")
     p.set_defaults(func=cmd_listen)
 
@@ -83,18 +110,93 @@ def _parse_bands(text: str) -> tuple[str, ...]:
     return names
 
 
+def _assignments(items: list[str], option: str) -> dict[str, str]:
+    """``["bass=33", "mid=4"]`` -> {"bass": "33", "mid": "4"} (commas also separate)."""
+    from .events import BANDS
+
+    out: dict[str, str] = {}
+    for item in items:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            name, eq, value = part.partition("=")
+            name = name.strip().lower()
+            if not eq or not value.strip():
+                raise ConfigError(f"{option} {part!r}: write BAND=VALUE, e.g. {option} bass=...")
+            if name not in BANDS:
+                raise ConfigError(f"{option} {part!r}: unknown band {name!r}; use {', '.join(BANDS)}")
+            out[name] = value.strip()
+    return out
+
+
+def _band_options(args, bands: tuple[str, ...]) -> dict:
+    """[band] ListenOptions fields from the band options (validated here, at the edge)."""
+    from .record import CHANNELS
+    from .synth import Voice
+    from .timing import check_output_latency, check_tempo, parse_meter, parse_swing
+
+    if args.tempo is not None:
+        check_tempo(args.tempo)
+    parse_meter(args.meter)
+    parse_swing(args.swing)
+    check_output_latency(args.output_latency_ms)
+    ranges = {}
+    if args.range:
+        from .band.players import parse_range
+
+        ranges = {b: parse_range(v) for b, v in _assignments(args.range, "--range").items()}
+    voices = {}
+    for b, v in _assignments(args.program, "--program").items():
+        prog, _, vol = v.partition(":")
+        try:
+            voices[b] = Voice(int(prog), int(vol) if vol else 100)
+        except ValueError:
+            raise ConfigError(f"--program {b}={v}: give a program number 0-127 (optionally :VOLUME)") from None
+    channels = {}
+    for b, v in _assignments(args.channel, "--channel").items():
+        if not v.isdigit() or not 1 <= int(v) <= 16:
+            raise ConfigError(f"--channel {b}={v}: give a MIDI channel from 1 to 16")
+        channels[b] = int(v) - 1
+    player_ch = CHANNELS["player"]
+    used = {**{b: CHANNELS[b] for b in ("bass", "mid", "high")}, **channels}
+    if player_ch in used.values() or len(set(used.values())) < len(used):
+        raise ConfigError(f"--channel: each band needs a channel of its own, not the player's ({player_ch + 1})")
+    commands = []
+    if args.commands:
+        from .band.live import read_command_script
+
+        commands = read_command_script(args.commands)
+    if args.band_generator != "model":
+        from .band.generators import GENERATORS
+
+        if args.band_generator not in GENERATORS:
+            raise ConfigError(f"--band-generator {args.band_generator!r}: unknown; use {', '.join(GENERATORS)}")
+    out: dict = {"commands": commands, "channels": channels, "output_latency_ms": args.output_latency_ms,
+                 "voices": voices or None}
+    if bands:
+        from .band.band import BandSettings, player_register_setting
+
+        full_ranges = {**{b: r for b, r in ranges.items()}}
+        out["band"] = BandSettings(
+            bands=bands, ranges=full_ranges, tempo=args.tempo, meter=args.meter, swing=args.swing, free=args.free,
+            context_bars=args.context_bars, context_seconds=args.context_seconds,
+            player_register=player_register_setting(args.player_register, {
+                **{"bass": (28, 48), "mid": (48, 72), "high": (72, 96)}, **ranges}),
+            seed=args.seed, generator=args.band_generator).check()
+    return out
+
+
 def cmd_listen(args) -> int:
     from .display import make_display
     from .session import ListenOptions, run_listen
 
     bands = _parse_bands(args.bands)
-    if bands:
-        raise ConfigError("--bands: the band players are not part of this version yet; use --bands none")
+    band_opts = _band_options(args, bands)
     opts = ListenOptions(
         input=args.input, device=args.device, samplerate=args.samplerate, blocksize=args.blocksize,
         fast=args.fast, tracker=args.tracker, bends=args.bends, bend_range=args.bend_range,
         midi_out=args.midi_out, midi_api=args.midi_api, midi=args.midi, record=args.record, bands=bands,
-        fmin=args.fmin, tuning=args.tuning, synth=args.synth, soundfont=args.soundfont,
+        fmin=args.fmin, tuning=args.tuning, synth=args.synth, soundfont=args.soundfont, **band_opts,
     )
     console = _console()
     # [output] live panel on a terminal, log lines otherwise, nothing with --quiet
@@ -102,12 +204,16 @@ def cmd_listen(args) -> int:
     try:
         with display:
             result = run_listen(opts, on_event=display.on_event, on_start=display.attach,
-                                on_command=display.on_command)
+                                on_command=display.on_command, view=display,
+                                on_warning=lambda text: console.print(f"improv: {text}"))
     except KeyboardInterrupt:
         console.print("stopped; all notes off sent")
         return 0
-    notes = sum(1 for e in result.events if type(e).__name__ == "NoteOn")
+    notes = sum(1 for e in result.events if type(e).__name__ == "NoteOn" and e.source == "player")
     parts = [f"{notes} notes"]
+    if bands:  # [band]
+        played = sum(1 for e in result.events if type(e).__name__ == "NoteOn" and e.source in bands)
+        parts.append(f"the band ({','.join(bands)}) played {played}")
     if result.midi_port:
         parts.append(f"MIDI to {result.midi_port}")
     if result.synth and args.synth != "none":

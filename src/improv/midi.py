@@ -152,6 +152,36 @@ class MidiOut:
             self._raw([0xB0 | ch, 120, 0])  # All Sound Off
             self._raw([0xE0 | ch, 0x00, 0x40])  # pitch bend to centre
 
+    def present(self) -> bool:
+        """Whether the port it was opened on still exists (a virtual port always does)."""
+        if self.info.virtual:
+            return True
+        with self._lock:
+            if self._closed:
+                return False
+            try:
+                return self.info.name in self._out.get_ports()
+            except rtmidi.RtMidiError:
+                return False
+
+    def reopen(self) -> bool:
+        """Connect again to the port of the same name (after it came back); False if it is not there."""
+        if self.info.virtual:
+            return True
+        with self._lock:
+            if self._closed:
+                return False
+            try:
+                ports = self._out.get_ports()
+                if self.info.name not in ports:
+                    return False
+                self._out.close_port()
+                self._out.open_port(ports.index(self.info.name))
+            except rtmidi.RtMidiError:
+                self.errors += 1
+                return False
+        return True
+
     def _raw(self, data: list[int]) -> None:
         with self._lock:
             if self._closed:

@@ -82,6 +82,7 @@ class Scheduler:
         self._heap: list[_Item] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
+        self._delivering = threading.Lock()  # held while a message is taken and sent
         self._stop = False
         self._thread: threading.Thread | None = None
         self._switch = switch_interval
@@ -142,6 +143,10 @@ class Scheduler:
         With a timed sink, messages already handed over (``lead`` seconds ahead) still
         play; their notes are ended just after them, so none is left hanging.
         """
+        with self._delivering:
+            self._clear(tag)
+
+    def _clear(self, tag: str | None) -> None:
         with self._cond:
             if tag is None:
                 self._heap = []
@@ -181,11 +186,14 @@ class Scheduler:
             delay = item.due - self.now()
             if delay > 0:
                 time.sleep(delay)
-            with self._cond:
-                if not self._heap or self._heap[0] is not item:
-                    continue  # cleared or pre-empted by an earlier message while sleeping
-                heapq.heappop(self._heap)
-            self._deliver(item)
+            # Taking the message and sending it is one step for clear(): a clear either drops
+            # the message or finds its note sounding (and ends it), never one in between.
+            with self._delivering:
+                with self._cond:
+                    if not self._heap or self._heap[0] is not item:
+                        continue  # cleared or pre-empted by an earlier message while sleeping
+                    heapq.heappop(self._heap)
+                self._deliver(item)
 
     def _deliver(self, item: _Item) -> None:
         data = item.data

@@ -1,0 +1,464 @@
+"""The band: the players, their shared context and generator, and the plan of notes.
+
+``Band`` is driven from outside with the time passed in (session seconds), so the
+same object runs on audio time (``--fast``, tests on a fake clock) and in real time
+(:class:`improv.band.live.LiveBand`)::
+
+    band = Band(BandSettings(bands=("bass", "mid"), tempo=100))
+    band.hear(note_on)                 # every player event (any thread; queued)
+    band.command(cmd)                  # every command (any thread; validated at once)
+    band.step(now)                     # decide: plans frames up to now + handoff + lookahead
+    for ev in band.due(now): ...       # band NoteOn/NoteOff whose time has come, in order
+    band.finish(now)                   # notes off for everything, when the session ends
+
+The plan is made one model frame at a time (a sixteenth metered, 125 ms free), each
+frame decided ``lookahead`` seconds before it sounds. ``command`` is the only way
+commands reach the band. Stop and panic act at once (notes off at the command's time,
+plus ``on_silence`` so a real-time driver drops what it already handed on); the other
+commands take effect at the next beat (metered) or the next frame (free), at least
+``handoff`` seconds ahead; notes already planned past that point are withdrawn and
+planned again.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import queue
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..events import BANDS, PLAYER, Event, NoteOff, NoteOn
+from ..model import Grid
+from ..record import Command
+from .commands import check_command
+from .context import EPS, Context, CtxNote, pitch_class_profile
+from .generators import Generator, make_generator
+from .orders import Orders
+from .players import DEFAULT_RANGES, BandPlayer, Scene, fold_into, parse_range
+from .timebase import TimeBase, TimeMap
+
+
+@dataclass
+class BandSettings:
+    """How the band plays (the ``improv listen`` band options)."""
+
+    bands: tuple[str, ...] = BANDS
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    tempo: float | None = None           # --tempo: fixed tempo, beat 0 on the player's first onset
+    meter: str | None = None             # --meter (default 4/4)
+    swing: float | str | None = None     # --swing percent
+    free: bool = False                   # --free: never metered
+    follow: bool = True                  # follow the player's pulse (BeatTracker) when no tempo is given
+    context_bars: float = 8.0            # metered: what the band remembers
+    context_seconds: float = 16.0        # free mode: what the band remembers
+    player_register: str | tuple[int, int] | None = None  # None/"auto": detected; a band; (low, high)
+    lookahead: float = 0.12              # seconds each frame is decided before it leaves
+    handoff: float = 0.0                 # seconds before their time that events leave (the driver's)
+    takeover_gap: float = 0.6            # beats of the player's silence before a take-over starts
+    seed: int | None = 0
+    generator: str = "model"
+
+    def check(self) -> "BandSettings":
+        for b in self.bands:
+            if b not in BANDS:
+                raise ConfigError(f"--bands: unknown band {b!r}; use {', '.join(BANDS)}")
+        for b, r in self.ranges.items():
+            if b not in BANDS:
+                raise ConfigError(f"--range {b}=...: unknown band {b!r}; use {', '.join(BANDS)}")
+            if not (isinstance(r, tuple) and len(r) == 2 and 21 <= r[0] and r[0] + 12 <= r[1] <= 108):
+                raise ConfigError(f"--range {b}={r}: give LOW-HIGH, at least an octave within A0-C8")
+        if self.context_bars <= 0 or self.context_seconds <= 0:
+            raise ConfigError("--context-bars/--context-seconds: give a positive length")
+        if not 0 < self.takeover_gap <= 8:
+            raise ConfigError(f"take-over gap {self.takeover_gap:g} beats: give 0 to 8")
+        return self
+
+
+def player_register_setting(text: str | None, ranges: dict[str, tuple[int, int]]) -> tuple[int, int] | None:
+    """``--player-register``: auto (None), a band's name (its range) or LOW-HIGH."""
+    if text is None or str(text).strip().lower() in ("", "auto"):
+        return None
+    t = str(text).strip().lower()
+    if t in BANDS:
+        return ranges.get(t, DEFAULT_RANGES[t])
+    return parse_range(t)
+
+
+class Band:
+    """Three (or fewer) monophonic band players answering the player (see the module doc)."""
+
+    def __init__(self, settings: BandSettings | None = None, generator: Generator | None = None,
+                 on_command: Callable[[Command], None] | None = None,
+                 on_silence: Callable[[tuple[str, ...], bool], None] | None = None):
+        self.settings = s = (settings or BandSettings()).check()
+        self.ranges = {b: s.ranges.get(b, DEFAULT_RANGES[b]) for b in BANDS}
+        self.players = {b: BandPlayer(b, *self.ranges[b], takeover_gap=s.takeover_gap) for b in s.bands}
+        self.time = TimeBase(s.tempo, s.meter, s.swing, s.free, s.follow)
+        self.context = Context(s.context_seconds)
+        self.gen = generator if generator is not None else make_generator(s.generator, s.seed)
+        self.on_command = on_command
+        self.on_silence = on_silence
+        self.register_override = player_register_setting(s.player_register, self.ranges) \
+            if not isinstance(s.player_register, tuple) else s.player_register
+        self.map: TimeMap | None = None
+        self.k = 0                      # the next frame to plan
+        self.now = 0.0
+        self._heap: list[tuple[float, int, int, Event]] = []
+        self._seq = itertools.count()
+        self._open: dict[str, CtxNote | None] = {b: None for b in s.bands}
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._stale = False             # the generator must be rebuilt from the context
+        self._replan: dict[str, float] = {}
+        self.log: deque[dict[str, Any]] = deque(maxlen=20000)
+        self.remaps = 0
+
+    # ------------------------------------------------------------ input (any thread)
+
+    def hear(self, ev: Event) -> None:
+        """A player event (other sources are ignored). Non-blocking."""
+        if ev.source == PLAYER and isinstance(ev, (NoteOn, NoteOff)):
+            self._inbox.put(ev)
+
+    def command(self, cmd: Command, now: float | None = None) -> Command:
+        """The one way commands reach the band. Validates at once (ConfigError names what is
+        wrong), logs it (``on_command``), silences at once for stop/panic (``on_silence``),
+        and queues it for the next :meth:`step`. ``now`` defaults to the command's time."""
+        target, name, value = check_command(cmd.target, cmd.command, cmd.value)
+        cmd = Command(float(cmd.time), target, name, value)
+        at = cmd.time if now is None else float(now)
+        if self.on_command is not None:
+            self.on_command(cmd)
+        if self.on_silence is not None and name in ("stop", "panic"):
+            bands = tuple(self.players) if target == "all" else tuple(b for b in (target,) if b in self.players)
+            self.on_silence(bands, name == "panic")
+        self._inbox.put((at, cmd))
+        return cmd
+
+    # ------------------------------------------------------------ driving (one thread)
+
+    def step(self, now: float) -> None:
+        """Take in what was heard and commanded, then plan up to ``now + handoff + lookahead``."""
+        self.now = max(self.now, float(now))
+        self._drain()
+        self._update_map()
+        if self.map is None:
+            return
+        if self._stale:
+            self._rebuild()
+        if self._replan:
+            self._do_replans()
+        m = self.map
+        horizon = self.now + self.settings.handoff + self.settings.lookahead
+        while m.seconds(self.k * m.unit) < horizon:
+            self._plan_frame(self.k)
+            self.k += 1
+        self.context.forget(self.now)
+        window_units = self.context.window / m.beat_seconds * m.beats_per_unit
+        if m.units(self.now) > 2.0 * window_units + 4:
+            self._remap()  # forget in the model too: rebuild it from the context
+
+    def due(self, until: float) -> list[Event]:
+        """Band events planned at or before ``until``, in time order (they leave the plan)."""
+        out = []
+        while self._heap and self._heap[0][0] <= until + 1e-9:
+            out.append(heapq.heappop(self._heap)[3])
+        return out
+
+    def finish(self, now: float) -> list[Event]:
+        """End the session: every band silent at ``now``; returns the events still to send."""
+        self.now = max(self.now, float(now))
+        self._drain()
+        for name in self.players:
+            self._cut(name, self.now)
+        return self.due(math.inf)
+
+    def pending(self) -> int:
+        return len(self._heap)
+
+    # ------------------------------------------------------------ what happened
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, NoteOn):
+                self._player_on(item)
+            elif isinstance(item, NoteOff):
+                self._player_off(item)
+            else:
+                self._apply(*item)
+
+    def _player_on(self, ev: NoteOn) -> None:
+        onset = ev.onset if ev.onset is not None else ev.time
+        self.time.player_onset(onset, ev.time, ev.velocity)
+        self.context.player_on(ev.pitch, onset, ev.velocity)
+        if self.map is not None and not self._stale:
+            self.gen.note_on("lead", ev.pitch, self.map.units(onset))
+        for name, p in self.players.items():
+            if p.taking_over:  # the player is back: hand back at once
+                self._cut(name, self.now)
+                self._silence((name,), False)
+                self.log.append({"time": self.now, "event": "hand-back", "band": name, "onset": onset})
+
+    def _player_off(self, ev: NoteOff) -> None:
+        end = ev.end if ev.end is not None else ev.time
+        note = self.context.player_off(end)
+        if note is not None and self.map is not None and not self._stale:
+            self.gen.note_off("lead", self.map.units(note.end))
+
+    def _apply(self, at: float, cmd: Command) -> None:
+        name, value = cmd.command, cmd.value
+        targets = [b for b in self.players if cmd.target in ("all", b)]
+        entry: dict[str, Any] = {"time": cmd.time, "applied": at, "event": "command", "command": cmd.label()}
+        if name == "panic":
+            for b, p in self.players.items():
+                self._cut(b, at)
+                p.hold_until = self._effect_time(at)
+            self._silence(tuple(self.players), True)
+            entry["effect"] = at
+        elif name == "stop":
+            for b in targets:
+                p = self.players[b]
+                p.order(p.latest().after("stop"), at)
+                p.current(at)
+                self._cut(b, at)
+            self._silence(tuple(targets), False)
+            entry["effect"] = at
+        elif name == "tap":
+            entry["bpm"] = self.time.tap(at)
+        elif name == "player":
+            self.register_override = None if value == "auto" else self.ranges[value]
+            entry["effect"] = at
+        else:
+            c = self._effect_time(at)
+            entry["effect"] = c
+            if name == "lead":
+                density, style = value
+                for b, p in self.players.items():
+                    if cmd.target in ("all", b):
+                        self._order(p, p.latest().leading(), c)
+                    else:
+                        self._order(p, p.latest().accompanying(cmd.target, density, style), c)
+            else:
+                for b in targets:
+                    p = self.players[b]
+                    self._order(p, p.latest().after(name, value), c)
+        self.log.append(entry)
+
+    def _order(self, p: BandPlayer, orders: Orders, at: float) -> None:
+        p.order(orders, at)
+        if self.map is not None and at < self.map.seconds(self.k * self.map.unit) - 1e-9:
+            self._cut(p.name, at)
+            self._replan[p.name] = min(self._replan.get(p.name, at), at)
+
+    def _effect_time(self, at: float) -> float:
+        """The next beat (metered) or frame (free) at least ``handoff`` + 20 ms after ``at``."""
+        if self.map is None:
+            return at
+        m = self.map
+        u = m.units(at + self.settings.handoff + 0.02)
+        step = 1.0 if m.metered else m.unit
+        return m.seconds(math.ceil(u / step - 1e-9) * step)
+
+    def _silence(self, bands: tuple[str, ...], panic: bool) -> None:
+        if self.on_silence is not None and (bands or panic):
+            self.on_silence(bands, panic)
+
+    # ------------------------------------------------------------ time map and model
+
+    def _update_map(self) -> None:
+        clock = self.time.clock(self.now)
+        if self.map is None:
+            if self.context.player_notes_heard or clock is not None:
+                self._remap()
+            return
+        if (clock is not None) != self.map.metered:
+            self._remap()
+        elif clock is not None:
+            offset, ratio = self.map.drift(clock, self.now)
+            if offset > 0.1 or ratio > 0.04 or clock.source != self.map.clock.source:
+                self._remap()
+
+    def _remap(self) -> None:
+        """A new time map from the current clock: plans after the next frame are withdrawn
+        (notes sounding then go on) and the model is rebuilt from the context."""
+        now = self.now
+        start = max(0.0, now - self.context.window)
+        m = self.time.make_map(now, start)
+        k0 = m.frame_at_or_after(now + self.settings.handoff + 0.02)
+        if self.map is not None:
+            t0 = m.seconds(k0 * m.unit)
+            for name in self.players:
+                self._withdraw(name, t0)
+        self.map, self.k = m, k0
+        if m.metered:
+            self.context.window = self.settings.context_bars * m.meter.beats_per_bar * m.clock.period
+        else:
+            self.context.window = self.settings.context_seconds
+        self._stale = True
+        self.remaps += 1
+        self.log.append({"time": now, "event": "time map", "metered": m.metered,
+                         "bpm": m.clock.bpm if m.metered else None})
+
+    def _rebuild(self) -> None:
+        m = self.map
+        t0 = m.seconds(0.0)
+        notes = []
+        for n in self.context.since(t0):
+            s = max(m.units(n.start), 0.0)
+            e = None if n.end is None else m.units(n.end)
+            if e is not None and e <= s:
+                continue
+            notes.append((n.slot, n.model_pitch, s, e))
+        self.gen.rebuild(Grid(m.metered, m.meter.beats_per_bar, 0.0), notes)
+        self._stale = False
+
+    # ------------------------------------------------------------ planning
+
+    def _scene(self, ft: float, k: int) -> Scene:
+        m, ctx = self.map, self.context
+        bs = m.beat_seconds
+        silent_since = ctx.player_silent_since()
+        sounding = ctx.player_sounding
+        silent_for = 0.0 if sounding or silent_since is None else max(0.0, (ft - silent_since) / bs)
+        last = ctx.last_player_note()
+        register = self.register_override or ctx.player_register(self.now)
+        span = self.register_override or ctx.player_span(self.now)
+        profile, rate = None, 0.0
+        if any(p.latest().mode == "take-over" for p in self.players.values()) and not sounding:
+            phrase = ctx.last_phrase(1.5 * bs, self.now)
+            if phrase:
+                profile = pitch_class_profile(phrase, self.now)
+                span = (phrase[-1].end or self.now) - phrase[0].start
+                rate = len(phrase) / max(span / bs, 1.0)
+        return Scene(ft, m.metered, bs, m.on_beat(k), register, last.pitch if last is not None else None,
+                     sounding, silent_for, ctx.player_motion(), profile, rate, span)
+
+    def _plan_frame(self, k: int, only: set[str] | None = None) -> None:
+        m = self.map
+        ft = m.seconds(k * m.unit)
+        scene = self._scene(ft, k)
+        requests: dict[str, tuple[str, Any]] = {}
+        silent: list[str] = []
+        for name, p in self.players.items():
+            if only is not None and name not in only:
+                continue
+            req = p.request(scene, self.context)
+            if req is not None and req.slot in requests:
+                req = None  # one band takes over the player's line at a time
+            if req is None or (p.slot is not None and p.slot != req.slot):
+                self._end_open(name, ft)
+            if req is None:
+                p.slot, p.since, p.taking_over = None, None, False
+                silent.append(name)
+                continue
+            if req.slot == "lead":
+                silent.append(name)
+                if not p.taking_over:
+                    self.log.append({"time": ft, "event": "take-over", "band": name})
+            if p.since is None:
+                p.since = ft
+            p.slot, p.taking_over = req.slot, req.slot == "lead"
+            requests[req.slot] = (name, req)
+        if not requests:
+            return
+        prop = self.gen.propose(k * m.unit, {slot: r for slot, (_, r) in requests.items()}, tuple(silent), m.unit)
+        self.gen.accept(prop)
+        for slot, (name, req) in requests.items():
+            rel = prop.releases.get(slot)
+            if rel is not None:
+                self._off(name, m.seconds(rel))
+            for n in prop.for_voice(slot):
+                pitch = fold_into(n.pitch, *req.fold) if req.fold else n.pitch
+                self._on(name, slot, pitch, n.pitch, m.seconds(n.start), req.velocity)
+                if n.end is not None:
+                    self._off(name, m.seconds(n.end))
+
+    def _do_replans(self) -> None:
+        groups: dict[int, set[str]] = {}
+        for name, at in self._replan.items():
+            groups.setdefault(self.map.frame_at_or_after(at), set()).add(name)
+        self._replan.clear()
+        for k0 in sorted(groups):
+            for k in range(k0, self.k):
+                self._plan_frame(k, only=groups[k0])
+
+    # ------------------------------------------------------------ the plan
+
+    def _push(self, ev: Event) -> None:
+        heapq.heappush(self._heap, (ev.time, 0 if isinstance(ev, NoteOff) else 1, next(self._seq), ev))
+
+    def _on(self, name: str, slot: str, pitch: int, slot_pitch: int, t: float, velocity: int) -> None:
+        if self._open[name] is not None:
+            self._off(name, t)
+        self._open[name] = self.context.band_on(name, slot, pitch, t, velocity, slot_pitch)
+        self._push(NoteOn(t, int(pitch), int(velocity), name))
+
+    def _off(self, name: str, t: float) -> None:
+        note = self._open[name]
+        if note is None:
+            return
+        note.end = max(t, note.start + 1e-3)
+        self._open[name] = None
+        self._push(NoteOff(note.end, note.pitch, name))
+
+    def _end_open(self, name: str, t: float) -> None:
+        note = self._open[name]
+        if note is not None:
+            self._off(name, t)
+            if self.map is not None and not self._stale:
+                self.gen.note_off(note.slot, self.map.units(t))
+
+    def _drop(self, name: str, at: float) -> None:
+        before = len(self._heap)
+        self._heap = [e for e in self._heap if not (e[3].source == name and e[0] >= at - EPS)]
+        if len(self._heap) != before:
+            heapq.heapify(self._heap)
+
+    def _cut(self, name: str, at: float) -> None:
+        """``name`` is silent from ``at``: later plans dropped, a sounding note ends at ``at``."""
+        self._drop(name, at)
+        ending = self.context.cut(name, at)
+        if ending is not None:
+            self._push(NoteOff(at, ending.pitch, name))
+        self._open[name] = None
+        p = self.players[name]
+        p.slot, p.since, p.taking_over = None, None, False
+        self._stale = True
+
+    def _withdraw(self, name: str, at: float) -> None:
+        """Plans of ``name`` from ``at`` are dropped; a note sounding then stays open."""
+        self._drop(name, at)
+        self._open[name] = self.context.retract(name, at)
+        self._stale = True
+
+    # ------------------------------------------------------------ for the display
+
+    def describe(self, now: float) -> dict[str, dict[str, Any]]:
+        """Per band: the orders in force (label), the last note, notes per beat lately."""
+        out = {}
+        bs = self.map.beat_seconds if self.map is not None else 0.5
+        for name, p in self.players.items():
+            o = p.latest()
+            label = o.label()
+            if o.mode == "take-over" and not o.stopped:
+                label += " (playing)" if p.taking_over else " (waiting)"
+            recent = self.context.band(name, since=now - 4 * bs, until=now)
+            last = self.context.recent_pitches(name, 1, now)
+            out[name] = {"command": label, "density": len(recent) / 4.0, "last_note": last[-1] if last else None}
+        return out
+
+    def clock_text(self, now: float) -> tuple[float | None, str | None]:
+        """(tempo, beat as shown) for the display: "3/4" on the grid, "free" otherwise."""
+        if self.map is None or not self.map.metered:
+            return None, "free"
+        b = self.map.clock.beat_at(now)
+        bpb = self.map.meter.beats_per_bar
+        return self.map.clock.bpm, f"{int(b % bpb) + 1}/{bpb}"

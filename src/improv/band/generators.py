@@ -1,0 +1,93 @@
+"""What turns the band's requests into notes, chosen by name (``--band-generator``).
+
+A generator is rebuilt from the band's context whenever the time map changes (and
+after plans are withdrawn); between rebuilds it is told every note as it is heard or
+planned, and asked for one frame at a time::
+
+    gen.rebuild(grid, notes)              # notes: (slot, pitch, start, end|None) in units
+    gen.note_on(slot, pitch, start); gen.note_off(slot, end)
+    p = gen.propose(at, requests, silent, unit)   # -> improv.model.Proposal
+    gen.accept(p)
+
+* ``model`` (default): the trained band model (:mod:`improv.model`), one live
+  session for all voices, so the three bands and the player's line are sampled
+  together; the requests' controls and hooks steer it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import ConfigError
+from ..model import BandModel, Grid, Proposal, VoiceControl, load_model
+
+
+class Generator(Protocol):
+    name: str
+
+    def rebuild(self, grid: Grid, notes: list[tuple[str, int, float, float | None]]) -> None: ...
+
+    def note_on(self, slot: str, pitch: int, start: float) -> None: ...
+
+    def note_off(self, slot: str, end: float) -> None: ...
+
+    def propose(self, at: float, requests: dict, silent: tuple[str, ...], unit: float) -> Proposal: ...
+
+    def accept(self, proposal: Proposal) -> None: ...
+
+
+@dataclass
+class ModelGenerator:
+    """The band model: a :class:`improv.model.Session` rebuilt from the context."""
+
+    model: BandModel
+    seed: int | None = 0
+    name: str = "model"
+
+    def __post_init__(self) -> None:
+        self.session = None
+        self.rebuilds = 0
+
+    def rebuild(self, grid: Grid, notes: list[tuple[str, int, float, float | None]]) -> None:
+        seed = None if self.seed is None else self.seed + self.rebuilds
+        self.rebuilds += 1
+        s = self.model.session(metered=grid.metered, beats_per_bar=grid.beats_per_bar, bar_phase=grid.bar_phase,
+                               seed=seed)
+        s.set_controls({"lead": VoiceControl(role="lead")})
+        for slot, pitch, start, end in sorted(notes, key=lambda n: n[2]):
+            s.observe(slot, pitch, start, end)
+        self.session = s
+
+    def note_on(self, slot: str, pitch: int, start: float) -> None:
+        self.session.note_on(slot, pitch, start)
+
+    def note_off(self, slot: str, end: float) -> None:
+        self.session.note_off(slot, end)
+
+    def propose(self, at: float, requests: dict, silent: tuple[str, ...], unit: float) -> Proposal:
+        controls = {slot: r.control for slot, r in requests.items()}
+        for slot in silent:
+            controls[slot] = VoiceControl(role="silent")
+        hooks = {slot: r.hook for slot, r in requests.items() if r.hook is not None}
+        return self.session.propose(at, voices=tuple(requests), controls=controls, horizon=unit, hooks=hooks)
+
+    def accept(self, proposal: Proposal) -> None:
+        self.session.accept(proposal)
+
+
+def _model(seed: int | None, model: BandModel | None = None) -> ModelGenerator:
+    return ModelGenerator(model if model is not None else load_model(), seed)
+
+
+GENERATORS: dict[str, Callable[..., Generator]] = {"model": _model}
+DEFAULT_GENERATOR = "model"
+
+
+def make_generator(name: str = DEFAULT_GENERATOR, seed: int | None = 0, **kwargs) -> Generator:
+    try:
+        factory = GENERATORS[name]
+    except KeyError:
+        raise ConfigError(f"--band-generator {name!r}: unknown; use one of {', '.join(GENERATORS)}") from None
+    return factory(seed, **kwargs)

@@ -1,0 +1,187 @@
+"""The band in real time on a real JACK server: a WAV into PortAudio's input (the
+microphone), improv's MIDI captured on a JACK MIDI port, commands given while it plays.
+
+Tolerances: notes off within 100 ms of stop/panic (plus one 5.3 ms JACK period);
+other commands from the next beat (half a second at 120 BPM) on; band notes on the
+sixteenth-note grid within 15 ms.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from improv.band import BandSettings, parse_command
+from improv.session import ListenOptions, run_listen
+from jackutil import JackMidiCapture, JackPlayer
+from signals import ToneSpec, render
+
+pytestmark = pytest.mark.jack
+
+BEAT = 0.5
+PLAYER = [62, 64, 65, 67, 69, 67, 65, 64, 62, 64, 65, 67, 69, 71, 72, 71]  # D4..C5
+LOW, HIGH = min(PLAYER), max(PLAYER)
+BAND_CHANNELS = {1: "bass", 2: "mid", 3: "high"}
+
+
+def _notes(events, rate, since_frame=0):
+    """(frame, channel, pitch, on?) of the band's note messages."""
+    out = []
+    for f, d in events:
+        if len(d) == 3 and d[0] & 0x0F in BAND_CHANNELS and d[0] & 0xF0 in (0x80, 0x90) and f >= since_frame:
+            out.append((f, d[0] & 0x0F, d[1], d[0] & 0xF0 == 0x90 and d[2] > 0))
+    return out
+
+
+def _sounding(notes, frame):
+    """(channel, pitch) of band notes on at ``frame``."""
+    on = set()
+    for f, ch, p, is_on in sorted(notes):
+        if f > frame:
+            break
+        if is_on:
+            on.add((ch, p))
+        else:
+            on.discard((ch, p))
+    return on
+
+
+def test_band_answers_and_obeys_commands_on_jack(jack_server, portaudio):
+    import torch
+
+    torch.set_num_threads(1)
+    rate, period = jack_server.rate, jack_server.period
+    specs = [ToneSpec(0.5 + i * BEAT, 0.85 * BEAT, PLAYER[i % len(PLAYER)]) for i in range(24)]
+    audio = render(specs, rate, total=13.0)
+    capture = JackMidiCapture("bandcapture")
+    stop = threading.Event()
+    live_box: list = []
+    opts = ListenOptions(device="system", samplerate=rate, blocksize=period, midi_api="jack", synth="none",
+                         echo=False, bands=("bass", "mid", "high"), band=BandSettings(tempo=120, seed=1))
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.setdefault("r", run_listen(opts, stop=stop,
+                                                                               on_band=live_box.append)))
+    thread.start()
+    marks: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            names = [p.name for p in capture.client.get_ports()]
+            if live_box and "improv:improv" in names and any(n.startswith("PortAudio") for n in names):
+                break
+            time.sleep(0.05)
+        assert live_box, "improv never started the band"
+        live = live_box[0]
+        pa_in = next(p.name for p in capture.client.get_ports(is_input=True, is_audio=True)
+                     if p.name.startswith("PortAudio"))
+        for src in capture.client.get_all_connections(pa_in):
+            capture.client.disconnect(src, pa_in)
+        capture.connect_from("improv:improv")
+        player = JackPlayer(audio, pa_in, "bandplayer")
+        player.activate()
+        time.sleep(0.2)
+        player.start()
+
+        def command(label: str, text: str, at: float) -> None:
+            """Give the command at ``at`` s into the playing, or as soon after (up to 2 s) as a
+            band note sounds (a stop with nothing sounding would test nothing)."""
+            while capture.client.frame_time - (player.start_frame or capture.client.frame_time) < at * rate:
+                time.sleep(0.005)
+            until = time.monotonic() + 2.0
+            while not _sounding(_notes(capture.snapshot(), rate), capture.client.frame_time) and \
+                    time.monotonic() < until:
+                time.sleep(0.005)
+            marks[label] = capture.client.frame_time
+            live.command(parse_command(text, live.now()))
+
+        command("stop", "all: stop", 3.1)
+        command("go", "all: go", 5.1)
+        command("room", "mid: make room", 7.1)
+        command("panic", "panic", 11.3)
+        assert player.done.wait(15), "JACK never played the whole signal"
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join(15)
+    assert "r" in result, "the session did not end"
+    notes = _notes(capture.snapshot(), rate)
+    ons = [(f, ch, p) for f, ch, p, on in notes if on]
+    assert len(ons) >= 12, f"the band played {len(ons)} notes"
+    start = player.start_frame
+    limit = int(0.100 * rate) + period
+
+    # stop: what sounded is off within 100 ms; nothing new until go
+    for label in ("stop", "panic"):
+        f0 = marks[label]
+        before = _sounding(notes, f0)
+        assert before, f"nothing sounded at {label}; the test means nothing"
+        for ch, p in before:
+            offs = [f for f, c, q, on in notes if not on and (c, q) == (ch, p) and f0 <= f <= f0 + limit]
+            assert offs, f"band note {p} (channel {ch + 1}) not ended within 100 ms of {label}"
+    silent = [(f, ch, p) for f, ch, p in ons if marks["stop"] + limit <= f < marks["go"]]
+    assert not silent, f"the band played while stopped: {silent}"
+    resumed = [f for f, _, _ in ons if f >= marks["go"]]
+    assert resumed and (resumed[0] - marks["go"]) / rate <= 2 * BEAT, "the band did not go on after go"
+
+    # make room: from the next beat on, the mid band keeps out of the player's span
+    effect = marks["room"] + int((BEAT + 0.03) * rate)
+    mid_after = [p for f, ch, p in ons if ch == 2 and effect <= f < marks["panic"]]
+    assert len(mid_after) >= 2, "the mid band did not play after make room: the test means nothing"
+    assert all(not (LOW <= p <= HIGH) for p in mid_after), f"mid played in the player's register: {mid_after}"
+
+    # on the grid: band onsets on sixteenths of the tempo, counted from the first band onset
+    first = ons[0][0]
+    sixteenth = BEAT / 4 * rate
+    off = [abs((f - first) / sixteenth - round((f - first) / sixteenth)) * sixteenth / rate for f, _, _ in ons]
+    signed = [(round((f - start) / rate, 2), round(((f - first) / sixteenth - round((f - first) / sixteenth))
+                                                    * sixteenth / rate * 1000)) for f, _, _ in ons]
+    assert sorted(off)[int(0.9 * len(off))] <= 0.015, f"band notes off the grid: {signed}"
+    assert start is not None
+    player.close()
+    capture.close()
+
+
+def test_output_port_that_goes_away_is_said_and_the_session_goes_on(jack_server, tmp_path):
+    """--midi-out to another client's port; that client leaves mid-session and comes back."""
+    import soundfile
+
+    import torch
+
+    torch.set_num_threads(1)
+    specs = [ToneSpec(0.3 + i * BEAT, 0.85 * BEAT, PLAYER[i % len(PLAYER)]) for i in range(16)]
+    wav = tmp_path / "player.wav"
+    soundfile.write(wav, render(specs, 44100, total=8.5), 44100)
+    capture = JackMidiCapture("gear")
+    warnings: list[tuple[float, str]] = []
+    opts = ListenOptions(input=str(wav), midi_out="gear:in", midi_api="jack", synth="none", echo=False,
+                         record=str(tmp_path / "rec"), bands=("bass", "mid"), band=BandSettings(tempo=120, seed=2))
+    result: dict = {}
+    t0 = time.monotonic()
+    thread = threading.Thread(target=lambda: result.setdefault("r", run_listen(
+        opts, on_warning=lambda text: warnings.append((time.monotonic() - t0, text)))))
+    thread.start()
+    try:
+        time.sleep(3.0)
+        got_before = len(_notes(capture.snapshot(), jack_server.rate))
+        capture.close()  # the gear is unplugged
+        time.sleep(2.5)
+        capture = JackMidiCapture("gear")  # and plugged in again
+        thread.join(15)
+    finally:
+        thread.join(15)
+    assert "r" in result, "the session did not end"
+    assert got_before > 0, "nothing reached the gear before it went away"
+    gone = [w for w in warnings if "is gone" in w[1]]
+    back = [w for w in warnings if "is back" in w[1]]
+    assert gone and 3.0 <= gone[0][0] <= 3.0 + 1.5, f"the missing port was not said within a second: {warnings}"
+    assert back, f"the port coming back was not said: {warnings}"
+    after = _notes(capture.snapshot(), jack_server.rate)
+    assert after, "nothing reached the gear after it came back"
+    from improv.record import read_midi_events
+
+    recorded = read_midi_events(result["r"].recording / "session.mid")
+    band_times = [e.time for e in recorded if e.source in ("bass", "mid")]
+    assert any(3.2 < t < 5.3 for t in band_times), "the band stopped playing (or recording) while the port was away"
+    capture.close()
