@@ -91,6 +91,9 @@ def add_listen(sub) -> None:
     band.add_argument("--commands", metavar="FILE", help="scripted commands, one a line: 'SECONDS COMMAND' "
                       "(e.g. '2.0 bass: make room'), given when the session reaches them")
     band.add_argument("--seed", type=int, default=None, help="seed for the band's choices (default: random)")
+    from .control import add_control_options
+
+    add_control_options(p)  # --controller, --mapping, --osc, --no-keys
     p.add_argument("--quiet", "-q", action="store_true", help="no note log")
     p.set_defaults(func=cmd_listen)
 
@@ -187,6 +190,7 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
 
 
 def cmd_listen(args) -> int:
+    from .control import control_options
     from .display import make_display
     from .session import ListenOptions, run_listen
 
@@ -197,6 +201,7 @@ def cmd_listen(args) -> int:
         fast=args.fast, tracker=args.tracker, bends=args.bends, bend_range=args.bend_range,
         midi_out=args.midi_out, midi_api=args.midi_api, midi=args.midi, record=args.record, bands=bands,
         fmin=args.fmin, tuning=args.tuning, synth=args.synth, soundfont=args.soundfont, **band_opts,
+        controls=control_options(args),
     )
     console = _console()
     # [output] live panel on a terminal, log lines otherwise, nothing with --quiet

@@ -14,6 +14,7 @@ Scripted commands (``commands``) are given to the band when audio time passes th
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class ListenOptions:
     # (applied when audio time passes them), MIDI channels on the port, output latency.
     band: object | None = None          # improv.band.BandSettings
     commands: list[Command] = field(default_factory=list)
+    # [control] foot controller, keyboard and OSC (an improv.control.ControlOptions; None: none)
+    controls: object | None = None
     channels: dict[str, int] | None = None
     output_latency_ms: float = 0.0
 
@@ -130,6 +133,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
     recorder = None
     synth = None
     live = None
+    controls = None
     voices = as_voices(opts.voices)  # [output]
     channels = {**BAND_CHANNELS, **(opts.channels or {})}
     end = 0.0
@@ -170,6 +174,15 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                                 view=view).start()
         if on_band is not None and band is not None:
             on_band(live if live is not None else band)
+        # [control] commands from the foot controller, keyboard and OSC: straight into the live
+        # band's queue; otherwise handed to this loop, which gives them at the next block
+        inbox: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        if opts.controls is not None:
+            from .control import open_controls
+
+            controls = open_controls(opts.controls, on_command=live.command if live is not None else inbox.put,
+                                     now=clock.now if clock is not None else (lambda: end),
+                                     log=on_warning)
         script = sorted(opts.commands, key=lambda c: c.time)
         next_view = 0.0
 
@@ -185,6 +198,12 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
             if recorder is not None:  # [output] input audio, written by the recorder's thread
                 recorder.add_audio(block)
             events = listener.process(block)
+            while not inbox.empty():
+                c = inbox.get()
+                if band is None:
+                    commands.add(c.time, c.target, c.command, c.value)
+                else:
+                    band.command(c, now=end)
             if band is None:
                 while script and script[0].time <= end:
                     c = script.pop(0)
@@ -215,6 +234,8 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
         if band is not None and live is None:
             emit(band.finish(end))
     finally:
+        if controls is not None:
+            controls.close()
         if band is not None and live is None:
             # --fast ended by an error: the band's notes end in the recording too (the port panics
             # below); after a normal end there is nothing left and this adds nothing.
