@@ -57,8 +57,9 @@ class BandSettings:
     context_bars: float = 8.0            # metered: what the band remembers
     context_seconds: float = 16.0        # free mode: what the band remembers
     player_register: str | tuple[int, int] | None = None  # None/"auto": detected; a band; (low, high)
-    lookahead: float = 0.12              # seconds each frame is decided before it leaves
-    handoff: float = 0.0                 # seconds before their time that events leave (the driver's)
+    lookahead: float = 0.05              # seconds each frame is decided before it leaves
+    handoff: float = 0.06                # seconds before their time that events leave: the real-time
+    # driver's (60 ms + output latency); --fast keeps the same so both decide alike
     takeover_gap: float = 0.6            # beats of the player's silence before a take-over starts
     seed: int | None = 0
     generator: str = "model"
@@ -87,6 +88,9 @@ def player_register_setting(text: str | None, ranges: dict[str, tuple[int, int]]
     if t in BANDS:
         return ranges.get(t, DEFAULT_RANGES[t])
     return parse_range(t)
+
+
+PHRASE_BEATS = 8.0  # the player's "last phrase": since their last silence of 1.5 beats, at most 8 beats
 
 
 class Band:
@@ -333,7 +337,7 @@ class Band:
         span = self.register_override or ctx.player_span(self.now)
         profile, rate = None, 0.0
         if any(p.latest().mode == "take-over" for p in self.players.values()) and not sounding:
-            phrase = ctx.last_phrase(1.5 * bs, self.now)
+            phrase = ctx.last_phrase(1.5 * bs, self.now, PHRASE_BEATS * bs)
             if phrase:
                 profile = pitch_class_profile(phrase, self.now)
                 span = (phrase[-1].end or self.now) - phrase[0].start
