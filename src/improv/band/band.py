@@ -120,6 +120,7 @@ class Band:
         self._replan: dict[str, float] = {}
         self.log: deque[dict[str, Any]] = deque(maxlen=20000)
         self.remaps = 0
+        self.skipped = 0                # frames not planned because the driver fell behind
 
     # ------------------------------------------------------------ input (any thread)
 
@@ -157,6 +158,10 @@ class Band:
         if self._replan:
             self._do_replans()
         m = self.map
+        late = m.frame_at_or_after(self.now + self.settings.handoff)
+        if self.k < late:  # the driver fell behind (a stall): frames that cannot leave on time are skipped
+            self.skipped += late - self.k
+            self.k = late
         horizon = self.now + self.settings.handoff + self.settings.lookahead
         while m.seconds(self.k * m.unit) < horizon:
             self._plan_frame(self.k)
@@ -218,6 +223,7 @@ class Band:
             self.gen.note_off("lead", self.map.units(note.end))
 
     def _apply(self, at: float, cmd: Command) -> None:
+        at = max(at, self.now)  # (queued from another thread: what is handed on cannot change)
         name, value = cmd.command, cmd.value
         targets = [b for b in self.players if cmd.target in ("all", b)]
         entry: dict[str, Any] = {"time": cmd.time, "applied": at, "event": "command", "command": cmd.label()}
