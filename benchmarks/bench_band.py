@@ -19,7 +19,8 @@ time (from the band's log) to the end of the recording.
 * take over (``mid: take over``): for each silence of the player of at least 1.5 beats,
   when the band's first note came (beats after the silence began), when the band was
   silent again after the player came back (beats after the player's onset), and the
-  correlation of the pitch classes it played with the player's last phrase.
+  correlation of the pitch classes it played with the player's last phrase (since their
+  last silence of 1.5 beats, at most 8 beats; gaps where the band played 3 notes or more).
 * reaction: command -> effect (the band's log): stop/panic in ms (notes off), the
   others in beats (metered: the next beat) or ms (free).
 * live (``--live``): real-time sessions (paced input, the band's thread and
@@ -49,6 +50,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from improv.band import Band, BandSettings, parse_command  # noqa: E402
 from improv.band import measure as M  # noqa: E402
+from improv.band.band import PHRASE_BEATS  # noqa: E402
 from improv.band.generators import ModelGenerator  # noqa: E402
 from improv.band.offline import hear_blocks, play  # noqa: E402
 from improv.model import load_model  # noqa: E402
@@ -234,7 +236,7 @@ def takeover_figures(rec: Recording, seed: int, band_name: str = "mid") -> dict:
         # silent again after the player's return: when the band notes sounding at the return ended
         sounding = [n for n in mine if n.onset < g1 + 1e-6 and n.offset > g1]
         row["yield_beats"] = (max(n.offset for n in sounding) - g1) / beat if sounding else 0.0
-        phrase = [n for n in player if _phrase_start(player, g0, 1.5 * beat) <= n.onset < g0]
+        phrase = [n for n in player if _phrase_start(player, g0, 1.5 * beat, PHRASE_BEATS * beat) <= n.onset < g0]
         if len(in_gap) >= 3 and phrase:
             row["pc_correlation"] = M.correlation(M.pc_profile(in_gap), M.pc_profile(phrase))
         row["notes"] = len(in_gap)
@@ -242,11 +244,16 @@ def takeover_figures(rec: Recording, seed: int, band_name: str = "mid") -> dict:
     return {"recording": rec.name, "seed": seed, "band": band_name, "gaps": rows}
 
 
-def _phrase_start(player, before: float, gap: float) -> float:
+def _phrase_start(player, before: float, gap: float, longest: float) -> float:
+    """Where the player's last phrase before ``before`` began: after their last silence of
+    ``gap`` seconds, at most ``longest`` seconds back (as the band takes it)."""
     ordered = [n for n in sorted(player, key=lambda n: n.onset) if n.onset < before]
-    start = ordered[-1].onset if ordered else before
+    if not ordered:
+        return before
+    stop = ordered[-1].offset - longest
+    start = ordered[-1].onset
     for a, b in zip(reversed(ordered[:-1]), reversed(ordered[1:])):
-        if b.onset - a.offset >= gap:
+        if b.onset - a.offset >= gap or a.onset < stop:
             break
         start = a.onset
     return start

@@ -163,7 +163,7 @@ def test_other_commands_take_effect_on_the_next_beat():
     assert len(rows) == 3
     for row in rows:
         delay_beats = (row["effect"] - row["time"]) / BEAT
-        assert 0.0 < delay_beats <= 1.0 + 0.02 / BEAT + 1e-6, row
+        assert 0.0 < delay_beats <= 1.0 + 0.08 / BEAT + 1e-6, row  # the next beat at least 80 ms on
         phase = (row["effect"] - 0.5) / BEAT  # beat 0 on the first onset at 0.5 s
         assert abs(phase - round(phase)) < 1e-6, f"{row['command']} took effect off the beat"
 

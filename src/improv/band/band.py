@@ -57,8 +57,9 @@ class BandSettings:
     context_bars: float = 8.0            # metered: what the band remembers
     context_seconds: float = 16.0        # free mode: what the band remembers
     player_register: str | tuple[int, int] | None = None  # None/"auto": detected; a band; (low, high)
-    lookahead: float = 0.12              # seconds each frame is decided before it leaves
-    handoff: float = 0.0                 # seconds before their time that events leave (the driver's)
+    lookahead: float = 0.05              # seconds each frame is decided before it leaves
+    handoff: float = 0.06                # seconds before their time that events leave: the real-time
+    # driver's (60 ms + output latency); --fast keeps the same so both decide alike
     takeover_gap: float = 0.6            # beats of the player's silence before a take-over starts
     seed: int | None = 0
     generator: str = "model"
@@ -89,6 +90,9 @@ def player_register_setting(text: str | None, ranges: dict[str, tuple[int, int]]
     return parse_range(t)
 
 
+PHRASE_BEATS = 8.0  # the player's "last phrase": since their last silence of 1.5 beats, at most 8 beats
+
+
 class Band:
     """Three (or fewer) monophonic band players answering the player (see the module doc)."""
 
@@ -116,6 +120,7 @@ class Band:
         self._replan: dict[str, float] = {}
         self.log: deque[dict[str, Any]] = deque(maxlen=20000)
         self.remaps = 0
+        self.skipped = 0                # frames not planned because the driver fell behind
 
     # ------------------------------------------------------------ input (any thread)
 
@@ -153,6 +158,10 @@ class Band:
         if self._replan:
             self._do_replans()
         m = self.map
+        late = m.frame_at_or_after(self.now + self.settings.handoff)
+        if self.k < late:  # the driver fell behind (a stall): frames that cannot leave on time are skipped
+            self.skipped += late - self.k
+            self.k = late
         horizon = self.now + self.settings.handoff + self.settings.lookahead
         while m.seconds(self.k * m.unit) < horizon:
             self._plan_frame(self.k)
@@ -214,6 +223,7 @@ class Band:
             self.gen.note_off("lead", self.map.units(note.end))
 
     def _apply(self, at: float, cmd: Command) -> None:
+        at = max(at, self.now)  # (queued from another thread: what is handed on cannot change)
         name, value = cmd.command, cmd.value
         targets = [b for b in self.players if cmd.target in ("all", b)]
         entry: dict[str, Any] = {"time": cmd.time, "applied": at, "event": "command", "command": cmd.label()}
@@ -333,7 +343,7 @@ class Band:
         span = self.register_override or ctx.player_span(self.now)
         profile, rate = None, 0.0
         if any(p.latest().mode == "take-over" for p in self.players.values()) and not sounding:
-            phrase = ctx.last_phrase(1.5 * bs, self.now)
+            phrase = ctx.last_phrase(1.5 * bs, self.now, PHRASE_BEATS * bs)
             if phrase:
                 profile = pitch_class_profile(phrase, self.now)
                 span = (phrase[-1].end or self.now) - phrase[0].start

@@ -120,15 +120,20 @@ class Context:
             return 0
         return int(np.sign(last[1] - last[0]))
 
-    def last_phrase(self, gap: float, now: float) -> list[CtxNote]:
-        """The player's notes since the last silence of at least ``gap`` seconds."""
+    def last_phrase(self, gap: float, now: float, longest: float = math.inf) -> list[CtxNote]:
+        """The player's notes since the last silence of at least ``gap`` seconds, at most
+        ``longest`` seconds back from the last note's end."""
         notes = [n for n in self.notes if n.source == PLAYER]
         out: list[CtxNote] = []
+        stop = None
         for n in reversed(notes):
-            if out:
-                end = n.end if n.end is not None else now
-                if out[-1].start - end >= gap:
-                    break
+            end = n.end if n.end is not None else now
+            if stop is None:
+                stop = end - longest
+            if out and out[-1].start - end >= gap:
+                break
+            if n.start < stop:
+                break
             out.append(n)
         return out[::-1]
 

@@ -29,8 +29,9 @@ total is steered toward a chance of a new note. How the orders become both:
 * harmonic: the player's key (the model's ``keep_key``) and consonance with the
   player's pitch, strongest on the beats; contrapuntal: the key, contrary motion to
   the player's last interval, no unisons/octaves with the player, consonance on the
-  beats; fight: the model's ``fight`` hook (1 + 3 x dissonance budget), contrary
-  motion, fewer onsets on the beats and more off them, no key.
+  beats; fight: the model's ``fight`` hook (1 + 3 x dissonance budget), pitches out of
+  the player's key (1 + 2 x budget), contrary motion, fewer onsets on the beats and more
+  off them.
 * more orderly / more chaotic: a lower / higher temperature and a narrower / full
   nucleus among the pitches, plus a bias toward / away from the band's recent pitches
   and small steps.
@@ -52,7 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from ..model import VoiceControl, fight, keep_key
+from ..model import VoiceControl, fight, heard_key, keep_key
 from ..model.encoding import PITCH_HI, PITCH_LO
 from .context import Context, pitch_class_profile
 from .orders import Orders
@@ -210,6 +211,7 @@ class BandPlayer:
         if orders.mode == "fight":
             budget = orders.amount
             hooks.append(fight(1.0 + 3.0 * budget))
+            hooks.append(out_of_key(1.0 + 2.0 * budget))  # clashes with whatever the player plays next too
             pv += self._contrary(scene, last, 1.0)
             onset = min(0.95, onset * (0.4 if scene.on_beat else 1.25))  # rhythmic displacement: off the beat
         else:
@@ -344,6 +346,18 @@ class BandPlayer:
         hook = shaped(pv, onset, [], start_note=kick, pitch_temperature=0.6 + 0.6 * variation,
                       pitch_top_p=0.8 + 0.2 * variation)
         return VoiceRequest("lead", control, hook, self.velocity + 6, fold=(self.low, self.high), kick=kick)
+
+
+def out_of_key(strength: float) -> Callable:
+    """Favour (by ``strength`` nats) pitches outside the player's key: the opposite of the
+    model's ``keep_key``, for fight."""
+
+    def hook(ctx, logits: np.ndarray) -> None:
+        scale = heard_key(ctx.heard_pitch_classes)
+        if scale is not None:
+            logits[2:] += np.where(scale[_PITCHES % 12], 0.0, strength)
+
+    return hook
 
 
 def shaped(pitch_bias: np.ndarray, onset: float, hooks: list[Callable], start_note: bool = False,
