@@ -192,7 +192,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                     sink(ev)
 
         for block in source.blocks(stop):
-            end = block.end / block.sample_rate
+            prev_end, end = end, block.end / block.sample_rate
             if clock is not None:
                 clock.block(end)
             if recorder is not None:  # [output] input audio, written by the recorder's thread
@@ -203,7 +203,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                 if band is None:
                     commands.add(c.time, c.target, c.command, c.value)
                 else:
-                    band.command(c, now=end)
+                    band.command(c, now=max(c.time, prev_end))
             if band is None:
                 while script and script[0].time <= end:
                     c = script.pop(0)
@@ -215,8 +215,9 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
             while script and script[0].time <= end:
                 if live is not None:
                     live.command(script.pop(0))
-                else:
-                    band.command(script.pop(0), now=end)
+                else:  # --fast: at the command's own time inside this block
+                    c = script.pop(0)
+                    band.command(c, now=max(c.time, prev_end))
             if live is not None:
                 emit(events)
                 live.check()

@@ -223,8 +223,11 @@ class Band:
             self.gen.note_off("lead", self.map.units(note.end))
 
     def _apply(self, at: float, cmd: Command) -> None:
-        at = max(at, self.now)  # (queued from another thread: what is handed on cannot change)
         name, value = cmd.command, cmd.value
+        if name not in ("stop", "panic"):
+            at = max(at, self.now)  # (queued from another thread: what is handed on cannot change)
+        # stop and panic act from their own time: what was already handed on was silenced
+        # by ``on_silence`` (the scheduler drops it), and with --fast nothing after it plays
         targets = [b for b in self.players if cmd.target in ("all", b)]
         entry: dict[str, Any] = {"time": cmd.time, "applied": at, "event": "command", "command": cmd.label()}
         if name == "panic":
