@@ -10,12 +10,14 @@ cents; offsets 20% or 50 ms), pooled over files:
 * Basic Pitch on ONNX (``basic-pitch``, offline, polyphonic);
 * pYIN over the whole clip plus a plain note segmentation (``pyin-offline``, non-causal).
 
-Recordings (default, about 290 s of audio, chosen so that the whole run stays within
-10 minutes on the shared 2-core machine): vocadito; 6 of the 67 SSVD sight-singing takes,
-spread evenly over the sorted list of those no longer than 30 s; one short instrument take
-(11-14 s, exact truth) per instrument from ``render_instruments.py``, the soundfonts
-alternating, rendered into ``~/.cache/improv/compare-takes/seed1`` the first time (a few
-seconds). ``--ssvd all --takes all`` for everything (40 + 11 minutes of audio).
+Recordings (default, about 280 s of audio, chosen so that the whole run stays within
+10 minutes on the shared 2-core machine): vocadito (33 s); 10 of the 67 SSVD
+sight-singing takes, spread evenly over the sorted list, each cut to about its first 12 s
+of singing at a gap between notes (per-take F1 varies from 0.0 to 0.9, so more singers
+matter more than longer takes); one short instrument take (11-14 s, exact truth) per
+instrument from ``render_instruments.py``, the soundfonts alternating. The excerpts and
+takes are made once into ``~/.cache/improv/compare-takes`` (seconds).
+``--ssvd all --ssvd-seconds 0 --takes all`` for everything (40 + 11 minutes of audio).
 
 Generation side: the band model's incremental step (``bench_model.measure``: all three
 bands' next beat) — latency p50/p95 and the notes per second it sustains — measured after
@@ -24,7 +26,7 @@ the input audio to the band's first reacting MIDI message on JACK, whole pipelin
 running) is a hook, ``end_to_end()``: TODO until the band players exist.
 
     python3 benchmarks/compare.py                 # default set, 6 methods, 2 processes, model step
-    python3 benchmarks/compare.py --ssvd all --takes all --methods improv:yin,aubio-notes
+    python3 benchmarks/compare.py --ssvd all --ssvd-seconds 0 --takes all --methods improv:yin,aubio-notes
     python3 benchmarks/compare.py --methods improv:crepe-full --ssvd 1 --takes short --no-generation
 
 Writes OUT/compare.json, OUT/compare.png (F1 bars, latency histograms) and OUT/compare.md
@@ -63,7 +65,7 @@ from improv.truth import find_truth  # noqa: E402
 DEFAULT_METHODS = ("improv:yin", "improv:crepe-tiny", "improv:pesto", "aubio-notes", "basic-pitch", "pyin-offline")
 LEFT_OUT = {
     "improv:crepe-full": "measured 9.8 CPU seconds per second of audio (one thread, a 12 s take: 119 s "
-                         "of CPU); on the default set (~290 s) it alone would need ~48 CPU minutes. "
+                         "of CPU); on the default set (~280 s) it alone would need ~48 CPU minutes. "
                          "Add it with --methods on a few files.",
     "fcpe": "torchfcpe 0.0.4 ships its weights in the wheel but imports torchaudio at import time "
             "(mel_extractor.py: from torchaudio.transforms import Resample); the only torchaudio "
@@ -105,26 +107,75 @@ def is_causal(method: str) -> bool:
 # ----------------------------------------------------------------------- recordings
 
 
-def real_recordings(data: Path, ssvd: int | None, log, max_seconds: float | None = None) -> list[Recording]:
-    """vocadito and ``ssvd`` SSVD files spread evenly over the sorted list (None: all of
-    them) of the takes no longer than ``max_seconds`` (None: any length)."""
+def real_recordings(data: Path, ssvd: int | None, log, excerpt: float = 0.0,
+                    cache: Path | None = None) -> list[Recording]:
+    """vocadito and ``ssvd`` SSVD takes spread evenly over the sorted list (None: all).
+
+    ``excerpt`` > 0: each SSVD take is cut to its first ``excerpt`` seconds or so of
+    singing (``ssvd_excerpt``), written with its truth into ``cache`` (the shared data is
+    only read)."""
     if not data.is_dir():
         log(f"skipped the real recordings: {data} is absent")
         return []
-    import soundfile
-
     out = []
     voc = data / "vocadito" / "vocadito_1.wav"
     if voc.exists():
         out.append(Recording(voc, "vocadito"))
     files = sorted((data / "ssvd-train").glob("*.flac"))
     if files and ssvd != 0:
-        if ssvd is not None:
-            if max_seconds:
-                files = [f for f in files if soundfile.info(str(f)).duration <= max_seconds]
-            if ssvd < len(files):
-                files = [files[int((i + 0.5) * len(files) / ssvd)] for i in range(ssvd)]
-        out.extend(Recording(f, "ssvd") for f in files)
+        if ssvd is not None and ssvd < len(files):
+            files = [files[int((i + 0.5) * len(files) / ssvd)] for i in range(ssvd)]
+        if excerpt > 0:
+            folder = (cache or SHORT_TAKES) / f"ssvd-{excerpt:g}s"
+            files = [ssvd_excerpt(f, excerpt, folder) for f in files]
+        out.extend(Recording(f, "ssvd") for f in files if f is not None)
+    return out
+
+
+def excerpt_bounds(intervals: np.ndarray, seconds: float, duration: float,
+                   lead_in: float = 0.5, min_gap: float = 0.1) -> tuple[float, float]:
+    """Where to cut a take with truth ``intervals`` (sorted by onset) so that it holds
+    about ``seconds`` of singing and no note is cut: from ``lead_in`` before the first
+    onset to the middle of the first gap of at least ``min_gap`` (between everything sung
+    so far and the next onset) at or after ``seconds`` into the excerpt. The whole take
+    when there is no such gap."""
+    if len(intervals) == 0:
+        return 0.0, duration
+    start = max(0.0, float(intervals[0, 0]) - lead_in)
+    ends = np.maximum.accumulate(intervals[:, 1])
+    for k in range(1, len(intervals)):
+        gap = float(intervals[k, 0] - ends[k - 1])
+        if ends[k - 1] - start >= seconds and gap >= min_gap:
+            return start, float(ends[k - 1]) + min(gap / 2, 0.25)
+    return start, duration
+
+
+def ssvd_excerpt(flac: Path, seconds: float, folder: Path) -> Path | None:
+    """The first ``seconds`` of singing of an SSVD take and its truth (shifted), as
+    ``folder/<id>.flac`` + ``<id>.txt`` (made once)."""
+    import soundfile
+
+    from improv.truth import load_truth_file
+
+    out = folder / flac.name
+    txt = out.with_suffix(".txt")
+    if out.exists() and txt.exists():
+        return out
+    truth_file = flac.with_suffix(".txt")
+    if not truth_file.exists():
+        return None
+    truth = load_truth_file(truth_file)
+    order = np.argsort(truth.intervals[:, 0], kind="stable")
+    iv, pitches = truth.intervals[order], truth.pitches[order]
+    info = soundfile.info(str(flac))
+    a, b = excerpt_bounds(iv, seconds, info.duration)
+    x, sr = soundfile.read(str(flac), start=int(a * info.samplerate), stop=int(b * info.samplerate))
+    keep = (iv[:, 0] >= a) & (iv[:, 1] <= b)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.flac")
+    soundfile.write(str(tmp), x, sr, format="FLAC")
+    txt.write_text("".join(f"{s - a:.4f}\t{e - a:.4f}\t{p:.4f}\n" for (s, e), p in zip(iv[keep], pitches[keep])))
+    tmp.replace(out)  # the audio last: a half-written excerpt is made again next time
     return out
 
 
@@ -308,8 +359,9 @@ def verdicts(figs: dict) -> list[str]:
     if "basic-pitch" in figs:
         b = figs["basic-pitch"]["all"]
         gap = 100 * (b["notes"]["f1"] - o["notes"]["f1"])
+        where = f"{gap:.1f} points behind" if gap > 0 else f"{-gap:.1f} points ahead"
         lines.append(f"{ours} vs basic-pitch (offline): F1 {o['notes']['f1']:.3f} vs {b['notes']['f1']:.3f}, "
-                     f"{gap:.1f} points behind: " + ("within 5 points" if gap <= 5 else "NOT within 5 points"))
+                     f"{where}: " + ("within 5 points" if gap <= 5 else "NOT within 5 points"))
     for kind in ("real", "instruments"):
         if kind not in figs[ours]:
             continue
@@ -317,7 +369,11 @@ def verdicts(figs: dict) -> list[str]:
         for peer in ("aubio-notes", "basic-pitch"):
             if peer in figs and kind in figs[peer]:
                 part.append(f"{peer} {figs[peer][kind]['notes']['f1']:.3f}")
-        lines.append(f"  on the {kind} recordings alone: F1 " + ", ".join(part))
+        line = f"  on the {kind} recordings alone: F1 " + ", ".join(part)
+        if "basic-pitch" in figs and kind in figs["basic-pitch"]:
+            g = 100 * (figs["basic-pitch"][kind]["notes"]["f1"] - figs[ours][kind]["notes"]["f1"])
+            line += f" ({ours} {abs(g):.1f} points {'behind' if g > 0 else 'ahead of'} basic-pitch)"
+        lines.append(line)
     return lines
 
 
@@ -466,16 +522,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma list of improv:<tracker>, aubio-notes, basic-pitch, pyin-offline "
                         f"(default {','.join(DEFAULT_METHODS)})")
     p.add_argument("--data", type=Path, default=DATA, help=f"real recordings (default {DATA})")
-    p.add_argument("--ssvd", default="6", help="SSVD files, spread evenly (a number, or all; default 6)")
-    p.add_argument("--ssvd-max-seconds", type=float, default=30.0,
-                   help="pick the SSVD files among those no longer than this (default 30; 0: any; "
-                        "--ssvd all takes every file)")
+    p.add_argument("--ssvd", default="10", help="SSVD takes, spread evenly over the sorted list "
+                   "(a number, or all; default 10)")
+    p.add_argument("--ssvd-seconds", type=float, default=12.0,
+                   help="cut each SSVD take to about its first N seconds of singing, at a gap between "
+                        "notes (default 12; 0: whole takes)")
     p.add_argument("--takes", choices=["short", "one", "first", "all"], default="short",
                    help="instrument takes: one short take (11-14 s) per instrument, rendered into "
                         "--short-takes (default); or from --instruments (20-28 s takes): one per "
                         "instrument, soundfonts alternating; the first per instrument and soundfont; or all")
     p.add_argument("--short-takes", type=Path, default=SHORT_TAKES,
-                   help=f"folder for the short takes (default {SHORT_TAKES})")
+                   help=f"folder for the short instrument takes and SSVD excerpts (default {SHORT_TAKES})")
     p.add_argument("--instruments", type=Path, default=Path.home() / ".cache" / "improv" / "instruments",
                    help="the 20-28 s instrument takes of render_instruments.py (rendered there if absent)")
     p.add_argument("--seed", type=int, default=1, help="seed for rendering the instrument takes")
@@ -501,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--ssvd wants a number or all, --model-threads a comma list of numbers")
     if ssvd is not None and ssvd < 0 or any(t < 1 for t in threads) or args.model_beats < 1:
         p.error("--ssvd, --model-threads and --model-beats must be positive")
+    if args.ssvd_seconds < 0:
+        p.error("--ssvd-seconds must be 0 (whole takes) or more")
     log = lambda *a: print(*a, flush=True)  # noqa: E731
     from peers import missing
 
@@ -509,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"skipped {m}: {why}")
     methods = [m for m in methods if m not in skipped]
 
-    recs = real_recordings(args.data, ssvd, log, args.ssvd_max_seconds or None)
+    recs = real_recordings(args.data, ssvd, log, args.ssvd_seconds, args.short_takes)
     if args.takes == "short":
         recs += short_recordings(args.short_takes, args.seed, log)
     else:
