@@ -2,10 +2,11 @@
 
 One step = what a band does each beat: observe the player's notes that arrived, then
 ``propose`` the next beat of all three bands (bass, mid, high) and ``accept`` it. The
-player's line is a fixed synthetic tune. The process allows ``--threads`` torch threads;
-the session proposes on one (``Session.threads``, its default), and the metered step is
-also measured on all ``--threads`` for comparison. Reports medians and percentiles;
-prints the machine's load average, since the machine is shared.
+player's line is a fixed synthetic tune (seeded random walk, 85% of beats sounding).
+Reports medians and percentiles, the notes each step proposed and the notes per second
+the model sustains when it does nothing but step; prints the machine's load average,
+since the machine is shared. ``benchmarks/compare.py`` runs ``measure`` as its
+generation section.
 
     PYTHONPATH=src python3 benchmarks/bench_model.py --threads 2 --beats 400 [--json out.json]
 """
@@ -34,19 +35,24 @@ def _melody(beats: int) -> list[tuple[int, float, float]]:
     return notes
 
 
-def bench_steps(model, beats: int, warmup: int, metered: bool = True, session_threads: int | None = 1) -> np.ndarray:
+def bench_steps(model, beats: int, warmup: int, metered: bool = True) -> np.ndarray:
+    """Milliseconds per step (after ``warmup`` steps)."""
+    return run_steps(model, beats, warmup, metered)[0]
+
+
+def run_steps(model, beats: int, warmup: int, metered: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Milliseconds per step and the band notes each step proposed (after ``warmup`` steps)."""
     import torch  # noqa: F401
 
     from improv.model import VoiceControl
 
     sess = model.session(metered=metered, seed=0)
-    sess.threads = session_threads
     unit = 1.0 if metered else 0.5
     melody = [(p, s * unit, e * unit) for p, s, e in _melody(beats + warmup + 2)]
     controls = {"bass": VoiceControl(low=28, high=52), "mid": VoiceControl(low=48, high=67),
                 "high": VoiceControl(low=62, high=84)}
     nxt, open_end = 0, None
-    times = []
+    times, notes = [], []
     for beat in range(beats + warmup):
         now = beat * unit
         t0 = time.perf_counter()
@@ -61,12 +67,57 @@ def bench_steps(model, beats: int, warmup: int, metered: bool = True, session_th
         prop = sess.propose(now, voices=("bass", "mid", "high"), controls=controls if beat == 0 else None)
         sess.accept(prop)
         times.append(time.perf_counter() - t0)
-    return np.array(times[warmup:]) * 1e3
+        notes.append(len(prop.notes))
+    return np.array(times[warmup:]) * 1e3, np.array(notes[warmup:])
 
 
 def stats(ms: np.ndarray) -> dict:
     return {"n": int(len(ms)), "p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
             "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()), "mean_ms": float(ms.mean())}
+
+
+def step_figures(ms: np.ndarray, notes: np.ndarray, unit_s: float) -> dict:
+    """``stats`` plus throughput: the notes the model proposed per step (all three bands,
+    its own density at default controls) and the notes per second it can sustain when it
+    does nothing but step (notes / compute time); ``realtime_share_p95``: p95 step time
+    over the step's musical length (``unit_s``: a beat at 120 BPM, or 0.5 s unmetered)."""
+    out = stats(ms)
+    out["notes_per_step"] = float(notes.mean())
+    out["notes_per_second_sustained"] = float(notes.sum() / (ms.sum() / 1e3)) if ms.sum() else None
+    out["steps_per_second_sustained"] = float(1e3 / ms.mean())
+    out["step_unit_s"] = unit_s
+    out["realtime_share_p95"] = float(np.percentile(ms, 95) / (unit_s * 1e3))
+    return out
+
+
+def measure(model_path: str | None = None, threads: int = 2, beats: int = 400, warmup: int = 32,
+            loads: int = 5, cold: bool = True) -> dict:
+    """Everything ``main`` reports, as a dict (``benchmarks/compare.py`` calls this)."""
+    import torch
+
+    from improv.model import load_model
+
+    torch.set_num_threads(threads)
+    out: dict = {"threads": threads, "load_average_before": list(os.getloadavg()), "cpus": os.cpu_count()}
+    loads_s = []
+    for _ in range(max(1, loads)):
+        t0 = time.perf_counter()
+        model = load_model(model_path)
+        loads_s.append(time.perf_counter() - t0)
+    out["load_model_s"] = {"median": float(np.median(loads_s)), "max": float(np.max(loads_s))}
+    out["cold_import_and_load_s"] = None
+    if cold:
+        # A cold start: a new interpreter importing improv.model (torch included) and loading.
+        code = ("import time; t=time.perf_counter(); from improv.model import load_model; "
+                f"load_model({model_path!r}); print(time.perf_counter()-t)")
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
+        out["cold_import_and_load_s"] = float(run.stdout.strip()) if run.returncode == 0 else None
+    out["model"] = str(model.path)
+    out["parameters"] = sum(p.numel() for p in model.net.parameters())
+    out["metered_step"] = step_figures(*run_steps(model, beats, warmup, metered=True), unit_s=0.5)
+    out["unmetered_step"] = step_figures(*run_steps(model, max(1, beats // 2), warmup, metered=False), unit_s=0.5)
+    out["load_average_after"] = list(os.getloadavg())
+    return out
 
 
 def main() -> int:
@@ -79,40 +130,15 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    import torch
-
-    from improv.model import load_model
-
-    torch.set_num_threads(args.threads)
-    out: dict = {"threads": args.threads, "load_average_before": os.getloadavg(), "cpus": os.cpu_count()}
-    loads = []
-    for _ in range(args.loads):
-        t0 = time.perf_counter()
-        model = load_model(args.model)
-        loads.append(time.perf_counter() - t0)
-    out["load_model_s"] = {"median": float(np.median(loads)), "max": float(np.max(loads))}
-    # A cold start: a new interpreter importing improv.model (torch included) and loading.
-    code = ("import time; t=time.perf_counter(); from improv.model import load_model; "
-            f"load_model({args.model!r}); print(time.perf_counter()-t)")
-    cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
-    out["cold_import_and_load_s"] = float(cold.stdout.strip()) if cold.returncode == 0 else None
-    out["model"] = str(model.path)
-    out["parameters"] = sum(p.numel() for p in model.net.parameters())
-    # As the band uses it: the session proposes on one torch thread (Session.threads = 1)
-    # inside a process allowed --threads; and, for comparison, on the process's --threads.
-    out["metered_step"] = stats(bench_steps(model, args.beats, args.warmup, metered=True))
-    out["unmetered_step"] = stats(bench_steps(model, args.beats // 2, args.warmup, metered=False))
-    if args.threads != 1:
-        out[f"metered_step_on_{args.threads}_threads"] = stats(
-            bench_steps(model, args.beats, args.warmup, metered=True, session_threads=None))
-    out["load_average_after"] = os.getloadavg()
+    out = measure(args.model, args.threads, args.beats, args.warmup, args.loads)
     print(f"model {out['model']} ({out['parameters']:,} parameters), torch threads {args.threads}")
     print(f"load_model: median {out['load_model_s']['median'] * 1e3:.0f} ms (warm process); "
-          f"cold import + load {out['cold_import_and_load_s']:.2f} s")
-    for k in [k for k in out if k.endswith("step") or "_step_on_" in k]:
+          f"cold import + load {out['cold_import_and_load_s'] or float('nan'):.2f} s")
+    for k in ("metered_step", "unmetered_step"):
         s = out[k]
         print(f"{k} (3 bands, next beat): p50 {s['p50_ms']:.2f} ms  p95 {s['p95_ms']:.2f} ms  "
-              f"p99 {s['p99_ms']:.2f} ms  max {s['max_ms']:.2f} ms  (n={s['n']})")
+              f"p99 {s['p99_ms']:.2f} ms  max {s['max_ms']:.2f} ms  (n={s['n']}); "
+              f"{s['notes_per_step']:.2f} notes/step, sustains {s['notes_per_second_sustained']:.0f} notes/s")
     print(f"load average before {out['load_average_before']}, after {out['load_average_after']} "
           f"on {out['cpus']} CPUs")
     if args.json:

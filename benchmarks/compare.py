@@ -10,19 +10,24 @@ cents; offsets 20% or 50 ms), pooled over files:
 * Basic Pitch on ONNX (``basic-pitch``, offline, polyphonic);
 * pYIN over the whole clip plus a plain note segmentation (``pyin-offline``, non-causal).
 
-Recordings: the real takes in ../shared/data (vocadito; 8 of the 67 SSVD sight-singing
-takes, spread evenly) and instrument takes with exact truth from ``render_instruments.py``
-(one per instrument, the soundfonts alternating; rendered into the cache first if
-missing). About 500 s of audio: the six default methods need about 9 CPU minutes, so
-the run takes 5-6 minutes on an idle 2-core machine (``--ssvd all --takes all`` for
-everything: 40 + 11 minutes of audio).
+Recordings (default, about 280 s of audio, chosen so that the whole run stays within
+10 minutes on the shared 2-core machine): vocadito (33 s); 10 of the 67 SSVD
+sight-singing takes, spread evenly over the sorted list, each cut to about its first 12 s
+of singing at a gap between notes (per-take F1 varies from 0.0 to 0.9, so more singers
+matter more than longer takes); one short instrument take (11-14 s, exact truth) per
+instrument from ``render_instruments.py``, the soundfonts alternating. The excerpts and
+takes are made once into ``~/.cache/improv/compare-takes`` (seconds).
+``--ssvd all --ssvd-seconds 0 --takes all`` for everything (40 + 11 minutes of audio).
 
-Generation side (band model step latency, notes per second, player-to-band latency on
-JACK): not measured yet — no band model in this branch. The JSON carries the section with
-its status so that the numbers can be added beside the listening ones.
+Generation side: the band model's incremental step (``bench_model.measure``: all three
+bands' next beat) — latency p50/p95 and the notes per second it sustains — measured after
+the listening jobs, in a process of its own. The end-to-end figure (a note's true onset in
+the input audio to the band's first reacting MIDI message on JACK, whole pipeline
+running) is a hook, ``end_to_end()``: TODO until the band players exist.
 
-    python3 benchmarks/compare.py                 # ~500 s of audio, 6 methods, 2 processes
-    python3 benchmarks/compare.py --ssvd all --takes all --methods improv:yin,aubio-notes
+    python3 benchmarks/compare.py                 # default set, 6 methods, 2 processes, model step
+    python3 benchmarks/compare.py --ssvd all --ssvd-seconds 0 --takes all --methods improv:yin,aubio-notes
+    python3 benchmarks/compare.py --methods improv:crepe-full --ssvd 1 --takes short --no-generation
 
 Writes OUT/compare.json, OUT/compare.png (F1 bars, latency histograms) and OUT/compare.md
 (the table for the README); prints the table.
@@ -39,7 +44,9 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
@@ -57,22 +64,30 @@ from improv.truth import find_truth  # noqa: E402
 
 DEFAULT_METHODS = ("improv:yin", "improv:crepe-tiny", "improv:pesto", "aubio-notes", "basic-pitch", "pyin-offline")
 LEFT_OUT = {
-    "improv:crepe-full": "about 9x slower than real time on an idle core (88 ms of CPU per 10 ms frame, "
-                         "../shared/docs/pitch-trackers.md); on this shared machine 8 CPU-minutes per 23 s "
-                         "take did not finish it. It alone would take the run past 10 minutes. "
+    "improv:crepe-full": "measured 9.8 CPU seconds per second of audio (one thread, a 12 s take: 119 s "
+                         "of CPU); on the default set (~280 s) it alone would need ~48 CPU minutes. "
                          "Add it with --methods on a few files.",
     "fcpe": "torchfcpe 0.0.4 ships its weights in the wheel but imports torchaudio at import time "
             "(mel_extractor.py: from torchaudio.transforms import Resample); the only torchaudio "
             "on PyPI here is a CUDA build that breaks the CPU torch. pYIN is the offline ceiling instead.",
 }
-# Rough CPU seconds per second of audio, to start the slow jobs first.
-COST = {"improv:crepe-full": 9.0, "improv:crepe-tiny": 0.5, "improv:pesto": 0.4, "pyin-offline": 0.15,
-        "improv:yin": 0.07, "basic-pitch": 0.03, "aubio-notes": 0.01}
+# CPU seconds per second of audio (measured, main as of 55eee41, one thread), to start the
+# slow jobs first and to estimate the run.
+COST = {"improv:crepe-full": 9.8, "improv:crepe-tiny": 0.5, "improv:pesto": 0.35, "pyin-offline": 0.14,
+        "improv:yin": 0.12, "basic-pitch": 0.035, "aubio-notes": 0.007}
 DATA = Path(os.environ.get("IMPROV_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
-GENERATION_TODO = ("not measured: needs the band model (branch `model`) and the band players; "
-                   "to add: band-model step latency p50/p95, notes per second sustained, and the "
-                   "player-to-band latency (true onset in the input audio -> first reacting MIDI "
-                   "message out of improv) on the JACK server with the whole pipeline running")
+SHORT_TAKES = Path.home() / ".cache" / "improv" / "compare-takes"
+SHORT_SECONDS = (11.0, 14.0)
+# TODO(band): the end-to-end figure. When the band players exist (branch `band`), add
+# benchmarks/bench_e2e.py with ``run(log) -> dict`` that starts a JACK server (dummy driver),
+# plays a recording with truth into improv's input, runs `improv listen --bands ...` (listening
+# + three bands) and captures improv's MIDI on a JACK port; it returns at least
+# {"n", "p50_ms", "p95_ms"} of (first band MIDI message reacting to a player note) - (that
+# note's true onset in the input audio), in JACK frame time. ``end_to_end()`` calls it.
+E2E_TODO = ("TODO(band): not measured yet - needs the band players (branch `band`). To add: "
+            "benchmarks/bench_e2e.py with run(log) -> {n, p50_ms, p95_ms, ...}: true onset in the "
+            "input audio -> band's first reacting MIDI message leaving improv, on the JACK server "
+            "(dummy driver) with listening + three bands running; compare.py then reports it here")
 
 
 @dataclass(frozen=True)
@@ -92,8 +107,13 @@ def is_causal(method: str) -> bool:
 # ----------------------------------------------------------------------- recordings
 
 
-def real_recordings(data: Path, ssvd: int | None, log) -> list[Recording]:
-    """vocadito and ``ssvd`` SSVD files spread evenly over the sorted list (None: all)."""
+def real_recordings(data: Path, ssvd: int | None, log, excerpt: float = 0.0,
+                    cache: Path | None = None) -> list[Recording]:
+    """vocadito and ``ssvd`` SSVD takes spread evenly over the sorted list (None: all).
+
+    ``excerpt`` > 0: each SSVD take is cut to its first ``excerpt`` seconds or so of
+    singing (``ssvd_excerpt``), written with its truth into ``cache`` (the shared data is
+    only read)."""
     if not data.is_dir():
         log(f"skipped the real recordings: {data} is absent")
         return []
@@ -105,15 +125,84 @@ def real_recordings(data: Path, ssvd: int | None, log) -> list[Recording]:
     if files and ssvd != 0:
         if ssvd is not None and ssvd < len(files):
             files = [files[int((i + 0.5) * len(files) / ssvd)] for i in range(ssvd)]
-        out.extend(Recording(f, "ssvd") for f in files)
+        if excerpt > 0:
+            folder = (cache or SHORT_TAKES) / f"ssvd-{excerpt:g}s"
+            files = [ssvd_excerpt(f, excerpt, folder) for f in files]
+        out.extend(Recording(f, "ssvd") for f in files if f is not None)
     return out
+
+
+def excerpt_bounds(intervals: np.ndarray, seconds: float, duration: float,
+                   lead_in: float = 0.5, min_gap: float = 0.1) -> tuple[float, float]:
+    """Where to cut a take with truth ``intervals`` (sorted by onset) so that it holds
+    about ``seconds`` of singing and no note is cut: from ``lead_in`` before the first
+    onset to the middle of the first gap of at least ``min_gap`` (between everything sung
+    so far and the next onset) at or after ``seconds`` into the excerpt. The whole take
+    when there is no such gap."""
+    if len(intervals) == 0:
+        return 0.0, duration
+    start = max(0.0, float(intervals[0, 0]) - lead_in)
+    ends = np.maximum.accumulate(intervals[:, 1])
+    for k in range(1, len(intervals)):
+        gap = float(intervals[k, 0] - ends[k - 1])
+        if ends[k - 1] - start >= seconds and gap >= min_gap:
+            return start, float(ends[k - 1]) + min(gap / 2, 0.25)
+    return start, duration
+
+
+def ssvd_excerpt(flac: Path, seconds: float, folder: Path) -> Path | None:
+    """The first ``seconds`` of singing of an SSVD take and its truth (shifted), as
+    ``folder/<id>.flac`` + ``<id>.txt`` (made once)."""
+    import soundfile
+
+    from improv.truth import load_truth_file
+
+    out = folder / flac.name
+    txt = out.with_suffix(".txt")
+    if out.exists() and txt.exists():
+        return out
+    truth_file = flac.with_suffix(".txt")
+    if not truth_file.exists():
+        return None
+    truth = load_truth_file(truth_file)
+    order = np.argsort(truth.intervals[:, 0], kind="stable")
+    iv, pitches = truth.intervals[order], truth.pitches[order]
+    info = soundfile.info(str(flac))
+    a, b = excerpt_bounds(iv, seconds, info.duration)
+    x, sr = soundfile.read(str(flac), start=int(a * info.samplerate), stop=int(b * info.samplerate))
+    keep = (iv[:, 0] >= a) & (iv[:, 1] <= b)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.flac")
+    soundfile.write(str(tmp), x, sr, format="FLAC")
+    txt.write_text("".join(f"{s - a:.4f}\t{e - a:.4f}\t{p:.4f}\n" for (s, e), p in zip(iv[keep], pitches[keep])))
+    tmp.replace(out)  # the audio last: a half-written excerpt is made again next time
+    return out
+
+
+def short_recordings(folder: Path, seed: int, log) -> list[Recording]:
+    """One short take (``SHORT_SECONDS``) per instrument, the soundfonts alternating,
+    rendered into ``folder/seed<N>`` the first time."""
+    import render_instruments as ri
+
+    names = list(ri.INSTRUMENTS)
+    plan = [t for t in ri.one_per_instrument(names) if ri.SOUNDFONTS[t[1]].exists()]
+    if not plan:
+        log("skipped the instrument takes: no General MIDI soundfont in /usr/share/sounds/sf2")
+        return []
+    folder = folder / f"seed{seed}"
+    wavs = [folder / f"{name}-{sf}-{n}.wav" for name, sf, n in plan]
+    if not all(w.exists() and find_truth(w) is not None for w in wavs):
+        log(f"rendering {len(plan)} short instrument takes into {folder} ...")
+        ri.render_set(folder, names, None, seed, log=lambda *_: None, target=SHORT_SECONDS, plan=plan)
+    return [Recording(w, f"inst:{name}") for w, (name, _, _) in zip(wavs, plan)]
 
 
 def instrument_recordings(folder: Path, takes: str, seed: int, log) -> list[Recording]:
     """Instrument takes from ``folder`` (rendered there first if it holds none).
 
     ``takes``: ``one`` per instrument (soundfonts alternating from one instrument to the
-    next), the ``first`` per instrument and soundfont, or ``all``.
+    next), the ``first`` per instrument and soundfont, or ``all``. These are the 20-28 s
+    takes of ``render_instruments.py``'s default set (``short_recordings`` for the default).
     """
     import render_instruments as ri
 
@@ -270,8 +359,21 @@ def verdicts(figs: dict) -> list[str]:
     if "basic-pitch" in figs:
         b = figs["basic-pitch"]["all"]
         gap = 100 * (b["notes"]["f1"] - o["notes"]["f1"])
+        where = f"{gap:.1f} points behind" if gap > 0 else f"{-gap:.1f} points ahead"
         lines.append(f"{ours} vs basic-pitch (offline): F1 {o['notes']['f1']:.3f} vs {b['notes']['f1']:.3f}, "
-                     f"{gap:.1f} points behind: " + ("within 5 points" if gap <= 5 else "NOT within 5 points"))
+                     f"{where}: " + ("within 5 points" if gap <= 5 else "NOT within 5 points"))
+    for kind in ("real", "instruments"):
+        if kind not in figs[ours]:
+            continue
+        part = [f"{ours} {figs[ours][kind]['notes']['f1']:.3f}"]
+        for peer in ("aubio-notes", "basic-pitch"):
+            if peer in figs and kind in figs[peer]:
+                part.append(f"{peer} {figs[peer][kind]['notes']['f1']:.3f}")
+        line = f"  on the {kind} recordings alone: F1 " + ", ".join(part)
+        if "basic-pitch" in figs and kind in figs["basic-pitch"]:
+            g = 100 * (figs["basic-pitch"][kind]["notes"]["f1"] - figs[ours][kind]["notes"]["f1"])
+            line += f" ({ours} {abs(g):.1f} points {'behind' if g > 0 else 'ahead of'} basic-pitch)"
+        lines.append(line)
     return lines
 
 
@@ -351,24 +453,95 @@ def plot(path: Path, methods: list[str], figs: dict, groups: list[str]) -> None:
     plt.close(fig)
 
 
+# ------------------------------------------------------------------------ generation
+
+
+def model_step(threads: int, beats: int, log) -> dict:
+    """``bench_model.measure`` in a process of its own (the listening workers are done):
+    load time and one incremental step of all three bands, ``threads`` torch threads."""
+    import improv
+
+    src = str(Path(improv.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "model.json"
+        cmd = [sys.executable, str(HERE / "bench_model.py"), "--threads", str(threads), "--beats", str(beats),
+               "--warmup", "16", "--loads", "2", "--json", str(out)]
+        run = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if run.returncode != 0 or not out.exists():
+            why = (run.stderr.strip().splitlines() or ["no output"])[-1]
+            log(f"band model step not measured ({threads} threads): {why}")
+            return {"status": "failed", "threads": threads, "reason": why}
+        return {"status": "measured", **json.loads(out.read_text())}
+
+
+def end_to_end(log) -> dict:
+    """TODO(band): true onset in the input audio -> the band's first reacting MIDI message
+    leaving improv, on JACK with the whole pipeline running. See E2E_TODO for the hook."""
+    try:
+        import bench_e2e  # noqa: F401  (benchmarks/bench_e2e.py, to be written with the band)
+    except ModuleNotFoundError:
+        return {"status": "todo", "reason": E2E_TODO}
+    return {"status": "measured", **bench_e2e.run(log=log)}
+
+
+GEN_COLUMNS = ("band model step", "threads", "p50 ms", "p95 ms", "p99 ms", "notes/step",
+               "notes/s sustained", "p95 / 0.5 s", "load model ms", "cold start s")
+
+
+def generation_rows(gen: dict) -> list[list[str]]:
+    rows = []
+    for g in gen.get("model_step", []):
+        if g.get("status") != "measured":
+            rows.append(["(failed)", str(g.get("threads")), "-", "-", "-", "-", "-", "-", "-", "-"])
+            continue
+        for key, label in (("metered_step", "metered (next beat)"), ("unmetered_step", "free (next 0.5 s)")):
+            st = g[key]
+            rows.append([label, str(g["threads"]), _fmt(st["p50_ms"], 1), _fmt(st["p95_ms"], 1),
+                         _fmt(st["p99_ms"], 1), _fmt(st["notes_per_step"], 2),
+                         _fmt(st["notes_per_second_sustained"], 0), _fmt(st["realtime_share_p95"], 2),
+                         _fmt(1e3 * g["load_model_s"]["median"], 0), _fmt(g["cold_import_and_load_s"], 1)])
+    return rows
+
+
+def e2e_line(e2e: dict) -> str:
+    if e2e.get("status") == "measured":
+        return (f"end to end (true onset -> band's first MIDI message, JACK): p50 {e2e['p50_ms']:.0f} ms, "
+                f"p95 {e2e['p95_ms']:.0f} ms (n={e2e['n']})")
+    return f"end to end (true onset -> band's first MIDI message, JACK): {e2e.get('reason', 'not measured')}"
+
+
 # ------------------------------------------------------------------------------ main
 
 
 def main(argv: list[str] | None = None) -> int:
+    t_start = time.perf_counter()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=HERE / "results", help="folder for compare.json/.png/.md")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help="comma list of improv:<tracker>, aubio-notes, basic-pitch, pyin-offline")
+                   help="comma list of improv:<tracker>, aubio-notes, basic-pitch, pyin-offline "
+                        f"(default {','.join(DEFAULT_METHODS)})")
     p.add_argument("--data", type=Path, default=DATA, help=f"real recordings (default {DATA})")
-    p.add_argument("--ssvd", default="8", help="SSVD files, spread evenly (a number, or all; default 8)")
+    p.add_argument("--ssvd", default="10", help="SSVD takes, spread evenly over the sorted list "
+                   "(a number, or all; default 10)")
+    p.add_argument("--ssvd-seconds", type=float, default=12.0,
+                   help="cut each SSVD take to about its first N seconds of singing, at a gap between "
+                        "notes (default 12; 0: whole takes)")
+    p.add_argument("--takes", choices=["short", "one", "first", "all"], default="short",
+                   help="instrument takes: one short take (11-14 s) per instrument, rendered into "
+                        "--short-takes (default); or from --instruments (20-28 s takes): one per "
+                        "instrument, soundfonts alternating; the first per instrument and soundfont; or all")
+    p.add_argument("--short-takes", type=Path, default=SHORT_TAKES,
+                   help=f"folder for the short instrument takes and SSVD excerpts (default {SHORT_TAKES})")
     p.add_argument("--instruments", type=Path, default=Path.home() / ".cache" / "improv" / "instruments",
-                   help="instrument takes (rendered there if absent)")
-    p.add_argument("--takes", choices=["one", "first", "all"], default="one",
-                   help="instrument takes: one per instrument, soundfonts alternating (default); "
-                        "the first per instrument and soundfont; or all")
+                   help="the 20-28 s instrument takes of render_instruments.py (rendered there if absent)")
     p.add_argument("--seed", type=int, default=1, help="seed for rendering the instrument takes")
     p.add_argument("--jobs", "-j", type=int, default=2)
     p.add_argument("--blocksize", type=int, default=256)
+    p.add_argument("--model-threads", default="2,1",
+                   help="torch threads for the band-model step benchmark, a comma list (default 2,1)")
+    p.add_argument("--model-beats", type=int, default=200, help="steps timed per setting (default 200)")
+    p.add_argument("--no-generation", action="store_true", help="skip the band-model step benchmark")
     args = p.parse_args(argv)
 
     from improv.listen.trackers import TRACKERS
@@ -378,7 +551,15 @@ def main(argv: list[str] | None = None) -> int:
     for m in methods:
         if not (m in PEERS or (m.startswith("improv:") and m.split(":", 1)[1] in TRACKERS)):
             p.error(f"unknown method {m!r}: use improv:<{'|'.join(TRACKERS)}> or one of {', '.join(PEERS)}")
-    ssvd = None if args.ssvd == "all" else int(args.ssvd)
+    try:
+        ssvd = None if args.ssvd == "all" else int(args.ssvd)
+        threads = [int(t) for t in args.model_threads.split(",") if t.strip()]
+    except ValueError:
+        p.error("--ssvd wants a number or all, --model-threads a comma list of numbers")
+    if ssvd is not None and ssvd < 0 or any(t < 1 for t in threads) or args.model_beats < 1:
+        p.error("--ssvd, --model-threads and --model-beats must be positive")
+    if args.ssvd_seconds < 0:
+        p.error("--ssvd-seconds must be 0 (whole takes) or more")
     log = lambda *a: print(*a, flush=True)  # noqa: E731
     from peers import missing
 
@@ -387,7 +568,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"skipped {m}: {why}")
     methods = [m for m in methods if m not in skipped]
 
-    recs = real_recordings(args.data, ssvd, log) + instrument_recordings(args.instruments, args.takes, args.seed, log)
+    recs = real_recordings(args.data, ssvd, log, args.ssvd_seconds, args.short_takes)
+    if args.takes == "short":
+        recs += short_recordings(args.short_takes, args.seed, log)
+    else:
+        recs += instrument_recordings(args.instruments, args.takes, args.seed, log)
     if not recs:
         log("no recordings to compare on")
         return 1
@@ -396,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     audio_s = sum(soundfile.info(str(r.path)).duration for r in recs)
     est = sum(audio_s * COST.get(m, 1.0) for m in methods)
     log(f"{len(recs)} recordings, {audio_s:.0f} s of audio; {len(methods)} methods; "
-        f"about {est / 60:.1f} CPU minutes on an idle machine ({args.jobs} processes)")
+        f"about {est / 60:.1f} CPU minutes ({args.jobs} processes; load average now {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs)")
     for m, why in LEFT_OUT.items():
         if m not in methods:
             log(f"left out {m}: {why}")
@@ -405,26 +591,41 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[FileResult]] = {m: [] for m in methods}
     load_before = os.getloadavg()
     wall0 = time.perf_counter()
-    with LoadSampler() as sampler, ProcessPoolExecutor(args.jobs, initializer=_init_worker) as ex:
-        futures = {ex.submit(run_chunk, m, paths, args.blocksize): m for m, paths in jobs}
-        done = 0
-        for fut in as_completed(futures):
-            results[futures[fut]].extend(fut.result())
-            done += 1
-            log(f"  [{done}/{len(jobs)}] {futures[fut]} ({time.perf_counter() - wall0:.0f} s)")
-    wall = time.perf_counter() - wall0
-    load_after = os.getloadavg()
+    with LoadSampler() as sampler:
+        with ProcessPoolExecutor(args.jobs, initializer=_init_worker) as ex:
+            futures = {ex.submit(run_chunk, m, paths, args.blocksize): m for m, paths in jobs}
+            done = 0
+            for fut in as_completed(futures):
+                results[futures[fut]].extend(fut.result())
+                done += 1
+                log(f"  [{done}/{len(jobs)}] {futures[fut]} ({time.perf_counter() - wall0:.0f} s)")
+        wall = time.perf_counter() - wall0
+        load_after = os.getloadavg()
+        listen_samples = list(sampler.samples)
+        gen: dict = {"model_step": [], "end_to_end": end_to_end(log)}
+        gen_wall0 = time.perf_counter()
+        if args.no_generation:
+            gen["model_step_status"] = "skipped (--no-generation)"
+        else:
+            for t in threads:
+                log(f"band model: timing {args.model_beats} steps with {t} torch thread(s) ...")
+                gen["model_step"].append(model_step(t, args.model_beats, log))
+        gen["wall_seconds"] = round(time.perf_counter() - gen_wall0, 1)
+        gen["load_during_mean"] = (round(float(np.mean(sampler.samples[len(listen_samples):])), 2)
+                                   if len(sampler.samples) > len(listen_samples) else None)
 
     figs = summaries(methods, results, recs)
     groups = sorted({r.group for r in recs}, key=lambda g: (g.startswith("inst:"), g))
     cpu_total = sum(r.cpu_seconds for rs in results.values() for r in rs)
+    total_wall = time.perf_counter() - t_start
     machine = {
         "cpu_count": os.cpu_count(), "processes": args.jobs, "platform": platform.platform(),
-        "python": platform.python_version(),
+        "python": platform.python_version(), "nice": os.nice(0),
         "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
-        "load_during_mean": round(float(np.mean(sampler.samples)), 2) if sampler.samples else None,
-        "load_during_max": round(float(np.max(sampler.samples)), 2) if sampler.samples else None,
+        "load_during_mean": round(float(np.mean(listen_samples)), 2) if listen_samples else None,
+        "load_during_max": round(float(np.max(listen_samples)), 2) if listen_samples else None,
         "wall_seconds": round(wall, 1), "cpu_seconds_analysis": round(cpu_total, 1),
+        "wall_seconds_total": round(total_wall, 1),
     }
     recordings = [{"path": str(r.path), "group": r.group} for r in recs]
     per_file = {m: [{"path": r.path, "duration": r.duration, "f1": r.notes.f1, "f1_offset": r.notes_offset.f1,
@@ -438,27 +639,34 @@ def main(argv: list[str] | None = None) -> int:
                    "latency = NoteOn decision time - true onset over notes matched on onset and pitch",
         "machine": machine, "methods": methods,
         "left_out": {**{k: v for k, v in LEFT_OUT.items() if k not in methods}, **skipped},
-        "recordings": recordings, "summary": figs, "files": per_file, "claims": claims,
-        "generation": {"status": "todo", "reason": GENERATION_TODO},
+        "recordings": recordings, "audio_seconds": round(audio_s, 1), "summary": figs, "files": per_file,
+        "claims": claims, "generation": gen,
     }, indent=1, default=float))
     plot(args.out / "compare.png", methods, figs, groups)
 
     rows = table_rows(methods, figs)
     grows = group_rows(methods, figs, groups)
     gcols = ["method"] + [g.replace("inst:", "") for g in groups]
-    load_line = (f"{machine['cpu_count']} CPUs, {args.jobs} processes; load average {load_before[0]:.1f} before, "
+    nref = figs[methods[0]]["all"]["notes"]["ref"] if methods and "all" in figs.get(methods[0], {}) else 0
+    load_line = (f"{len(recs)} recordings, {audio_s:.0f} s, {nref} notes; {machine['cpu_count']} CPUs, "
+                 f"{args.jobs} processes, nice {machine['nice']}; load average {load_before[0]:.1f} before, "
                  f"{machine['load_during_mean']} mean / {machine['load_during_max']} max during, "
-                 f"{load_after[0]:.1f} after; {wall:.0f} s wall, {cpu_total:.0f} s CPU in analysis")
-    md = (f"{markdown(COLUMNS, rows)}\n\nnote F1 by set:\n\n{markdown(gcols, grows)}\n\n"
-          f"{len(recs)} recordings, {audio_s:.0f} s; {load_line}.\n\n" + "\n".join(f"- {c}" for c in claims) + "\n")
+                 f"{load_after[0]:.1f} after; listening {wall:.0f} s wall, {cpu_total:.0f} s CPU; "
+                 f"whole run {total_wall:.0f} s wall")
+    grows_gen = generation_rows(gen)
+    gen_line = (f"band model: {gen['wall_seconds']:.0f} s wall, load average {gen['load_during_mean']} mean"
+                if grows_gen else "band model: " + gen.get("model_step_status", "not measured"))
+    md = (f"{markdown(COLUMNS, rows)}\n\nnote F1 by set:\n\n{markdown(gcols, grows)}\n\n{load_line}.\n\n"
+          + "\n".join(f"- {c}" for c in claims) + "\n\ngeneration side:\n\n"
+          + (markdown(GEN_COLUMNS, grows_gen) + "\n\n" if grows_gen else "")
+          + f"{gen_line}.\n\n{e2e_line(gen['end_to_end'])}\n")
     (args.out / "compare.md").write_text(md)
-    _print(rows, grows, gcols, load_line, claims)
-    log(f"generation side: {GENERATION_TODO}")
+    _print(rows, grows, gcols, load_line, claims, grows_gen, gen_line, e2e_line(gen["end_to_end"]))
     log(f"written: {args.out / 'compare.json'}, {args.out / 'compare.png'}, {args.out / 'compare.md'}")
     return 0
 
 
-def _print(rows, grows, gcols, load_line, claims) -> None:
+def _print(rows, grows, gcols, load_line, claims, grows_gen, gen_line, e2e) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -477,6 +685,16 @@ def _print(rows, grows, gcols, load_line, claims) -> None:
     console.print(g)
     for c in claims:
         console.print(c)
+    if grows_gen:
+        t = Table(title="generation: the band model's incremental step (all three bands)", caption=gen_line)
+        for c in GEN_COLUMNS:
+            t.add_column(c, justify="left" if c == "band model step" else "right")
+        for r in grows_gen:
+            t.add_row(*r)
+        console.print(t)
+    else:
+        console.print(gen_line)
+    console.print(e2e)
 
 
 if __name__ == "__main__":

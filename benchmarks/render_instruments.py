@@ -536,11 +536,12 @@ def take_plan(instruments: list[str], takes: int | None) -> list[tuple[str, str,
     return plan
 
 
-def make_take(name: str, soundfont: str, number: int, seed: int, melodies: list[Melody]) -> Take:
+def make_take(name: str, soundfont: str, number: int, seed: int, melodies: list[Melody],
+              target: tuple[float, float] = (20.0, 28.0)) -> Take:
     take_seed = zlib.crc32(f"{seed}:{name}:{soundfont}:{number}".encode())
     rng = np.random.default_rng(take_seed)
     take = Take(f"{name}-{soundfont}-{number}", INSTRUMENTS[name], soundfont, take_seed)
-    return perform(take, melodies, rng)
+    return perform(take, melodies, rng, target=target)
 
 
 def write_take(take: Take, out_dir: Path, attack: dict, sample_rate: int = SAMPLE_RATE) -> Path:
@@ -565,19 +566,32 @@ def write_take(take: Take, out_dir: Path, attack: dict, sample_rate: int = SAMPL
     return wav
 
 
+def one_per_instrument(instruments: list[str]) -> list[tuple[str, str, int]]:
+    """(instrument, soundfont, 1): one take each, the soundfonts alternating from one
+    instrument to the next (an instrument rendered with one soundfont only keeps it)."""
+    plan = []
+    for i, name in enumerate(instruments):
+        fonts = INSTRUMENTS[name].soundfonts
+        plan.append((name, fonts[i % len(fonts)], 1))
+    return plan
+
+
 def render_set(out_dir: Path, instruments: list[str], takes: int | None, seed: int,
-               log=print) -> list[Path]:
+               log=print, target: tuple[float, float] = (20.0, 28.0),
+               plan: list[tuple[str, str, int]] | None = None) -> list[Path]:
+    """Render ``plan`` (default: ``take_plan(instruments, takes)``) into ``out_dir``;
+    each take lasts ``target`` seconds (drawn uniformly)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     melodies = load_melodies()
     attacks: dict[tuple[str, str], dict] = {}
     written = []
-    for name, sf, number in take_plan(instruments, takes):
+    for name, sf, number in plan if plan is not None else take_plan(instruments, takes):
         if not SOUNDFONTS[sf].exists():
             log(f"skipped {name}-{sf}-{number}: {SOUNDFONTS[sf]} is not installed")
             continue
         if (name, sf) not in attacks:
             attacks[(name, sf)] = measure_attack(INSTRUMENTS[name], sf)
-        take = make_take(name, sf, number, seed, melodies)
+        take = make_take(name, sf, number, seed, melodies, target)
         written.append(write_take(take, out_dir, attacks[(name, sf)]))
         log(f"{written[-1]}: {len(take.notes)} notes, {take.length / SAMPLE_RATE:.1f} s")
     return written
@@ -613,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--takes", type=int, help="takes per instrument (default: 4 for "
                    f"{','.join(CORE)}, 2 for the others)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seconds", default="20,28", metavar="MIN,MAX",
+                   help="length of each take in seconds, drawn between MIN and MAX (default 20,28)")
     p.add_argument("--attacks", action="store_true", help="print the measured attack of every instrument and exit")
     p.add_argument("--demo", type=Path, metavar="WAV", help="write only the demo take (and its .gt.mid) to WAV")
     args = p.parse_args(argv)
@@ -633,7 +649,13 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name:10s} {sf:8s} {a['minus20db_ms']:7.1f} {a['minus6db_ms']:7.1f} "
                           f"{a['release_20db_ms']:8.1f}{used}")
         return 0
-    render_set(args.out, names, args.takes, args.seed)
+    try:
+        lo, hi = (float(x) for x in args.seconds.split(","))
+    except ValueError:
+        p.error(f"--seconds wants MIN,MAX in seconds, e.g. 20,28 (got {args.seconds!r})")
+    if not 3.0 <= lo <= hi:
+        p.error(f"--seconds wants 3 <= MIN <= MAX (got {args.seconds!r})")
+    render_set(args.out, names, args.takes, args.seed, target=(lo, hi))
     return 0
 
 
