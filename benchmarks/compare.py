@@ -657,7 +657,8 @@ def main(argv: list[str] | None = None) -> int:
     gen_line = (f"band model: {gen['wall_seconds']:.0f} s wall, load average {gen['load_during_mean']} mean"
                 if grows_gen else "band model: " + gen.get("model_step_status", "not measured"))
     md = (f"{markdown(COLUMNS, rows)}\n\nnote F1 by set:\n\n{markdown(gcols, grows)}\n\n{load_line}.\n\n"
-          + "\n".join(f"- {c}" for c in claims) + "\n\ngeneration side:\n\n"
+          + "\n".join(f"  - {c.strip()}" if c.startswith(" ") else f"- {c}" for c in claims)
+          + "\n\ngeneration side:\n\n"
           + (markdown(GEN_COLUMNS, grows_gen) + "\n\n" if grows_gen else "")
           + f"{gen_line}.\n\n{e2e_line(gen['end_to_end'])}\n")
     (args.out / "compare.md").write_text(md)
