@@ -109,6 +109,8 @@ def test_band_answers_and_obeys_commands_on_jack(jack_server, portaudio):
     notes = _notes(capture.snapshot(), rate)
     ons = [(f, ch, p) for f, ch, p, on in notes if on]
     assert len(ons) >= 12, f"the band played {len(ons)} notes"
+    programs = {d[0] & 0x0F: d[1] for _, d in capture.snapshot() if len(d) == 2 and d[0] & 0xF0 == 0xC0}
+    assert programs == {1: 33, 2: 4, 3: 65}, f"each band's General MIDI program on its channel: {programs}"
     start = player.start_frame
     limit = int(0.100 * rate) + period
 
