@@ -160,16 +160,17 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
         clock = None
         if band is not None:
             band.on_command = lambda c: commands.add(c.time, c.target, c.command, c.value)
+            setup = {name: voice_messages(channels[name], voices[name]) for name in band.players}
             if port is not None:
-                for name in band.players:
-                    for msg in voice_messages(channels[name], voices[name]):
+                for msgs in setup.values():
+                    for msg in msgs:
                         port.send(msg)
             if not opts.fast:
                 from .band.live import BandOutput, LiveBand, SessionClock
 
                 clock = SessionClock()
                 band_sinks = [s for s in (recorder and recorder.add, result.events.append, on_event) if s]
-                output = BandOutput(port, synth, band_sinks, channels, now=clock.now)
+                output = BandOutput(port, synth, band_sinks, channels, now=clock.now, setup=setup)
                 live = LiveBand(band, output, clock, opts.output_latency_ms, port=port, on_warning=on_warning,
                                 view=view).start()
         if on_band is not None and band is not None:

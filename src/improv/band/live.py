@@ -72,13 +72,17 @@ class BandOutput:
     the built-in synth, and the event sinks (as NoteOn/NoteOff stamped when sent)."""
 
     def __init__(self, port=None, synth=None, sinks: list[Callable[[Event], None]] | None = None,
-                 channels: dict[str, int] | None = None, now: Callable[[], float] = time.perf_counter):
+                 channels: dict[str, int] | None = None, now: Callable[[], float] = time.perf_counter,
+                 setup: dict[str, list[mido.Message]] | None = None):
         self.port = port
         self.synth = synth
         self.sinks = list(sinks or [])
         self.channels = dict(channels or {b: CHANNELS[b] for b in ("bass", "mid", "high")})
         self._source = {ch: b for b, ch in self.channels.items()}
         self.now = now
+        # program and volume, sent again just before each band's first note (a virtual
+        # port is usually connected after the session started)
+        self._setup = dict(setup or {})
 
     def messages(self, ev: Event) -> list[mido.Message]:
         ch = self.channels[ev.source]
@@ -89,6 +93,9 @@ class BandOutput:
     def send(self, msg: mido.Message) -> None:
         source = self._source.get(getattr(msg, "channel", -1))
         if self.port is not None:
+            if source in self._setup and msg.type == "note_on":
+                for m in self._setup.pop(source):
+                    self.port.send(m)
             self.port.send(msg)
         if source is None:
             return
