@@ -197,3 +197,25 @@ class JackMidiSource:
     def close(self) -> None:
         self.client.deactivate()
         self.client.close()
+
+
+def wire_improv(capture: JackMidiCapture, audio: np.ndarray, name: str, ready=lambda: True,
+                timeout: float = 20.0) -> JackPlayer:
+    """Once improv's MIDI port and PortAudio's input exist (and ``ready()``): capture
+    improv's MIDI, and return an activated player wired to PortAudio's input in place of
+    whatever fed it (call ``start()`` on it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = [p.name for p in capture.client.get_ports()]
+        if ready() and "improv:improv" in names and any(n.startswith("PortAudio") for n in names):
+            break
+        time.sleep(0.05)
+    pa_in = next(p.name for p in capture.client.get_ports(is_input=True, is_audio=True)
+                 if p.name.startswith("PortAudio"))
+    for src in capture.client.get_all_connections(pa_in):
+        capture.client.disconnect(src, pa_in)
+    capture.connect_from("improv:improv")
+    player = JackPlayer(audio, pa_in, name)
+    player.activate()
+    time.sleep(0.2)
+    return player

@@ -17,7 +17,7 @@ import pytest
 from improv.band import BandSettings
 from improv.control import ControlOptions
 from improv.session import ListenOptions, run_listen
-from jackutil import JackMidiCapture, JackMidiSource, JackPlayer
+from jackutil import JackMidiCapture, JackMidiSource, wire_improv
 from signals import ToneSpec, render
 from test_band_jack import BEAT, PLAYER, _notes, _sounding
 
@@ -46,22 +46,9 @@ def test_foot_switches_stop_and_restart_the_band(jack_server, portaudio):
                                                                                on_band=started.append)))
     thread.start()
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            names = [p.name for p in capture.client.get_ports()]
-            if started and "improv:improv" in names and any(n.startswith("PortAudio") for n in names):
-                break
-            time.sleep(0.05)
+        player = wire_improv(capture, audio, "pedalplayer", ready=lambda: bool(started))
         assert started, "improv never started the band"
         time.sleep(0.5)  # the controller input connects to footswitch:out
-        pa_in = next(p.name for p in capture.client.get_ports(is_input=True, is_audio=True)
-                     if p.name.startswith("PortAudio"))
-        for src in capture.client.get_all_connections(pa_in):
-            capture.client.disconnect(src, pa_in)
-        capture.connect_from("improv:improv")
-        player = JackPlayer(audio, pa_in, "pedalplayer")
-        player.activate()
-        time.sleep(0.2)
         player.start()
         pedal.playing = True
         assert player.done.wait(15), "JACK never played the whole signal"

@@ -16,7 +16,7 @@ import pytest
 
 from improv.band import BandSettings, parse_command
 from improv.session import ListenOptions, run_listen
-from jackutil import JackMidiCapture, JackPlayer
+from jackutil import JackMidiCapture, wire_improv
 from signals import ToneSpec, render
 
 pytestmark = pytest.mark.jack
@@ -67,22 +67,9 @@ def test_band_answers_and_obeys_commands_on_jack(jack_server, portaudio):
     thread.start()
     marks: dict[str, int] = {}
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            names = [p.name for p in capture.client.get_ports()]
-            if live_box and "improv:improv" in names and any(n.startswith("PortAudio") for n in names):
-                break
-            time.sleep(0.05)
+        player = wire_improv(capture, audio, "bandplayer", ready=lambda: bool(live_box))
         assert live_box, "improv never started the band"
         live = live_box[0]
-        pa_in = next(p.name for p in capture.client.get_ports(is_input=True, is_audio=True)
-                     if p.name.startswith("PortAudio"))
-        for src in capture.client.get_all_connections(pa_in):
-            capture.client.disconnect(src, pa_in)
-        capture.connect_from("improv:improv")
-        player = JackPlayer(audio, pa_in, "bandplayer")
-        player.activate()
-        time.sleep(0.2)
         player.start()
 
         def command(label: str, text: str, at: float) -> None:

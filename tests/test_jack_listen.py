@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from improv.session import ListenOptions, run_listen
-from jackutil import JackMidiCapture, JackPlayer
+from jackutil import JackMidiCapture, wire_improv
 from signals import ToneSpec, render
 
 pytestmark = pytest.mark.jack
@@ -31,21 +31,7 @@ def test_microphone_to_midi_on_jack(jack_server, portaudio):
     thread = threading.Thread(target=lambda: result.setdefault("r", run_listen(opts, stop=stop)))
     thread.start()
     try:
-        # Wait for improv's MIDI port and PortAudio's input to appear, then wire them up.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            names = [p.name for p in capture.client.get_ports()]
-            if "improv:improv" in names and any(n.startswith("PortAudio") and "in" in n for n in names):
-                break
-            time.sleep(0.05)
-        pa_in = next(p.name for p in capture.client.get_ports(is_input=True, is_audio=True)
-                     if p.name.startswith("PortAudio"))
-        for src in capture.client.get_all_connections(pa_in):
-            capture.client.disconnect(src, pa_in)
-        capture.connect_from("improv:improv")
-        player = JackPlayer(audio, pa_in, "wavplayer")
-        player.activate()
-        time.sleep(0.2)
+        player = wire_improv(capture, audio, "wavplayer", timeout=10)
         player.start()
         assert player.done.wait(10), "JACK never played the whole signal"
         capture.wait_for(lambda ev: len(_note_ons(ev)) >= len(NOTES), timeout=2.0)
