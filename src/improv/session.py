@@ -193,7 +193,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                     sink(ev)
 
         for block in source.blocks(stop):
-            prev_end, end = end, block.end / block.sample_rate
+            end = block.end / block.sample_rate
             if clock is not None:
                 clock.block(end)
             if recorder is not None:  # [output] input audio, written by the recorder's thread
@@ -204,7 +204,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                 if band is None:
                     commands.add(c.time, c.target, c.command, c.value)
                 else:
-                    band.command(c, now=max(c.time, prev_end))
+                    band.command(c)  # at its own time (the band knows what it already sent)
             if band is None:
                 while script and script[0].time <= end:
                     c = script.pop(0)
@@ -217,8 +217,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                 if live is not None:
                     live.command(script.pop(0))
                 else:  # --fast: at the command's own time inside this block
-                    c = script.pop(0)
-                    band.command(c, now=max(c.time, prev_end))
+                    band.command(script.pop(0))
             if live is not None:
                 emit(events)
                 live.check()

@@ -49,16 +49,13 @@ def play(band: Band, heard: Heard, commands: list[Command] = ()) -> list[Event]:
     script = sorted(commands, key=lambda c: c.time)
     out: list[Event] = []
     end = 0.0
-    prev_end = 0.0
     for end, events in zip(heard.ends, heard.events):
         for ev in events:
             band.hear(ev)
         while script and script[0].time <= end:  # at the command's own time inside this block
-            c = script.pop(0)
-            band.command(c, now=max(c.time, prev_end))
+            band.command(script.pop(0))
         band.step(end)
         out.extend(band.due(end))
-        prev_end = end
     for ev in heard.tail:
         band.hear(ev)
     out.extend(band.finish(end))
