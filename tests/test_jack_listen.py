@@ -47,3 +47,30 @@ def test_microphone_to_midi_on_jack(jack_server, portaudio):
     assert "r" in result and result["r"].overflows <= 5
     player.close()
     capture.close()
+
+
+def test_closing_the_port_on_jack_lets_the_last_note_offs_out(jack_server):
+    """rtmidi hands JACK messages over in the next process cycle; a port closed at once
+    dropped them, leaving the gear's notes hanging when improv quit."""
+    import mido
+
+    from improv.midi import MidiOut
+
+    capture = JackMidiCapture("closecapture")
+    port = MidiOut(None, "jack", client="improvclose")
+    try:
+        assert capture.wait_for(lambda _: any(p.name == "improvclose:improv" for p in capture.client.get_ports()), 5)
+        capture.connect_from("improvclose:improv")
+        port.send(mido.Message("note_on", channel=2, note=60, velocity=90))
+        assert capture.wait_for(lambda ev: len(ev) >= 1, 5), "the note-on never arrived"
+        port.send(mido.Message("note_on", channel=2, note=64, velocity=90))
+    finally:
+        port.close()  # straight after a send: note 64 and the all-notes-off are still in the ring
+    time.sleep(0.1)
+    got = [bytes(d) for _, d in capture.snapshot()]
+    capture.close()
+    assert bytes([0x92, 64, 90]) in got, "the message sent just before close was lost"
+    offs = {d[1] for d in got if len(d) == 3 and d[0] == 0x82}
+    assert offs == {60, 64}, f"note-offs of the sounding notes at close: {sorted(offs)}"
+    assert sum(1 for d in got if len(d) == 3 and d[0] & 0xF0 == 0xB0 and d[1] == 123) == 16, \
+        "all-notes-off on every channel"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import mido
@@ -18,6 +19,8 @@ from .errors import MidiError
 
 APIS = {"jack": rtmidi.API_UNIX_JACK, "alsa": rtmidi.API_LINUX_ALSA}
 DEFAULT_PORT_NAME = "improv"
+# enough JACK process cycles to pass on what waits in rtmidi's ring buffer (periods up to 2048 frames at 44.1 kHz)
+JACK_DRAIN_SECONDS = 0.15
 
 
 def _first_line(e: BaseException) -> str:
@@ -192,11 +195,16 @@ class MidiOut:
                 self.errors += 1
 
     def close(self) -> None:
+        """Every note off (``panic``), then the port closes. On JACK, messages wait in a ring
+        buffer for the next process cycle, and closing the port drops them: the last
+        note-offs would never reach the gear, so it waits a few periods first."""
         if self._closed:
             return
         self.panic()
         with self._lock:
             self._closed = True
+        if self.info.api == "jack":
+            time.sleep(JACK_DRAIN_SECONDS)
         self._out.close_port()
         self._out.delete()
 
