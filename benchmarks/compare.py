@@ -21,9 +21,9 @@ takes are made once into ``~/.cache/improv/compare-takes`` (seconds).
 
 Generation side: the band model's incremental step (``bench_model.measure``: all three
 bands' next beat) — latency p50/p95 and the notes per second it sustains — measured after
-the listening jobs, in a process of its own. The end-to-end figure (a note's true onset in
-the input audio to the band's first reacting MIDI message on JACK, whole pipeline
-running) is a hook, ``end_to_end()``: TODO until the band players exist.
+the listening jobs, in a process of its own. Then the end-to-end figure (``bench_e2e.py``,
+about a minute in real time): a note's true onset in the input audio to the band's first
+reacting MIDI message leaving improv, on a JACK server with the whole pipeline running.
 
     python3 benchmarks/compare.py                 # default set, 6 methods, 2 processes, model step
     python3 benchmarks/compare.py --ssvd all --ssvd-seconds 0 --takes all --methods improv:yin,aubio-notes
@@ -78,18 +78,6 @@ COST = {"improv:crepe-full": 9.8, "improv:crepe-tiny": 0.5, "improv:pesto": 0.35
 DATA = Path(os.environ.get("IMPROV_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
 SHORT_TAKES = Path.home() / ".cache" / "improv" / "compare-takes"
 SHORT_SECONDS = (11.0, 14.0)
-# TODO(band): the end-to-end figure. When the band players exist (branch `band`), add
-# benchmarks/bench_e2e.py with ``run(log) -> dict`` that starts a JACK server (dummy driver),
-# plays a recording with truth into improv's input, runs `improv listen --bands ...` (listening
-# + three bands) and captures improv's MIDI on a JACK port; it returns at least
-# {"n", "p50_ms", "p95_ms"} of (first band MIDI message reacting to a player note) - (that
-# note's true onset in the input audio), in JACK frame time. ``end_to_end()`` calls it.
-E2E_TODO = ("TODO(band): not measured yet - needs the band players (branch `band`). To add: "
-            "benchmarks/bench_e2e.py with run(log) -> {n, p50_ms, p95_ms, ...}: true onset in the "
-            "input audio -> band's first reacting MIDI message leaving improv, on the JACK server "
-            "(dummy driver) with listening + three bands running; compare.py then reports it here")
-
-
 @dataclass(frozen=True)
 class Recording:
     path: Path
@@ -475,14 +463,31 @@ def model_step(threads: int, beats: int, log) -> dict:
         return {"status": "measured", **json.loads(out.read_text())}
 
 
-def end_to_end(log) -> dict:
-    """TODO(band): true onset in the input audio -> the band's first reacting MIDI message
-    leaving improv, on JACK with the whole pipeline running. See E2E_TODO for the hook."""
-    try:
-        import bench_e2e  # noqa: F401  (benchmarks/bench_e2e.py, to be written with the band)
-    except ModuleNotFoundError:
-        return {"status": "todo", "reason": E2E_TODO}
-    return {"status": "measured", **bench_e2e.run(log=log)}
+def end_to_end(recs: list[Recording], log) -> dict:
+    """A note's true onset in the input audio -> the band's first reacting MIDI message
+    leaving improv, on a JACK server with the whole pipeline running in real time
+    (``bench_e2e.py`` in a process of its own, on about a minute of these recordings)."""
+    import bench_e2e
+    import improv
+
+    files = bench_e2e.pick([r.path for r in recs])
+    if not files:
+        return {"status": "skipped", "reason": "no vocadito or instrument take in the set"}
+    src = str(Path(improv.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "e2e.json"
+        log(f"end to end on JACK, in real time: {', '.join(f.name for f in files)} ...")
+        run = subprocess.run([sys.executable, str(HERE / "bench_e2e.py"), *map(str, files), "--json", str(out)],
+                             capture_output=True, text=True, env=env)
+        if run.returncode != 0 or not out.exists():
+            why = (run.stderr.strip().splitlines() or ["no output"])[-1]
+            log(f"end to end not measured: {why}")
+            return {"status": "failed", "reason": why}
+        res = json.loads(out.read_text())
+    if not res.get("n"):
+        return {"status": "failed", "reason": res.get("reason", "no note was matched"), **res}
+    return {"status": "measured", **res}
 
 
 GEN_COLUMNS = ("band model step", "threads", "p50 ms", "p95 ms", "p99 ms", "notes/step",
@@ -506,8 +511,12 @@ def generation_rows(gen: dict) -> list[list[str]]:
 
 def e2e_line(e2e: dict) -> str:
     if e2e.get("status") == "measured":
-        return (f"end to end (true onset -> band's first MIDI message, JACK): p50 {e2e['p50_ms']:.0f} ms, "
-                f"p95 {e2e['p95_ms']:.0f} ms (n={e2e['n']})")
+        on, echo = e2e["first_note_on"], e2e["echo"]
+        return (f"end to end on JACK, whole pipeline in real time (true onset -> the band's first MIDI message "
+                f"planned with the note heard): p50 {e2e['p50_ms']:.0f} ms, p95 {e2e['p95_ms']:.0f} ms; first band "
+                f"note-on p50 {on['p50_ms']:.0f} / p95 {on['p95_ms']:.0f} ms; improv's echo of the note p50 "
+                f"{echo['p50_ms']:.0f} / p95 {echo['p95_ms']:.0f} ms ({e2e['n']} of {e2e['truth_notes']} notes "
+                f"heard, load {e2e['load']})")
     return f"end to end (true onset -> band's first MIDI message, JACK): {e2e.get('reason', 'not measured')}"
 
 
@@ -602,11 +611,13 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - wall0
         load_after = os.getloadavg()
         listen_samples = list(sampler.samples)
-        gen: dict = {"model_step": [], "end_to_end": end_to_end(log)}
+        gen: dict = {"model_step": []}
         gen_wall0 = time.perf_counter()
         if args.no_generation:
             gen["model_step_status"] = "skipped (--no-generation)"
+            gen["end_to_end"] = {"status": "skipped", "reason": "skipped (--no-generation)"}
         else:
+            gen["end_to_end"] = end_to_end(recs, log)
             for t in threads:
                 log(f"band model: timing {args.model_beats} steps with {t} torch thread(s) ...")
                 gen["model_step"].append(model_step(t, args.model_beats, log))

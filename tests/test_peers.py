@@ -126,8 +126,8 @@ def test_compare_runs_end_to_end(tmp_path):
         assert 0.0 <= s["notes"]["f1"] <= 1.0
         assert s["latency_p50"] is not None
     assert data["generation"]["model_step"] == []
-    assert data["generation"]["end_to_end"]["status"] == "todo"  # TODO(band)
-    assert "TODO(band)" in (out / "compare.md").read_text()
+    assert data["generation"]["end_to_end"]["status"] == "skipped"
+    assert "skipped (--no-generation)" in (out / "compare.md").read_text()
     assert data["machine"]["cpu_count"] >= 1 and len(data["machine"]["load_before"]) == 3
     assert (out / "compare.png").stat().st_size > 10_000
     assert "| improv:yin | causal |" in (out / "compare.md").read_text()

@@ -121,6 +121,10 @@ class Band:
         self.log: deque[dict[str, Any]] = deque(maxlen=20000)
         self.remaps = 0
         self.skipped = 0                # frames not planned because the driver fell behind
+        self.heard = 0                  # player onsets taken in so far
+        # (time, band, pitch, note on?, onsets heard, decided at) of every planned event when
+        # a list: what each band message could have heard (benchmarks/bench_e2e.py)
+        self.trace: list[tuple[float, str, int, bool, int, float]] | None = None
 
     # ------------------------------------------------------------ input (any thread)
 
@@ -206,6 +210,7 @@ class Band:
 
     def _player_on(self, ev: NoteOn) -> None:
         onset = ev.onset if ev.onset is not None else ev.time
+        self.heard += 1
         self.time.player_onset(onset, ev.time, ev.velocity)
         self.context.player_on(ev.pitch, onset, ev.velocity)
         if self.map is not None and not self._stale:
@@ -407,6 +412,8 @@ class Band:
 
     def _push(self, ev: Event) -> None:
         heapq.heappush(self._heap, (ev.time, 0 if isinstance(ev, NoteOff) else 1, next(self._seq), ev))
+        if self.trace is not None:
+            self.trace.append((ev.time, ev.source, ev.pitch, isinstance(ev, NoteOn), self.heard, self.now))
 
     def _on(self, name: str, slot: str, pitch: int, slot_pitch: int, t: float, velocity: int) -> None:
         if self._open[name] is not None:
