@@ -164,7 +164,7 @@ def analyse(captured, sent, trace, player_ons, truth_onsets, start_frame: int, a
 
 
 def play_one(path: Path, truth_onsets: np.ndarray, rate: int, period: int, bands: tuple[str, ...],
-             tempo: float | None, seed: int, folder: Path) -> dict:
+             tempo: float | None, seed: int, folder: Path, band_options: dict | None = None) -> dict:
     import torch
 
     from improv.band import BandSettings
@@ -195,7 +195,7 @@ def play_one(path: Path, truth_onsets: np.ndarray, rate: int, period: int, bands
         box.append(live)
 
     opts = ListenOptions(device="system", samplerate=rate, blocksize=period, midi_api="jack", synth="none",
-                         echo=True, bands=bands, band=BandSettings(tempo=tempo, seed=seed), record=str(folder))
+                         echo=True, bands=bands, band=BandSettings(tempo=tempo, seed=seed, **(band_options or {})), record=str(folder))
     result: dict = {}
     error: list[BaseException] = []
 
@@ -269,7 +269,8 @@ def summarise(per_file: list[dict]) -> dict:
 
 
 def run(log=print, files: list[Path] | None = None, bands: tuple[str, ...] = ("bass", "mid", "high"),
-        tempo: float | None = None, seed: int = 1, rate: int = 48000, period: int = 256) -> dict:
+        tempo: float | None = None, seed: int = 1, rate: int = 48000, period: int = 256,
+        band_options: dict | None = None) -> dict:
     """Play ``files`` (default: :func:`default_files`) through the whole pipeline on a JACK
     server of its own; returns {n, p50_ms, p95_ms (first reacting band message), ..., files}."""
     from improv.truth import find_truth
@@ -294,7 +295,7 @@ def run(log=print, files: list[Path] | None = None, bands: tuple[str, ...] = ("b
     try:
         for path, onsets in jobs:
             log(f"end to end: {path.name} ({len(onsets)} notes) in real time on JACK ...")
-            res = play_one(path, onsets, rate, period, bands, tempo, seed, Path(tmp))
+            res = play_one(path, onsets, rate, period, bands, tempo, seed, Path(tmp), band_options)
             s = summarise([res])
             log(f"  {path.name}: first band reaction p50 {s['p50_ms']} ms p95 {s['p95_ms']} ms over {s['n']} notes; "
                 f"echo p50 {s['echo'].get('p50_ms')} ms; time maps {res['time_maps'][:3]}; load {res['load']}")
@@ -317,10 +318,12 @@ def main(argv=None) -> int:
     ap.add_argument("--bands", default="bass,mid,high")
     ap.add_argument("--tempo", type=float, help="play metered at this tempo (default: follow the player)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--lookahead", type=float, help="seconds each band frame is planned before its handoff")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    extra = {"lookahead": args.lookahead} if args.lookahead is not None else {}
     res = run(files=args.files or None, bands=tuple(args.bands.split(",")), tempo=args.tempo, seed=args.seed,
-              log=lambda s: print(s, file=sys.stderr, flush=True))
+              log=lambda s: print(s, file=sys.stderr, flush=True), band_options=extra)
     text = json.dumps(res, indent=1)
     if args.json:
         args.json.write_text(text)
