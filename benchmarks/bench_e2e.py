@@ -106,7 +106,7 @@ def audio_offset(played: np.ndarray, recorded: np.ndarray, rate: int) -> float:
     return float(np.argmax(lags)) / rate
 
 
-def analyse(captured, sent, trace, player_ons, truth_onsets, start_frame: int, audio_start: float,
+def analyse(captured, sent, trace, player_ons, truth_onsets, frame_of, audio_start: float,
             rate: int) -> dict:
     """Per true note: decision, echo, first reacting band message and note-on (ms).
 
@@ -114,7 +114,8 @@ def analyse(captured, sent, trace, player_ons, truth_onsets, start_frame: int, a
     seconds, bytes) of what improv's port sent, in the same order (the last of them are
     what was captured); ``trace``: the band's planned events with the onsets it had heard.
     ``audio_start``: session seconds of the take's first sample (truth in session time, to
-    match the decided notes); ``start_frame``: its JACK frame (truth in JACK time)."""
+    match the decided notes); ``frame_of(seconds)``: the JACK frame a sample of the take
+    was played in (truth in JACK time)."""
     import mir_eval
 
     # what was sent before the capture was connected is not there; the all-notes-off at the
@@ -148,7 +149,7 @@ def analyse(captured, sent, trace, player_ons, truth_onsets, start_frame: int, a
     pairs = mir_eval.util.match_events(audio_start + onsets, decided, ONSET_S) if len(decided) and len(onsets) else []
     rows = []
     for j, i in sorted(pairs):
-        true_frame = start_frame + onsets[j] * rate
+        true_frame = frame_of(float(onsets[j]))
         first = next((f for f, _, heard in msgs if heard > i and f >= true_frame), None)
         first_on = next((f for f, on, heard in msgs if on and heard > i and f >= true_frame), None)
         rows.append({
@@ -231,7 +232,7 @@ def play_one(path: Path, truth_onsets: np.ndarray, rate: int, period: int, bands
     import soundfile
 
     recorded, _ = soundfile.read(str(r.recording / "input.wav"), dtype="float32")
-    out = analyse(capture.snapshot(), sent, live.band.trace, player_ons, truth_onsets, player.start_frame,
+    out = analyse(capture.snapshot(), sent, live.band.trace, player_ons, truth_onsets, player.frame_of,
                   audio_offset(audio, recorded, rate), rate)
     modes = [e for e in live.band.log if e.get("event") == "time map"]
     out.update(file=path.name, seconds=round(len(audio) / rate, 1), load=round(float(np.mean(load)), 2) if load else None,

@@ -61,8 +61,8 @@ class JackPlayer:
     """An in-process JACK client that plays a mono float array into ``destination``.
 
     Playback starts at the first process cycle after ``start()``; ``start_frame`` is the
-    JACK frame time of the first sample, so tests can align what they sent with what
-    came back.
+    JACK frame time of the first sample and ``frame_of(seconds)`` that of any sample, so
+    tests can align what they sent with what came back.
     """
 
     def __init__(self, samples: np.ndarray, destination: str, name: str = "player"):
@@ -74,9 +74,18 @@ class JackPlayer:
         self.pos = 0
         self.playing = False
         self.start_frame: int | None = None
+        self.cycles: list[tuple[int, int]] = []  # (first sample, JACK frame) of every cycle played
         self.done = threading.Event()
         self.client.set_process_callback(self._process)
         self.destination = destination
+
+    def frame_of(self, seconds: float) -> float:
+        """The JACK frame at which the sample at ``seconds`` into the signal was played
+        (cycles the server skipped under load, xruns, shift what follows)."""
+        pos = seconds * self.client.samplerate
+        i = max(0, next((k for k, (p, _) in enumerate(self.cycles) if p > pos), len(self.cycles)) - 1)
+        p, f = self.cycles[i]
+        return f + (pos - p)
 
     def _process(self, frames: int) -> None:
         buf = self.port.get_array()
@@ -85,6 +94,7 @@ class JackPlayer:
             return
         if self.start_frame is None:
             self.start_frame = self.client.last_frame_time
+        self.cycles.append((self.pos, self.client.last_frame_time))
         chunk = self.samples[self.pos:self.pos + frames]
         buf[: len(chunk)] = chunk
         buf[len(chunk):] = 0.0
