@@ -320,9 +320,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tempo", type=float, help="play metered at this tempo (default: follow the player)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--lookahead", type=float, help="seconds each band frame is planned before its handoff")
+    ap.add_argument("--no-react", action="store_true",
+                    help="the band does not replan what it has not handed on when it hears a note")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     extra = {"lookahead": args.lookahead} if args.lookahead is not None else {}
+    if args.no_react:
+        extra["react"] = False
     res = run(files=args.files or None, bands=tuple(args.bands.split(",")), tempo=args.tempo, seed=args.seed,
               log=lambda s: print(s, file=sys.stderr, flush=True), band_options=extra)
     text = json.dumps(res, indent=1)

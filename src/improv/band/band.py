@@ -61,6 +61,8 @@ class BandSettings:
     handoff: float = 0.06                # seconds before their time that events leave: the real-time
     # driver's (60 ms + output latency); --fast keeps the same so both decide alike
     takeover_gap: float = 0.6            # beats of the player's silence before a take-over starts
+    react: bool = True                   # a player's onset heard: what is planned but not handed on
+    # yet is planned again with it (the band answers ``lookahead`` sooner; a model rebuild a note)
     seed: int | None = 0
     generator: str = "model"
 
@@ -122,6 +124,8 @@ class Band:
         self.remaps = 0
         self.skipped = 0                # frames not planned because the driver fell behind
         self.heard = 0                  # player onsets taken in so far
+        self._heard_new = False
+        self.reactions = 0              # times plans were withdrawn to answer a note at once
         # (time, band, pitch, note on?, onsets heard, decided at) of every planned event when
         # a list: what each band message could have heard (benchmarks/bench_e2e.py)
         self.trace: list[tuple[float, str, int, bool, int, float]] | None = None
@@ -157,6 +161,10 @@ class Band:
         self._update_map()
         if self.map is None:
             return
+        if self._heard_new:
+            self._heard_new = False
+            if self.settings.react:
+                self._react()
         if self._stale:
             self._rebuild()
         if self._replan:
@@ -211,6 +219,7 @@ class Band:
     def _player_on(self, ev: NoteOn) -> None:
         onset = ev.onset if ev.onset is not None else ev.time
         self.heard += 1
+        self._heard_new = True
         self.time.player_onset(onset, ev.time, ev.velocity)
         self.context.player_on(ev.pitch, onset, ev.velocity)
         if self.map is not None and not self._stale:
@@ -275,6 +284,19 @@ class Band:
         if self.map is not None and at < self.map.seconds(self.k * self.map.unit) - 1e-9:
             self._cut(p.name, at)
             self._replan[p.name] = min(self._replan.get(p.name, at), at)
+
+    def _react(self) -> None:
+        """The player's new note was heard: frames planned but not handed on yet (those
+        after ``now + handoff``) are withdrawn, to be planned again with it."""
+        m = self.map
+        k0 = m.frame_at_or_after(self.now + self.settings.handoff + 0.005)
+        if k0 >= self.k:
+            return
+        t0 = m.seconds(k0 * m.unit)
+        for name in self.players:
+            self._withdraw(name, t0)
+        self.k = k0
+        self.reactions += 1
 
     def _effect_time(self, at: float) -> float:
         """The next beat (metered) or frame (free) at least ``handoff`` + 20 ms after ``at``."""
