@@ -177,24 +177,23 @@ def test_busier_and_simpler_change_notes_per_beat_by_a_third():
     assert counts["simpler"] <= 0.7 * counts["base"], counts
 
 
-@pytest.mark.xfail(reason="with the 3000-step weights shipped late in this session the mid band plays nothing "
-                          "inside the player's span even before make room, so this setup no longer tests it; "
-                          "bench_band.py measures make room on recordings (-100%, 18/18 runs). Rework the setup.",
-                   strict=False)
 def test_make_room_keeps_out_of_the_players_register():
-    # The mid band's range is the player's register: it cannot help playing there until
-    # it makes room (then it moves an octave away, sparser and quieter).
+    # The mid band's range (E4-E5) lies inside the player's register (about E4-E5 too, the
+    # 10th..90th percentile of a line walking over G3-G5): it cannot help playing there
+    # until it makes room (then it moves an octave away, sparser and quieter). Measured
+    # against the same run without the command, from half a second after it.
     notes = melody(0.5, 30, 55, 79, seed=1)
     player = [Note(a, b, p) for p, a, b in notes]
     counts, velocity, rate = {}, {}, {}
     for label, cmds in (("base", []), ("room", [(4.0, "mid: make room")])):
-        events, _, _ = run(cmds, seconds=14.0, notes=notes, seed=2, bands=("mid",), ranges={"mid": (55, 79)})
+        events, _, _ = run(cmds, seconds=14.0, notes=notes, seed=2, bands=("mid",), ranges={"mid": (64, 76)})
         after = M.between(band_notes(events, "mid"), 4.5, 14.0)
         counts[label] = M.inside_recent(after, player)
-        velocity[label] = np.mean([n.velocity for n in after])
+        velocity[label] = np.mean([n.velocity for n in after]) if after else 0.0
         rate[label] = len(after)
-    assert counts["base"] >= 3, f"the base case must play in the register for the test to mean anything: {counts}"
-    assert counts["room"] <= 0.3 * counts["base"], counts
+    assert counts["base"] >= 8, f"without make room the band must play in the register (notes inside): {counts}"
+    assert rate["room"] >= 3, f"make room still plays (out of the way): {rate}"
+    assert counts["room"] <= 0.2 * counts["base"], f"notes inside the player's register: {counts}"
     assert velocity["room"] < velocity["base"], "make room is also quieter"
     assert rate["room"] < rate["base"], "and sparser"
 
@@ -218,13 +217,21 @@ def test_take_over_fills_the_gap_and_hands_back_when_the_player_returns():
     assert M.correlation(M.pc_profile(during), M.pc_profile(phrase)) >= 0.5
 
 
-def test_free_mode_without_a_tempo_answers_within_250_ms():
-    rng = np.random.default_rng(2)
-    t, notes = 0.3, []
-    while t < 12:  # loose, unmetered: durations from 0.2 to 1.3 s
+def loose_line(seconds: float, seed: int = 2, start: float = 0.3, hold: float = 0.8,
+               gap: float = 0.4) -> list[tuple[int, float, float]]:
+    """An unmetered player line: notes 0.2 to 1.3 s apart plus a gap of up to ``gap``
+    seconds, each sounding ``hold`` of the time to the next onset."""
+    rng = np.random.default_rng(seed)
+    t, notes = start, []
+    while t < seconds:
         d = float(rng.uniform(0.2, 1.3))
-        notes.append((int(rng.integers(62, 74)), t, t + 0.8 * d))
-        t += d + float(rng.uniform(0.0, 0.4))
+        notes.append((int(rng.integers(62, 74)), t, t + hold * d))
+        t += d + float(rng.uniform(0.0, gap))
+    return notes
+
+
+def test_free_mode_without_a_tempo_answers_within_250_ms():
+    notes = loose_line(12.0, seed=2)  # loose, unmetered: durations from 0.2 to 1.3 s
     events, band, _ = run([(6.03, "mid: simpler"), (8.0, "all: stop")], seconds=12.0, notes=notes, tempo=None,
                           free=True)
     maps = [e for e in band.log if e.get("event") == "time map"]
@@ -232,6 +239,33 @@ def test_free_mode_without_a_tempo_answers_within_250_ms():
     row = next(e for e in band.log if e.get("command") == "mid simpler")
     assert 0.0 <= row["effect"] - row["time"] <= 0.250
     assert [e for e in events if isinstance(e, NoteOn) and 1.0 < e.time < 8.0], "free mode played nothing"
+
+
+def test_free_mode_plays_about_as_much_as_metered_and_busier_simpler_work_there():
+    # In free mode (no tempo: what `improv listen` does until the beat tracker locks) a
+    # "beat" is half a second, and while the player plays each band aims at its metered
+    # density at 120 BPM (bass and mid 1 note per half second, high 1 per second).
+    # Tolerances on a legato rubato line (the player seldom rests): every band at least
+    # half of that aim (notes per second, from 2 s on), all bands together 0.8 to 1.5
+    # times what they play metered at 120 BPM on the same line (holding back while the
+    # player played gave about 0.5), busier/simpler a third more/less as when metered.
+    notes = loose_line(16.0, seed=2, hold=0.95, gap=0.1)
+    counts, after = {}, {}
+    for label, kw, cmds in (("free", dict(tempo=None, free=True), []), ("metered", dict(tempo=BPM), []),
+                            ("busier", dict(tempo=None, free=True), [(6.0, "all: busier")]),
+                            ("simpler", dict(tempo=None, free=True), [(6.0, "all: simpler")])):
+        events, band, _ = run(cmds, seconds=16.0, notes=notes, seed=4, **kw)
+        assert {e["metered"] for e in band.log if e.get("event") == "time map"} == {label == "metered"}
+        ons = [e for e in events if isinstance(e, NoteOn)]
+        counts[label] = {b: sum(1 for e in ons if e.source == b and 2.0 <= e.time < 16.0) for b in BANDS}
+        after[label] = sum(1 for e in ons if e.time >= 6.5)
+    per_second = {b: counts["free"][b] / 14.0 for b in BANDS}
+    for b, least in (("bass", 1.0), ("mid", 1.0), ("high", 0.5)):
+        assert per_second[b] >= least, f"free mode: {b} {per_second[b]:.2f} notes/s (< {least}); {counts}"
+    free, metered = sum(counts["free"].values()), sum(counts["metered"].values())
+    assert 0.8 * metered <= free <= 1.5 * metered, counts
+    assert after["busier"] >= 1.3 * after["free"], after
+    assert after["simpler"] <= 0.7 * after["free"], after
 
 
 def test_tap_tempo_puts_the_band_on_the_tapped_beat():

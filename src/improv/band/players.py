@@ -15,7 +15,8 @@ total is steered toward a chance of a new note. How the orders become both:
 * density: a ladder of notes per beat (0.25, 0.5, 1, 2, 4; free mode: per half
   second); each band has a default rung (bass 1, mid 1, high 0.5), busier/simpler move
   it one rung, the mode moves it (make room -1, contrapuntal +1, leading +1, sparse
-  accompaniment -1, busy +1; free mode -1 while the player plays, +1 in their gaps).
+  accompaniment -1, busy +1; free mode +1 in the player's gaps of at least 0.4 s, so a
+  free band is as busy as a metered one at 120 BPM while the player plays).
   The model's density control is set to it, and each frame's chance of a new note is
   steered toward ``target / 4``, raised or lowered by how far the band's rate over the
   last four beats is off (left to itself, the model keeps a band silent that has not
@@ -181,11 +182,16 @@ class BandPlayer:
                 r += 1
             if orders.follows is not None:
                 r += -1 if orders.sparse else 1
-        if not scene.metered and orders.mode != "take-over":
-            # free mode: hold back while the player plays, answer in the gaps
-            in_gap = not scene.player_sounding and scene.player_silent_for * scene.beat_seconds >= self.free_gap
-            r += 1 if in_gap else -1
+        if not scene.metered and orders.mode != "take-over" and self.in_free_gap(scene):
+            # free mode: as busy as metered at 120 BPM while the player plays, answering in
+            # their gaps (holding back while they play too left the band at about half the
+            # metered density on a player who seldom rests)
+            r += 1
         return int(np.clip(r, 0, len(DENSITY_LADDER) - 1))
+
+    def in_free_gap(self, scene: Scene) -> bool:
+        """Free mode: the player has been silent for at least ``free_gap`` seconds."""
+        return not scene.player_sounding and scene.player_silent_for * scene.beat_seconds >= self.free_gap - 1e-9
 
     def request(self, scene: Scene, ctx: Context) -> VoiceRequest | None:
         orders = self.current(scene.time)
