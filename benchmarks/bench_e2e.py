@@ -261,6 +261,8 @@ def summarise(per_file: list[dict]) -> dict:
         "first_note_on": _stats([r["first_on_ms"] for r in rows]),
         "echo": _stats([r["echo_ms"] for r in rows]),
         "decision": _stats([r["decision_ms"] for r in rows]),
+        # from the listener's decision to the band's answer on the wire: the band's share
+        "band_after_decision": _stats([r["first_ms"] - r["decision_ms"] for r in rows if r["first_ms"] is not None]),
         "truth_notes": sum(f.get("truth_notes", 0) for f in per_file),
         "matched_notes": len(rows),
         "no_reaction": sum(1 for r in rows if r["first_ms"] is None),
