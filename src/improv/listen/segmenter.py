@@ -15,6 +15,14 @@ The rules, in musical units (see :class:`SegmenterSettings`):
   latest, with the pitch of the most recent frames (singers scoop into notes).
 * A note ends after ``release_ms`` unvoiced. A short unvoiced gap, or a dip in level
   followed by a rise, inside a note re-articulates it: a repeated note is a new note.
+  So does a fast fall and rise of the level back to where it was (``reattack_db``),
+  even on the same pitch: tonguing, a bow change, a re-plucked string.
+* A new key reached through frames outside the span between the old and the new key
+  (the tracker lost the old pitch in the overlap of a ringing release and a slow attack)
+  starts where the old pitch was lost, at most ``lost_ms`` before the new key arrived.
+* Early in a note (``octave_retake_ms``), a move of an octave, twelfth or two octaves
+  that holds ``octave_hold_ms`` corrects the key, keeping the onset: the tracker's
+  octave error during the attack, not a new note.
 * A change of pitch inside a note becomes a new note only when the pitch *jumped*
   (moved ``jump_semitones`` within ``jump_ms``) and then held on the new key for
   ``hold_ms``. A slow glide is a slide or bend and stays one note, carried by pitch
@@ -89,6 +97,7 @@ class SegmenterSettings:
     reattack_fall_ms: float = 60.0   # ... as high within reattack_rise_ms: a re-attack (tonguing,
     reattack_rise_ms: float = 40.0   # ... a bow change, a re-plucked string), even on the same pitch
     reattack_guard_ms: float = 50.0  # ... once the note's own attack is this far behind
+    reattack_back_db: float = 0.0    # ... "as high": to within this of the level before the fall
     gap_ms: float = 10.0             # an unvoiced gap this long, then voice, may re-articulate
     gap_dip_db: float = 6.0          # ... if the level fell this far under the note's peak in it
     dip_db: float = 10.0             # a voiced dip this far under the note's peak ...
@@ -497,7 +506,7 @@ class Segmenter:
         if len(before) == 0:
             return False
         d = self.s.reattack_db
-        if float(np.max(before)) - lv[i] >= d and lv[-1] >= float(np.max(before)):
+        if float(np.max(before)) - lv[i] >= d and lv[-1] >= float(np.max(before)) - self.s.reattack_back_db:
             self.dip_time = hist[i][0]
             return True
         return False
@@ -515,9 +524,11 @@ class Segmenter:
             return
         self.pending = None
         if self.pending_strong or self._key(med) != self.note:
+            same = self._key(med) == self.note
             out.append(self._note_off(fr.time, self.pending_end, self.pending_why))
             level = max(lv for _, _, lv in frames)
-            start = self._arrival(frames, med, self.pending_start)
+            # the same key again: the pitch never left, the re-attack (the dip) is the onset
+            start = self._arrival(frames, med, self.pending_start, first_is_onset=same)
             self._note_on(fr.time, med, start, level, out, self.pending_why)
             for t, m, _ in frames:
                 self.pitches.append((t, m))
