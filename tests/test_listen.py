@@ -190,3 +190,54 @@ def test_causal_what_was_decided_does_not_depend_on_later_audio():
 def test_any_sample_rate_gives_the_same_notes(sr):
     _, notes = notes_of(MELODY, sr=sr)
     assert_matches(MELODY, notes)
+
+
+def test_same_pitch_reattacks_from_a_fast_level_dip_are_new_notes():
+    # re-attacks tongued/bowed on one pitch: the level falls ~12 dB for ~30 ms and comes back
+    # 1.5 dB louder (an accent), shallower than the dip that ends any note; 6 Hz tremolo of
+    # +-4 dB (slower and shallower) stays one note
+    sr = SR
+    audio = render([ToneSpec(0.3, 1.6, 62)], sr)
+    t = np.arange(len(audio)) / sr
+    env = np.ones_like(audio)
+    for k in range(1, 4):
+        dip_at = 0.3 + 0.4 * k
+        env *= 1.0 - 0.75 * np.exp(-0.5 * ((t - dip_at) / 0.012) ** 2)
+        env *= np.where(t > dip_at, 10 ** (1.5 / 20), 1.0)
+    notes = notes_from_events(transcribe(audio * env, sr, "yin", blocksize=256), until=len(audio) / sr)
+    assert [round(n.pitch) for n in notes] == [62] * 4, f"re-attacks heard as {[round(n.pitch, 2) for n in notes]}"
+    for k, n in enumerate(notes[1:], 1):
+        assert abs(n.onset - (0.3 + 0.4 * k)) * 1000 <= 25.0, f"re-attack {k} heard at {n.onset:.3f} s"
+
+    tremolo = 10 ** (4.0 * np.sin(2 * np.pi * 6.0 * t) / 20)
+    notes = notes_from_events(transcribe(audio * tremolo, sr, "yin", blocksize=256), until=len(audio) / sr)
+    assert len(notes) == 1, f"a note with tremolo heard as {len(notes)} notes"
+
+
+@pytest.mark.parametrize("first,second", [(62, 66), (66, 69), (60, 65), (55, 59)])
+def test_new_note_over_a_ringing_release_starts_on_time(first, second):
+    # the old note rings 200 ms into a new one that attacks over 30 ms (reverb, a sax's release):
+    # the mixture is periodic far below both notes until the new one dominates
+    audio = (render([ToneSpec(0.3, 0.6, first)], SR, total=1.6, release=0.2)
+             + render([ToneSpec(0.75, 0.6, second)], SR, total=1.6, attack=0.03))
+    notes = notes_from_events(transcribe(audio, SR, "yin", blocksize=256), until=len(audio) / SR)
+    assert [round(n.pitch) for n in notes] == [first, second], f"heard {[round(n.pitch, 2) for n in notes]}"
+    assert abs(notes[1].onset - 0.75) * 1000 <= 30.0, f"the new note heard from {notes[1].onset:.3f} s, not 0.75 s"
+
+
+def test_octave_error_in_the_attack_is_corrected_and_keeps_the_onset():
+    # E4 whose first 120 ms carry a strong sub-octave (the tracker hears E3), then plain E4;
+    # one note, E4, from its true onset. A real octave leap after a held note stays two notes.
+    sr = SR
+    onset, dur = 0.3, 0.8
+    audio = render([ToneSpec(onset, dur, 64)], sr, total=1.5)
+    sub = render([ToneSpec(onset, 0.12, 52, amp=0.3)], sr, total=1.5, release=0.01, noise_db=-120.0)
+    notes = notes_from_events(transcribe(audio + sub, sr, "yin", blocksize=256), until=1.5)
+    assert [round(n.pitch) for n in notes] == [64], f"heard {[round(n.pitch, 2) for n in notes]}"
+    assert abs(notes[0].onset - onset) * 1000 <= 20.0, f"onset {notes[0].onset:.3f} s, not {onset} s"
+
+    leap = [ToneSpec(0.3, 0.4, 52), ToneSpec(0.7, 0.5, 64)]
+    audio = render([ToneSpec(0.3, 0.4, 52)], sr, total=1.5, release=0.005) \
+        + render([ToneSpec(0.7, 0.5, 64)], sr, total=1.5, attack=0.005, noise_db=-120.0)
+    notes = notes_from_events(transcribe(audio, sr, "yin", blocksize=256), until=1.5)
+    assert_matches(leap, notes, onset_ms=30.0)

@@ -15,6 +15,14 @@ The rules, in musical units (see :class:`SegmenterSettings`):
   latest, with the pitch of the most recent frames (singers scoop into notes).
 * A note ends after ``release_ms`` unvoiced. A short unvoiced gap, or a dip in level
   followed by a rise, inside a note re-articulates it: a repeated note is a new note.
+  So does a fast fall and rise of the level back to where it was (``reattack_db``),
+  even on the same pitch: tonguing, a bow change, a re-plucked string.
+* A new key reached through frames outside the span between the old and the new key
+  (the tracker lost the old pitch in the overlap of a ringing release and a slow attack)
+  starts where the old pitch was lost, at most ``lost_ms`` before the new key arrived.
+* Early in a note (``octave_retake_ms``), a move of an octave, twelfth or two octaves
+  that holds ``octave_hold_ms`` corrects the key, keeping the onset: the tracker's
+  octave error during the attack, not a new note.
 * A change of pitch inside a note becomes a new note only when the pitch *jumped*
   (moved ``jump_semitones`` within ``jump_ms``) and then held on the new key for
   ``hold_ms``. A slow glide is a slide or bend and stays one note, carried by pitch
@@ -82,7 +90,14 @@ class SegmenterSettings:
     max_wait_ms: float = 45.0        # decide by then at the latest
     arrival_cents: float = 60.0      # the note starts where its pitch first comes this close
     reach_fraction: float = 0.75     # onset: this much of the tracker's reach before the first pitched frame
+    lost_ms: float = 100.0           # a new key's onset goes back at most this far to where the
+                                     # tracker lost the old pitch (a crossfade's mixed period)
     release_ms: float = 30.0         # unvoiced this long ends the note
+    reattack_db: float | None = 8.0  # the level fell this far within reattack_fall_ms and came back
+    reattack_fall_ms: float = 60.0   # ... as high within reattack_rise_ms: a re-attack (tonguing,
+    reattack_rise_ms: float = 40.0   # ... a bow change, a re-plucked string), even on the same pitch
+    reattack_guard_ms: float = 50.0  # ... once the note's own attack is this far behind
+    reattack_back_db: float = 0.0    # ... "as high": to within this of the level before the fall
     gap_ms: float = 10.0             # an unvoiced gap this long, then voice, may re-articulate
     gap_dip_db: float = 6.0          # ... if the level fell this far under the note's peak in it
     dip_db: float = 10.0             # a voiced dip this far under the note's peak ...
@@ -99,6 +114,9 @@ class SegmenterSettings:
     plateau_ms: float = 60.0         # after the old key itself held this long
     quantise_hold_ms: float = 60.0   # bends off: a glide held this long on a new key is a new note
     octave_hold_ms: float = 150.0    # an octave (or twelfth) away must hold this long
+    octave_retake_ms: float | None = 150.0  # an octave (twelfth, two octaves) that holds, reached
+                                     # without a re-attack this early in a note: the first guess
+                                     # was the tracker's octave error; the key is corrected
     retake_ms: float = 80.0          # this early in a note, a pitch that never held on its key ...
     retake_hold_ms: float = 15.0     # ... and then holds this long on another one, beyond the bend
                                      # range (any other key with bends off), corrects the key
@@ -213,6 +231,9 @@ class Segmenter:
         self.n_retake = frames(self.s.retake_ms)
         self.n_retake_hold = frames(self.s.retake_hold_ms)
         self.n_vibrato = frames(self.s.vibrato_ms)
+        self.n_fall = frames(self.s.reattack_fall_ms)
+        self.n_rise = frames(self.s.reattack_rise_ms)
+        self.n_reattack_guard = frames(self.s.reattack_guard_ms)
         self.floor = NoiseFloor(frames(1000.0 * self.s.floor_seconds))
         self.tuning = TuningTracker(initial=self.s.fixed_tuning or 0.0)
         self.reset()
@@ -244,6 +265,7 @@ class Segmenter:
         self.pending_start = 0
         self.pending_end = 0
         self.levels: deque[tuple[int, float]] = deque(maxlen=16)
+        self.recent_levels: deque[tuple[int, float]] = deque(maxlen=self.n_fall + self.n_rise + 1)
 
     # -------------------------------------------------------------- helpers
 
@@ -300,6 +322,7 @@ class Segmenter:
             needed = self.confidence
         voiced = fr.confidence >= needed and fr.level_db >= self.gate_db and fr.f0 > 0
         self.levels.append((fr.time, fr.level_db))
+        self.recent_levels.append((fr.time, fr.level_db))
         if self.note is None:
             self._idle(fr, voiced, midi, out)
         else:
@@ -433,6 +456,8 @@ class Segmenter:
 
     def _rearticulated(self, fr: Frame) -> tuple[str, float]:
         """("gap" | "dip", depth in dB) when a possible re-attack just happened, else ("", 0)."""
+        if self.unvoiced_run == 0 and self._reattacked():
+            return "dip", math.inf
         if self.unvoiced_run >= self.n_gap and self.dip_db is not None:
             depth = self.note_peak_db - self.dip_db
             if depth >= self.s.gap_dip_db:
@@ -451,6 +476,41 @@ class Segmenter:
                 self.dip_db = None  # recovered without re-articulating
         return "", 0.0
 
+    def _reattacked(self) -> bool:
+        """The level fell fast and came back as fast, as high as before: the player attacked
+        again (tonguing, a bow change, a re-plucked string), even on the same pitch.
+
+        Levels are averaged over at least one period of the note first, so the ripple of a
+        low note in the 10 ms level meter is no dip. The time of the dip's bottom is kept
+        as the new note's onset.
+        """
+        if self.s.reattack_db is None:
+            return False
+        hist = [(t, lv) for t, lv in self.recent_levels if t > self.note_start]
+        if len(hist) < self.n_reattack_guard:
+            return False  # the note's own attack
+        assert self.note is not None
+        period = self.sample_rate / (440.0 * 2.0 ** ((self.note + self._tuning() / 100.0 - 69.0) / 12.0))
+        k = max(1, int(math.ceil((period - 2 * self.onset_offset) / self.hop)) + 1)
+        lv = np.array([v for _, v in hist])
+        if k > 1:  # mean power over the last k frames
+            c = np.concatenate([[0.0], np.cumsum(10.0 ** (lv / 10.0))])
+            idx = np.arange(len(lv))
+            lo = np.maximum(0, idx - k + 1)
+            lv = 10.0 * np.log10(np.maximum((c[idx + 1] - c[lo]) / (idx + 1 - lo), 1e-12))
+        first = len(lv) - self.n_rise - 1
+        i = max(first, 0) + int(np.argmin(lv[max(first, 0):]))
+        if i == len(lv) - 1:
+            return False  # still falling
+        before = lv[max(0, i - self.n_fall):i]
+        if len(before) == 0:
+            return False
+        d = self.s.reattack_db
+        if float(np.max(before)) - lv[i] >= d and lv[-1] >= float(np.max(before)) - self.s.reattack_back_db:
+            self.dip_time = hist[i][0]
+            return True
+        return False
+
     def _resolve_pending(self, fr: Frame, out: list[Decision]) -> None:
         """After a possible re-attack: a new note once its pitch is clear, or the same one going on."""
         assert self.pending is not None and self.note is not None
@@ -464,9 +524,11 @@ class Segmenter:
             return
         self.pending = None
         if self.pending_strong or self._key(med) != self.note:
+            same = self._key(med) == self.note
             out.append(self._note_off(fr.time, self.pending_end, self.pending_why))
             level = max(lv for _, _, lv in frames)
-            start = self._arrival(frames, med, self.pending_start)
+            # the same key again: the pitch never left, the re-attack (the dip) is the onset
+            start = self._arrival(frames, med, self.pending_start, first_is_onset=same)
             self._note_on(fr.time, med, start, level, out, self.pending_why)
             for t, m, _ in frames:
                 self.pitches.append((t, m))
@@ -504,6 +566,26 @@ class Segmenter:
         self._note_on(fr.time, med, self.note_start, max(level, self.note_peak_db), out, "retake")
         return True
 
+    def _lost(self, arrival: int, new: float) -> int:
+        """When a new key arriving at ``arrival`` began: where the tracker lost the old pitch.
+
+        A slow attack or a ringing release overlaps the old note and the new one; the mixture
+        is periodic at their common period (a third gives two octaves under), or at a
+        harmonic, so the pitch leaves the span between the two keys before the new key
+        wins. Such a frame, no more than ``lost_ms`` before the arrival, is the new note's
+        onset. A glide or scoop, which stays between the keys, starts the note on arrival.
+        """
+        assert self.note is not None
+        lo, hi = min(self.note, new) - 0.5, max(self.note, new) + 0.5
+        limit = arrival - int(self.s.lost_ms * 1e-3 * self.sample_rate)
+        shift = self._tuning() / 100.0
+        for t, m in self.away:
+            if t >= arrival:
+                break
+            if t >= limit and not lo <= m - shift <= hi:
+                return t
+        return arrival
+
     def _changed_key(self, fr: Frame, out: list[Decision]) -> bool:
         """The pitch is off the key: decide whether it is a new note (and start it)."""
         key = self.note
@@ -531,6 +613,13 @@ class Segmenter:
             return False  # the tracker may have slipped to a harmonic
         hist = list(self.pitches)
         first_away = self.away[0][0]
+        if (self.s.octave_retake_ms is not None and abs(new_key - key) in (12, 19, 24)
+                and first_away - self.note_start <= self.s.octave_retake_ms * 1e-3 * self.sample_rate):
+            # (a re-attack on the way would have ended this note before: see _rearticulated)
+            out.append(self._note_off(fr.time, fr.time, "retake"))
+            level = max(lv for _, lv in list(self.levels)[-4:])
+            self._note_on(fr.time, med, self.note_start, max(level, self.note_peak_db), out, "retake")
+            return True
         early = first_away - self.note_start < self.n_scoop * self.hop
         span = (self.n_scoop_jump if early else self.n_jump) * self.hop
         jumped = _moved_within(hist, first_away - span, span, self.s.jump_semitones)
@@ -546,8 +635,8 @@ class Segmenter:
             if abs(centre - self._tuning() / 100.0 - key) < 0.5:
                 return False  # could still be vibrato around the old key
         why = "jump" if jumped else "glide"
-        # The new note is heard from when the pitch arrived on its key.
-        start = self.away[-run][0] - self.onset_offset
+        # The new note is heard from when the pitch arrived on its key (or the old one was lost).
+        start = self._lost(self.away[-run][0], med - self._tuning() / 100.0) - self.onset_offset
         out.append(self._note_off(fr.time, first_away - self.onset_offset, why))
         level = max(lv for _, lv in list(self.levels)[-4:])
         self._note_on(fr.time, med, max(start, 0), level, out, why)
