@@ -85,6 +85,19 @@ def test_no_bends_quantises_a_slide_into_keys():
     assert abs(notes[-1].onset - 0.825) <= 0.04, f"the arrival on 62 heard at {notes[-1].onset:.3f} s, not ~0.825 s"
 
 
+def _dipped_d4(sr: int, depth: float, accent_db: float = 0.0) -> np.ndarray:
+    """A held D4 (0.3-1.9 s) whose level dips by ``depth`` (0.9: -20 dB) for ~30 ms at
+    0.7, 1.1 and 1.5 s, coming back ``accent_db`` louder after each dip."""
+    audio = render([ToneSpec(0.3, 1.6, 62)], sr)
+    t = np.arange(len(audio)) / sr
+    env = np.ones_like(audio)
+    for k in range(1, 4):
+        dip_at = 0.3 + 0.4 * k
+        env *= 1.0 - depth * np.exp(-0.5 * ((t - dip_at) / 0.012) ** 2)
+        env *= np.where(t > dip_at, 10 ** (accent_db / 20), 1.0)
+    return audio * env
+
+
 def test_repeated_notes_are_separate_when_rearticulated():
     # six re-attacks of the same pitch with 70 ms gaps, then four legato re-attacks (a 20 dB dip, no gap)
     specs = [ToneSpec(0.3 + 0.35 * i, 0.28, 62) for i in range(6)]
@@ -92,13 +105,8 @@ def test_repeated_notes_are_separate_when_rearticulated():
     assert_matches(specs, notes)
 
     sr = SR
-    audio = render([ToneSpec(0.3, 1.6, 62)], sr)
-    t = np.arange(len(audio)) / sr
-    env = np.ones_like(audio)
-    for k in range(1, 4):
-        dip_at = 0.3 + 0.4 * k
-        env *= 1.0 - 0.9 * np.exp(-0.5 * ((t - dip_at) / 0.012) ** 2)  # -20 dB dip, ~30 ms wide
-    events = transcribe(audio * env, sr, "yin", blocksize=256)
+    audio = _dipped_d4(sr, 0.9)  # -20 dB dips, ~30 ms wide
+    events = transcribe(audio, sr, "yin", blocksize=256)
     legato = notes_from_events(events, until=len(audio) / sr)
     assert [round(n.pitch) for n in legato] == [62] * 4, f"legato re-attacks heard as {[n.pitch for n in legato]}"
     for k, n in enumerate(legato[1:], 1):
@@ -197,20 +205,15 @@ def test_same_pitch_reattacks_from_a_fast_level_dip_are_new_notes():
     # 1.5 dB louder (an accent), shallower than the dip that ends any note; 6 Hz tremolo of
     # +-4 dB (slower and shallower) stays one note
     sr = SR
-    audio = render([ToneSpec(0.3, 1.6, 62)], sr)
-    t = np.arange(len(audio)) / sr
-    env = np.ones_like(audio)
-    for k in range(1, 4):
-        dip_at = 0.3 + 0.4 * k
-        env *= 1.0 - 0.75 * np.exp(-0.5 * ((t - dip_at) / 0.012) ** 2)
-        env *= np.where(t > dip_at, 10 ** (1.5 / 20), 1.0)
-    notes = notes_from_events(transcribe(audio * env, sr, "yin", blocksize=256), until=len(audio) / sr)
+    audio = _dipped_d4(sr, 0.75, accent_db=1.5)
+    notes = notes_from_events(transcribe(audio, sr, "yin", blocksize=256), until=len(audio) / sr)
     assert [round(n.pitch) for n in notes] == [62] * 4, f"re-attacks heard as {[round(n.pitch, 2) for n in notes]}"
     for k, n in enumerate(notes[1:], 1):
         assert abs(n.onset - (0.3 + 0.4 * k)) * 1000 <= 25.0, f"re-attack {k} heard at {n.onset:.3f} s"
 
-    tremolo = 10 ** (4.0 * np.sin(2 * np.pi * 6.0 * t) / 20)
-    notes = notes_from_events(transcribe(audio * tremolo, sr, "yin", blocksize=256), until=len(audio) / sr)
+    plain = render([ToneSpec(0.3, 1.6, 62)], sr)
+    tremolo = 10 ** (4.0 * np.sin(2 * np.pi * 6.0 * np.arange(len(plain)) / sr) / 20)
+    notes = notes_from_events(transcribe(plain * tremolo, sr, "yin", blocksize=256), until=len(plain) / sr)
     assert len(notes) == 1, f"a note with tremolo heard as {len(notes)} notes"
 
 
