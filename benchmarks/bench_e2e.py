@@ -268,6 +268,8 @@ def summarise(per_file: list[dict]) -> dict:
         "no_reaction": sum(1 for r in rows if r["first_ms"] is None),
         "band_late_ms": _stats([x for f in per_file for x in f.get("late", [])]),
         "input_overflows": sum(f.get("overflows") or 0 for f in per_file),
+        "per_note_ms": {key: [round(r[key], 1) for r in rows if r[key] is not None]
+                        for key in ("echo_ms", "first_ms", "first_on_ms")},
     }
 
 

@@ -408,13 +408,15 @@ def markdown(cols, rows) -> str:
     return "\n".join(lines)
 
 
-def plot(path: Path, methods: list[str], figs: dict, groups: list[str]) -> None:
+def plot(path: Path, methods: list[str], figs: dict, groups: list[str], e2e: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5))
+    per_note = (e2e or {}).get("per_note_ms") if (e2e or {}).get("status") == "measured" else None
+    fig, axes = plt.subplots(1, 3 if per_note else 2, figsize=(21 if per_note else 14, 5.5))
+    ax1, ax2 = axes[0], axes[1]
     sets = ["all", "real", "instruments"] + groups
     width = 0.8 / max(1, len(methods))
     x = np.arange(len(sets))
@@ -436,6 +438,19 @@ def plot(path: Path, methods: list[str], figs: dict, groups: list[str]) -> None:
     ax2.set_ylabel("matched notes")
     ax2.legend(fontsize=8)
     ax2.set_title("causal methods: decision latency")
+    if per_note:
+        ax3 = axes[2]
+        bins = np.arange(0, 1010, 20)
+        for key, label in (("echo_ms", "improv's echo of the note"), ("first_ms", "band's first reacting message"),
+                           ("first_on_ms", "band's first reacting note-on")):
+            v = per_note.get(key, [])
+            if v:
+                ax3.hist(np.clip(v, 0, 1000), bins=bins, histtype="step", linewidth=1.5,
+                         label=f"{label} (p50 {np.percentile(v, 50):.0f} ms)")
+        ax3.set_xlabel("true onset in the input -> MIDI leaving improv on JACK (ms; clipped at 1 s)")
+        ax3.set_ylabel("notes")
+        ax3.legend(fontsize=8)
+        ax3.set_title("end to end, whole pipeline in real time")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -653,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         "recordings": recordings, "audio_seconds": round(audio_s, 1), "summary": figs, "files": per_file,
         "claims": claims, "generation": gen,
     }, indent=1, default=float))
-    plot(args.out / "compare.png", methods, figs, groups)
+    plot(args.out / "compare.png", methods, figs, groups, gen.get("end_to_end"))
 
     rows = table_rows(methods, figs)
     grows = group_rows(methods, figs, groups)
