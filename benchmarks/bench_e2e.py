@@ -13,7 +13,8 @@ message leaving improv's port with the frame it arrived in. Times are JACK frame
 the clock is the audio's own.
 
 What "reacting" means: the band plans one frame at a time (a sixteenth, or 125 ms free),
-each a little ahead of when it sounds (``lookahead`` + ``handoff``). A band message can
+each a little ahead of when it sounds (``lookahead`` + ``handoff``; when it hears a note
+it plans again what it has not handed on yet, ``BandSettings.react``). A band message can
 answer a player's note only if the frame it belongs to was planned after the band took
 that note in. The band records, for each event it plans, how many player onsets it had
 heard (``Band.trace``); each message captured on JACK is matched to its planned event,
@@ -56,7 +57,8 @@ ONSET_S = 0.050    # a decided note and the true onset it stands for (the F1 ons
 
 def default_files(log) -> list[Path]:
     """vocadito_1 (33 s of singing) and two short instrument takes (compare.py's set)."""
-    takes = sorted(SHORT_TAKES.glob("seed*/*.wav")) or sorted((Path.home() / ".cache" / "improv" / "instruments").glob("*.wav"))
+    takes = (sorted(SHORT_TAKES.glob("seed*/*.wav"))
+             or sorted((Path.home() / ".cache" / "improv" / "instruments").glob("*.wav")))
     if not takes:
         log("no instrument takes (run benchmarks/render_instruments.py or compare.py first): skipped")
     voc = DATA / "vocadito" / "vocadito_1.wav"
@@ -195,8 +197,9 @@ def play_one(path: Path, truth_onsets: np.ndarray, rate: int, period: int, bands
         port.send = logged
         box.append(live)
 
+    band = BandSettings(tempo=tempo, seed=seed, **(band_options or {}))
     opts = ListenOptions(device="system", samplerate=rate, blocksize=period, midi_api="jack", synth="none",
-                         echo=True, bands=bands, band=BandSettings(tempo=tempo, seed=seed, **(band_options or {})), record=str(folder))
+                         echo=True, bands=bands, band=band, record=str(folder))
     result: dict = {}
     error: list[BaseException] = []
 
@@ -235,7 +238,8 @@ def play_one(path: Path, truth_onsets: np.ndarray, rate: int, period: int, bands
     out = analyse(capture.snapshot(), sent, live.band.trace, player_ons, truth_onsets, player.frame_of,
                   audio_offset(audio, recorded, rate), rate)
     modes = [e for e in live.band.log if e.get("event") == "time map"]
-    out.update(file=path.name, seconds=round(len(audio) / rate, 1), load=round(float(np.mean(load)), 2) if load else None,
+    out.update(file=path.name, seconds=round(len(audio) / rate, 1),
+               load=round(float(np.mean(load)), 2) if load else None,
                time_maps=[("metered %.0f BPM" % e["bpm"]) if e["metered"] else "free" for e in modes],
                band_step_ms_p50=round(1000 * float(np.median(live.step_seconds)), 2) if live.step_seconds else None,
                midi_port=r.midi_port, overflows=r.overflows)
