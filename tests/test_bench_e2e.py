@@ -33,6 +33,7 @@ def test_e2e_reactions_are_causal_and_every_message_is_accounted_for(jack_server
     res = bench_e2e.play_one(wav, onsets, rate, jack_server.period, ("bass", "mid", "high"), 120.0, 1, tmp_path)
     assert "error" not in res, res.get("error")
     assert res["unmatched_messages"] == 0, "a band message that the band never planned"
+    assert res["lost_messages"] <= 2, f"{res['lost_messages']} messages sent but never captured"
     assert res["band_messages"] >= 10, f"the band played {res['band_messages']} messages"
     assert res["matched"] >= len(MELODY) - 1, f"{res['matched']} of {len(MELODY)} notes heard within 50 ms"
     handoff = BandSettings().handoff
@@ -42,7 +43,7 @@ def test_e2e_reactions_are_causal_and_every_message_is_accounted_for(jack_server
     for r in res["rows"]:
         # the echo leaves when the note is decided: not before the block that decided it was
         # played (a message can be stamped in the very cycle whose audio decided it: one period)
-        assert r["echo_ms"] >= r["decision_ms"] - period_ms - 1.0, r
+        assert r["echo_ms"] is None or r["echo_ms"] >= r["decision_ms"] - period_ms - 1.0, r
         if r["first_ms"] is not None:
             # a reaction is planned after the note was heard, at least ``handoff`` ahead of its time
             assert r["first_ms"] >= r["decision_ms"] + 1000 * handoff - period_ms, r
