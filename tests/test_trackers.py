@@ -61,3 +61,30 @@ def test_pipeline_hears_a_melody_with_each_tracker(name):
     assert [round(n.pitch) for n in notes] == [round(s.midi) for s in specs], name
     for n, s in zip(notes, specs):
         assert abs(n.onset - s.onset) <= 0.05, f"{name}: onset {1000 * (n.onset - s.onset):+.0f} ms"
+
+
+def _peak_db(audio: np.ndarray, db: float) -> np.ndarray:
+    """``audio`` scaled so that its peak sits at ``db`` dBFS."""
+    return (audio * (10 ** (db / 20.0) / np.max(np.abs(audio)))).astype(np.float32)
+
+
+def test_pesto_hears_the_same_notes_at_any_input_level():
+    """PESTO's voicing classifier reads the CQT's absolute energy; the tracker must not depend on
+    the microphone gain: the same melody peaking at -6 and at -30 dBFS gives the same notes."""
+    specs = [ToneSpec(0.3 + 0.45 * i, 0.35, m, vibrato_cents=20 * (i % 2))
+             for i, m in enumerate([50, 57, 62, 66, 69, 74, 79])]
+    sr = 22050
+    # Hiss about 50 dB under the peak, as from a microphone: at -30 dBFS it stays above the
+    # segmenter's digital-silence cut (-90 dBFS), so only the tracker's level dependence is tested.
+    take = render(specs, sr, noise_db=-60.0)
+    heard = {}
+    for db in (-6.0, -30.0):
+        audio = _peak_db(take, db)
+        heard[db] = notes_from_events(transcribe(audio, sr, "pesto", blocksize=256), until=len(audio) / sr)
+    loud, quiet = heard[-6.0], heard[-30.0]
+    assert [round(n.pitch) for n in loud] == [s.midi for s in specs], "at -6 dBFS"
+    assert len(quiet) == len(loud), f"{len(quiet)} notes at -30 dBFS, {len(loud)} at -6 dBFS"
+    for a, b in zip(loud, quiet):
+        assert abs(100 * (a.pitch - b.pitch)) <= 50, f"{a.pitch:.2f} at -6 dBFS, {b.pitch:.2f} at -30 dBFS"
+        assert abs(a.onset - b.onset) <= 0.05, f"onset {1000 * (b.onset - a.onset):+.0f} ms at -30 dBFS"
+        assert abs(a.offset - b.offset) <= 0.05, f"end {1000 * (b.offset - a.offset):+.0f} ms at -30 dBFS"
