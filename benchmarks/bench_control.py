@@ -39,19 +39,6 @@ from jackutil import RATE, JackMidiSource, start_jack  # noqa: E402
 from improv.control import ControlOptions, open_controls  # noqa: E402
 
 
-class StampedSource(JackMidiSource):
-    def __init__(self, events, name):
-        self.sent_at: list[float] = []
-        super().__init__(events, name=name)
-
-    def _process(self, frames: int) -> None:
-        n = len(self.sent)
-        super()._process(frames)
-        if len(self.sent) > n:
-            t = time.monotonic()
-            self.sent_at.extend([t] * (len(self.sent) - n))
-
-
 def stats_ms(values: list[float]) -> dict:
     a = np.asarray(values) * 1000.0
     if len(a) == 0:
@@ -76,7 +63,7 @@ def run_case(presses: int, interval: float, long_presses: int, seed: int) -> dic
         events.append((f, bytes([0xB0, 82, 127])))
         events.append((f + int(0.8 * RATE), bytes([0xB0, 82, 0])))
     calls: list[tuple[float, object]] = []
-    src = StampedSource(events, name="benchpedal")
+    src = JackMidiSource(events, name="benchpedal")
     try:
         with open_controls(ControlOptions(controller="benchpedal", keys=False, midi_api="jack"),
                            lambda c: calls.append((time.monotonic(), c)), time.monotonic, lambda s: None):

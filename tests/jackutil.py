@@ -160,8 +160,9 @@ class JackMidiSource:
     """An in-process JACK client that sends scripted MIDI at exact frames (a clock, a foot switch).
 
     ``events`` are (frame offset from the start, bytes) in order. ``start()`` begins at
-    the next cycle; ``start_frame`` is then the JACK frame time of offset 0 and
-    ``sent`` holds (frame, bytes) of what went out. ``stop()`` sends nothing more.
+    the next cycle; ``start_frame`` is then the JACK frame time of offset 0,
+    ``sent`` holds (frame, bytes) of what went out and ``sent_at`` the
+    ``time.monotonic()`` of the cycle each went out in. ``stop()`` sends nothing more.
     """
 
     def __init__(self, events: list[tuple[int, bytes]], name: str = "midisource"):
@@ -174,6 +175,7 @@ class JackMidiSource:
         self.playing = False
         self.start_frame: int | None = None
         self.sent: list[tuple[int, bytes]] = []
+        self.sent_at: list[float] = []  # time.monotonic() of the cycle each message went out in
         self.done = threading.Event()
         self.client.set_process_callback(self._process)
         self.client.activate()
@@ -186,11 +188,13 @@ class JackMidiSource:
         if self.start_frame is None:
             self.start_frame = base
         end = base + frames
+        now = time.monotonic()
         while self.index < len(self.events) and self.start_frame + self.events[self.index][0] < end:
             offset, data = self.events[self.index]
             frame = self.start_frame + offset
             self.port.write_midi_event(max(0, frame - base), data)
             self.sent.append((frame, data))
+            self.sent_at.append(now)
             self.index += 1
         if self.index >= len(self.events):
             self.done.set()

@@ -28,21 +28,6 @@ pytestmark = pytest.mark.jack
 TOL = 0.050
 
 
-class StampedSource(JackMidiSource):
-    """A JackMidiSource that also notes time.monotonic() of the cycle each message went out in."""
-
-    def __init__(self, events, name):
-        self.sent_at: list[float] = []
-        super().__init__(events, name=name)
-
-    def _process(self, frames: int) -> None:
-        n = len(self.sent)
-        super()._process(frames)
-        if len(self.sent) > n:
-            t = time.monotonic()
-            self.sent_at.extend([t] * (len(self.sent) - n))
-
-
 class Sink:
     def __init__(self):
         self.commands = []
@@ -103,7 +88,7 @@ def test_switches_from_a_jack_client_become_commands(jack_server):
     want = [(0, 0.0, "all", "make-room", None), (1, 0.0, "all", "stop", None), (4, 0.0, "all", "busier", None),
             (5, 0.6, "all", "accompany", "harmonic"), (7, 0.0, "high", "take-over", 0.7),
             (8, 0.0, "high", "accompany", "harmonic"), (9, 0.0, "all", "panic", None)]
-    src = StampedSource(events, name="footswitch")
+    src = JackMidiSource(events, name="footswitch")
     sink = Sink()
     try:
         with open_controls(ControlOptions(controller="footsw", keys=False, midi_api="jack"), sink.command,
@@ -126,7 +111,7 @@ def test_switches_from_a_jack_client_become_commands(jack_server):
 
 def test_controller_that_disappears_and_returns(jack_server):
     sink = Sink()
-    src = StampedSource([(0, bytes([0xB0, 80, 127])), (at(0.1), bytes([0xB0, 80, 0]))], name="pedalboard")
+    src = JackMidiSource([(0, bytes([0xB0, 80, 127])), (at(0.1), bytes([0xB0, 80, 0]))], name="pedalboard")
     try:
         with open_controls(ControlOptions(controller="pedalboard", keys=False, midi_api="jack"), sink.command,
                            time.monotonic, sink.log, mapping=MAPPING) as controls:
@@ -138,7 +123,7 @@ def test_controller_that_disappears_and_returns(jack_server):
             lost = [x for x in sink.logs if "disappeared" in x][0]
             assert lost.startswith("controller pedalboard:out disappeared; playing on")
             time.sleep(0.3)
-            src = StampedSource([(0, bytes([0xC0, 1])), (at(0.05), bytes([0xB0, 81, 127]))], name="pedalboard")
+            src = JackMidiSource([(0, bytes([0xC0, 1])), (at(0.05), bytes([0xB0, 81, 127]))], name="pedalboard")
             assert sink.wait(lambda s: any("is back" in x for x in s.logs), timeout=3.0), sink.logs
             assert connected(src)
             src.start()

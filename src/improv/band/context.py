@@ -164,34 +164,28 @@ class Context:
     def cut(self, source: str, at: float) -> CtxNote | None:
         """``source`` is silent from ``at``: later notes are dropped, a note sounding then ends
         there. Returns that note (it needs a NoteOff at ``at``), if any."""
-        ending = None
+        return self._drop_from(source, at, end=at)
+
+    def retract(self, source: str, at: float) -> CtxNote | None:
+        """Plans of ``source`` from ``at`` are withdrawn: later notes are dropped and a note
+        sounding at ``at`` is open again (its end is decided anew). Returns that note."""
+        return self._drop_from(source, at, end=None)
+
+    def _drop_from(self, source: str, at: float, end: float | None) -> CtxNote | None:
+        """Notes of ``source`` starting at ``at`` or later are dropped; the one sounding then
+        gets ``end``, and is returned."""
+        sounding = None
         keep = []
         for n in self.notes:
             if n.source == source:
                 if n.start >= at - EPS:
                     continue
                 if n.end is None or n.end >= at - EPS:  # (the band drops plans from at - EPS on)
-                    n.end = at
-                    ending = n
+                    n.end = end
+                    sounding = n
             keep.append(n)
         self.notes = keep
-        return ending
-
-    def retract(self, source: str, at: float) -> CtxNote | None:
-        """Plans of ``source`` from ``at`` are withdrawn: later notes are dropped and a note
-        sounding at ``at`` is open again (its end is decided anew). Returns that note."""
-        reopened = None
-        keep = []
-        for n in self.notes:
-            if n.source == source:
-                if n.start >= at - EPS:
-                    continue
-                if n.end is None or n.end >= at - EPS:
-                    n.end = None
-                    reopened = n
-            keep.append(n)
-        self.notes = keep
-        return reopened
+        return sounding
 
     # ------------------------------------------------------------ memory
 
