@@ -78,10 +78,14 @@ def test_band_answers_and_obeys_commands_on_jack(jack_server, portaudio):
             while capture.client.frame_time - (player.start_frame or capture.client.frame_time) < at * rate:
                 time.sleep(0.005)
             until = time.monotonic() + 2.0
-            while not _sounding(_notes(capture.snapshot(), rate), capture.client.frame_time) and \
-                    time.monotonic() < until:
+            while True:
+                # the last frame whose MIDI the capture has surely taken in (its cycle is over),
+                # read before the snapshot: what sounds then is what the check below sees
+                seen = capture.client.last_frame_time - 1
+                if _sounding(_notes(capture.snapshot(), rate), seen) or time.monotonic() >= until:
+                    break
                 time.sleep(0.005)
-            marks[label] = capture.client.frame_time
+            marks[label] = seen
             live.command(parse_command(text, live.now()))
             marks[label + " returned"] = capture.client.frame_time  # (this thread may be slow to run)
 
