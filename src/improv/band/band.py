@@ -376,8 +376,8 @@ class Band:
             phrase = ctx.last_phrase(1.5 * bs, self.now, PHRASE_BEATS * bs)
             if phrase:
                 profile = pitch_class_profile(phrase, self.now)
-                span = (phrase[-1].end or self.now) - phrase[0].start
-                rate = len(phrase) / max(span / bs, 1.0)
+                length = (phrase[-1].end or self.now) - phrase[0].start
+                rate = len(phrase) / max(length / bs, 1.0)
         return Scene(ft, m.metered, bs, m.on_beat(k), register, last.pitch if last is not None else None,
                      sounding, silent_for, ctx.player_motion(), profile, rate, span)
 
