@@ -10,6 +10,7 @@ reading side (``MicSource.blocks``) runs in the analysis thread.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Iterator
@@ -204,6 +205,16 @@ def resolve_input_device(device: str | int | None) -> int | None:
     return matches[0]["index"]
 
 
+def _abandon_portaudio(sd) -> None:
+    """The stream stopped under us (the audio server died or the device went away): from
+    now on any PortAudio call may hang, and so would sounddevice's ``Pa_Terminate`` at
+    interpreter exit (the process would never end, deaf to Ctrl-C). Leave PortAudio as it
+    is; the operating system frees it with the process."""
+    handler = getattr(sd, "_exit_handler", None)
+    if handler is not None:
+        atexit.unregister(handler)
+
+
 class MicSource:
     """The microphone through a sounddevice callback that only copies.
 
@@ -280,6 +291,7 @@ class MicSource:
         while stop is None or not stop.is_set():
             if not self._ready.wait(timeout=0.5):
                 if not self._stream.active:
+                    _abandon_portaudio(self._sd)
                     raise AudioInputError(
                         "the audio input stopped (device unplugged or audio server gone); "
                         "check it with `improv devices` and start again"
@@ -306,9 +318,11 @@ class MicSource:
         stream, self._stream = self._stream, None
         if stream is None:
             return
-        if stream.active:
-            try:
-                stream.stop()
-                stream.close()
-            except self._sd.PortAudioError:
-                pass  # the device went away between the check and the call; nothing left to close
+        if not stream.active:
+            _abandon_portaudio(self._sd)
+            return
+        try:
+            stream.stop()
+            stream.close()
+        except self._sd.PortAudioError:
+            pass  # the device went away between the check and the call; nothing left to close

@@ -137,6 +137,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
     voices = as_voices(opts.voices)  # [output]
     channels = {**BAND_CHANNELS, **(opts.channels or {})}
     end = 0.0
+    finished = False
     try:
         if opts.midi:
             port = MidiOut(opts.midi_out, opts.midi_api)
@@ -227,6 +228,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
             if view is not None and end >= next_view:
                 _show(view, band, end)
                 next_view = end + 0.1
+        finished = True
         tail = listener.finish(end)
         if band is not None:
             for ev in tail:
@@ -237,6 +239,13 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
     finally:
         if controls is not None:
             controls.close()
+        if not finished:
+            # ended by an error (the input stopped): the player's sounding note ends in the
+            # recording too (the ports get all-notes-off below)
+            for ev in listener.finish(end):
+                result.events.append(ev)
+                if recorder is not None:
+                    recorder.add(ev)
         if band is not None and live is None:
             # --fast ended by an error: the band's notes end in the recording too (the port panics
             # below); after a normal end there is nothing left and this adds nothing.
