@@ -123,16 +123,16 @@ def beat_at(band, t: float) -> tuple[float, bool]:
     """Seconds per beat of the band's clock at ``t`` (free mode: 0.5 s), and whether metered."""
     beat, metered = 0.5, False
     for e in band.log:
-        if e.get("event") == "time map" and e["time"] <= t:
-            metered = e["metered"]
-            beat = 60.0 / e["bpm"] if metered else 0.5
+        if e.event == "time map" and e.time <= t:
+            metered = e.metered
+            beat = 60.0 / e.bpm if metered else 0.5
     return beat, metered
 
 
-def effect_of(band, text: str) -> dict:
+def effect_of(band, text: str):
     """The band's log entry of the first command written ``text``."""
     label = parse_command(text).label()
-    return next(e for e in band.log if e.get("event") == "command" and e["command"] == label)
+    return next(e for e in band.log if e.event == "command" and e.command == label)
 
 
 def stat(values) -> dict:
@@ -157,7 +157,7 @@ def ab_figures(rec: Recording, seed: int) -> dict:
     def run(text):
         ev, band = session(rec, [(T, text)], seed)
         eff = effect_of(band, text)
-        return band_notes(ev, end), band, eff["effect"]
+        return band_notes(ev, end), band, eff.effect
 
     def pooled(notes, a, b):
         return [n for v in notes.values() for n in M.between(v, a, b)]
@@ -190,7 +190,7 @@ def ab_figures(rec: Recording, seed: int) -> dict:
                        ("chaotic", ["all: more chaotic"])):
         ev, band = session(rec, [(T, t) for t in texts], seed)
         notes = band_notes(ev, end)
-        eff = effect_of(band, texts[0])["effect"]
+        eff = effect_of(band, texts[0]).effect
         row = {}
         for name, src in (("before", base), ("after", notes)):
             ent = [M.interval_entropy([round(n.pitch) for n in M.between(src[b], eff, end)]) for b in BANDS]
@@ -268,16 +268,16 @@ def reaction_figures(rec: Recording, seed: int) -> dict:
     ev, band = session(rec, [(round(t, 3), s) for t, s in script], seed)
     rows = []
     for e in band.log:
-        if e.get("event") != "command":
+        if e.event != "command":
             continue
-        beat, metered = beat_at(band, e["time"])
-        row = {"command": e["command"], "time": e["time"], "metered": metered,
-               "delay_ms": 1000.0 * (e["effect"] - e["time"]), "delay_beats": (e["effect"] - e["time"]) / beat}
-        if e["command"].endswith(("stop", "panic")):
+        beat, metered = beat_at(band, e.time)
+        row = {"command": e.command, "time": e.time, "metered": metered,
+               "delay_ms": 1000.0 * (e.effect - e.time), "delay_beats": (e.effect - e.time) / beat}
+        if e.command.endswith(("stop", "panic")):
             # the notes sounding when the command came: how long after it they ended
-            ends = [n.offset - e["time"] for b in BANDS for n in notes_from_events(ev, b, until=rec.duration)
-                    if n.onset < e["time"] - 1e-6 and n.offset > e["time"] - 1e-6
-                    and (e["command"].endswith("panic") or e["command"].startswith(("all", b)))]
+            ends = [n.offset - e.time for b in BANDS for n in notes_from_events(ev, b, until=rec.duration)
+                    if n.onset < e.time - 1e-6 and n.offset > e.time - 1e-6
+                    and (e.command.endswith("panic") or e.command.startswith(("all", b)))]
             row["notes_off_ms"] = 1000.0 * max(ends) if ends else None
         rows.append(row)
     return {"recording": rec.name, "seed": seed, "commands": rows}

@@ -146,7 +146,8 @@ def analyse(captured, sent, trace, player_ons, truth_onsets, frame_of, audio_sta
     if not pairs:
         return {"error": f"improv sent {len(sent)} messages, {len(captured)} were captured, none in order"}
     planned: dict[tuple[str, int, bool], list[tuple[float, int]]] = {}
-    for t, src, pitch, on, heard, _ in trace:
+    for e in trace:
+        t, src, pitch, on, heard = e.time, e.band, e.pitch, e.note_on, e.heard
         planned.setdefault((src, pitch, on), []).append((t, heard))
     msgs = []   # (frame, note on?, onsets heard when planned)
     late = []   # ms each band message left after its planned time (the scheduler's accuracy)
@@ -261,10 +262,10 @@ def play_one(path: Path, truth_onsets: np.ndarray, rate: int, period: int, bands
     recorded, _ = soundfile.read(str(r.recording / "input.wav"), dtype="float32")
     out = analyse(capture.snapshot(), sent, live.band.trace, player_ons, truth_onsets, player.frame_of,
                   audio_offset(audio, recorded, rate), rate)
-    modes = [e for e in live.band.log if e.get("event") == "time map"]
+    modes = [e for e in live.band.log if e.event == "time map"]
     out.update(file=path.name, seconds=round(len(audio) / rate, 1),
                load=round(float(np.mean(load)), 2) if load else None,
-               time_maps=[("metered %.0f BPM" % e["bpm"]) if e["metered"] else "free" for e in modes],
+               time_maps=[("metered %.0f BPM" % e.bpm) if e.metered else "free" for e in modes],
                band_step_ms_p50=round(1000 * float(np.median(live.step_seconds)), 2) if live.step_seconds else None,
                midi_port=r.midi_port, overflows=r.overflows, cpu_share=round(cpu, 3))
     player.close()

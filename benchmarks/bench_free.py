@@ -42,7 +42,7 @@ def rates(rec: B.Recording, seed: int) -> dict:
 
 def _metered_share(band, start: float, end: float) -> float:
     """Share of [start, end] the band played metered (from its log of time maps)."""
-    maps = [(e["time"], e["metered"]) for e in band.log if e.get("event") == "time map"]
+    maps = [(e.time, e.metered) for e in band.log if e.event == "time map"]
     total = 0.0
     for i, (t, metered) in enumerate(maps):
         a = max(t, start)

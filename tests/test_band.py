@@ -15,7 +15,7 @@ from improv.band.generators import ModelGenerator
 from improv.band import measure as M
 from improv.errors import ConfigError
 from improv.events import BANDS, Note, NoteOff, NoteOn, notes_from_events
-from improv.record import Command
+from improv.events import Command
 
 BPM = 120.0
 BEAT = 60.0 / BPM
@@ -159,13 +159,13 @@ def test_panic_silences_every_band_and_they_go_on_as_told():
 
 def test_other_commands_take_effect_on_the_next_beat():
     _, band, _ = run([(4.1, "mid: busier"), (6.0, "high: fight"), (8.37, "all: more orderly")], seconds=10.0)
-    rows = [e for e in band.log if e.get("event") == "command"]
+    rows = [e for e in band.log if e.event == "command"]
     assert len(rows) == 3
     for row in rows:
-        delay_beats = (row["effect"] - row["time"]) / BEAT
+        delay_beats = (row.effect - row.time) / BEAT
         assert 0.0 < delay_beats <= 1.0 + 0.08 / BEAT + 1e-6, row  # the next beat at least 80 ms on
-        phase = (row["effect"] - 0.5) / BEAT  # beat 0 on the first onset at 0.5 s
-        assert abs(phase - round(phase)) < 1e-6, f"{row['command']} took effect off the beat"
+        phase = (row.effect - 0.5) / BEAT  # beat 0 on the first onset at 0.5 s
+        assert abs(phase - round(phase)) < 1e-6, f"{row.command} took effect off the beat"
 
 
 def test_busier_and_simpler_change_notes_per_beat_by_a_third():
@@ -234,10 +234,10 @@ def test_free_mode_without_a_tempo_answers_within_250_ms():
     notes = loose_line(12.0, seed=2)  # loose, unmetered: durations from 0.2 to 1.3 s
     events, band, _ = run([(6.03, "mid: simpler"), (8.0, "all: stop")], seconds=12.0, notes=notes, tempo=None,
                           free=True)
-    maps = [e for e in band.log if e.get("event") == "time map"]
-    assert maps and not any(m["metered"] for m in maps)
-    row = next(e for e in band.log if e.get("command") == "mid simpler")
-    assert 0.0 <= row["effect"] - row["time"] <= 0.250
+    maps = [e for e in band.log if e.event == "time map"]
+    assert maps and not any(m.metered for m in maps)
+    row = next(e for e in band.log if e.command == "mid simpler")
+    assert 0.0 <= row.effect - row.time <= 0.250
     assert [e for e in events if isinstance(e, NoteOn) and 1.0 < e.time < 8.0], "free mode played nothing"
 
 
@@ -255,7 +255,7 @@ def test_free_mode_plays_about_as_much_as_metered_and_busier_simpler_work_there(
                             ("busier", dict(tempo=None, free=True), [(6.0, "all: busier")]),
                             ("simpler", dict(tempo=None, free=True), [(6.0, "all: simpler")])):
         events, band, _ = run(cmds, seconds=16.0, notes=notes, seed=4, **kw)
-        assert {e["metered"] for e in band.log if e.get("event") == "time map"} == {label == "metered"}
+        assert {e.metered for e in band.log if e.event == "time map"} == {label == "metered"}
         ons = [e for e in events if isinstance(e, NoteOn)]
         counts[label] = {b: sum(1 for e in ons if e.source == b and 2.0 <= e.time < 16.0) for b in BANDS}
         after[label] = sum(1 for e in ons if e.time >= 6.5)
@@ -272,8 +272,8 @@ def test_tap_tempo_puts_the_band_on_the_tapped_beat():
     notes = melody(0.3, 24, seed=6)
     taps = [(1.0 + 0.6 * i, "tap") for i in range(4)]  # 100 BPM, last tap at 2.8 s
     events, band, _ = run(taps, seconds=9.0, notes=notes, tempo=None, follow=False)
-    maps = [e for e in band.log if e.get("event") == "time map" and e["metered"]]
-    assert maps and abs(maps[-1]["bpm"] - 100.0) < 0.5
+    maps = [e for e in band.log if e.event == "time map" and e.metered]
+    assert maps and abs(maps[-1].bpm - 100.0) < 0.5
     ons = [e.time for e in events if isinstance(e, NoteOn) and e.time > 4.0]
     assert ons
     phase = [((t - 2.8) / 0.15) for t in ons]  # sixteenths of the tapped beat

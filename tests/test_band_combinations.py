@@ -19,7 +19,7 @@ from improv.band import Band, BandSettings
 from improv.band.commands import COMMANDS, TARGETS
 from improv.band.generators import ModelGenerator
 from improv.events import BANDS, NoteOff, NoteOn
-from improv.record import Command
+from improv.events import Command
 
 from test_band import BEAT, drive, melody, model, player_events
 

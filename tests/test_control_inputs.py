@@ -146,7 +146,7 @@ def test_osc_port_in_use_is_one_line():
 
 
 def test_a_failing_receiver_is_reported_and_later_commands_still_come():
-    from improv.record import Command
+    from improv.events import Command
 
     sink = Sink()
 

@@ -15,7 +15,7 @@ from improv.control.mapping import DEFAULT_MAPPING_TOML, parse_mapping
 from improv.control.osc import osc_command, parse_osc_address
 from improv.control.switches import SwitchLogic
 from improv.errors import ConfigError
-from improv.record import Command
+from improv.events import Command
 
 MAP = parse_mapping("""
 [controller]

@@ -10,7 +10,7 @@ from improv.cli import main
 from improv.control.mapping import (BUILTIN, DEFAULT_MAPPING_TOML, load_mapping, mapping_to_toml, parse_mapping,
                                     write_mapping)
 from improv.errors import ConfigError
-from improv.record import Command
+from improv.events import Command
 
 
 def test_default_mapping_covers_a_six_switch_controller():

@@ -24,7 +24,7 @@ from improv.display import (LiveDisplay, NullDisplay, PlainDisplay, SessionDispl
                             render_snapshot)
 from improv.events import NoteOff, NoteOn
 from improv.listen.pipeline import Listener
-from improv.record import Command
+from improv.events import Command
 from signals import ToneSpec, render
 
 SRC = Path(__file__).resolve().parents[1] / "src"

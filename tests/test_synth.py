@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from improv.events import NoteOff, NoteOn, PitchBend
-from improv.record import CHANNELS
+from improv.output import CHANNELS
 from improv.synth import (BandSynth, SynthError, Voice, find_soundfont, open_synth, render_events)
 
 RATE = 44100

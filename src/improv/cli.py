@@ -134,7 +134,7 @@ def _assignments(items: list[str], option: str) -> dict[str, str]:
 
 def _band_options(args, bands: tuple[str, ...]) -> dict:
     """[band] ListenOptions fields from the band options (validated here, at the edge)."""
-    from .record import CHANNELS
+    from .output import CHANNELS
     from .synth import Voice
     from .timing import check_output_latency, check_tempo, parse_meter, parse_swing
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .events import BANDS, PLAYER, Event, NoteOff, NoteOn, note_name
-from .record import Command
+from .events import Command
 
 REFRESH_PER_SECOND = 12
 METER_FLOOR_DB = -60.0
@@ -64,9 +64,22 @@ class Snapshot:
 
 
 def event_line(ev: Event) -> str:
-    from .session import describe
+    """One log line for an event."""
+    if isinstance(ev, NoteOn):
+        lat = f" decided {1000 * (ev.time - ev.onset):+.0f} ms after onset" if ev.onset is not None else ""
+        return f"{ev.time:8.3f}  {ev.source:6s} on  {note_name(ev.pitch):4s} vel {ev.velocity:3d} {ev.cents:+4.0f}c{lat}"
+    if isinstance(ev, NoteOff):
+        return f"{ev.time:8.3f}  {ev.source:6s} off {note_name(ev.pitch):4s}"
+    return f"{ev.time:8.3f}  {ev.source:6s} bend {ev.cents:+.0f}c"
 
-    return describe(ev)
+
+def show_band(view, band, now: float) -> None:
+    """The band's state at ``now`` into a display's ``bands`` and clock."""
+    for name, d in band.describe(now).items():
+        state = view.bands.get(name)
+        if state is not None:
+            state.command, state.density, state.active = d.command, d.density, True
+    view.set_clock(*band.clock_text(now))
 
 
 def command_line(cmd: Command) -> str:

@@ -7,7 +7,9 @@ converted to seconds only when an event is made (see ``improv.listen``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
 
 PLAYER = "player"
 BANDS = ("bass", "mid", "high")
@@ -74,6 +76,22 @@ class Note:
     pitch: float  # fractional MIDI number of the sounding pitch
     velocity: int = 64
     decided: float | None = None  # when the NoteOn was emitted
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A meta-command in force from ``time`` (session seconds) for ``target`` (a band or "all")."""
+
+    time: float
+    target: str
+    command: str
+    value: Any = None
+
+    def label(self) -> str:
+        return f"{self.target} {self.command}" + ("" if self.value is None else f" {self.value}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
 
 
 def notes_from_events(events: list[Event], source: str = PLAYER, until: float | None = None) -> list[Note]:

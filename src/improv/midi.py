@@ -16,6 +16,7 @@ import mido
 import rtmidi
 
 from .errors import MidiError
+from .output import Port, cents_to_bend  # noqa: F401 - cents_to_bend: its old home
 
 APIS = {"jack": rtmidi.API_UNIX_JACK, "alsa": rtmidi.API_LINUX_ALSA}
 DEFAULT_PORT_NAME = "improv"
@@ -93,12 +94,6 @@ def _match(ports: list[str], wanted: str, direction: str) -> int:
     return matches[0]
 
 
-def cents_to_bend(cents: float, bend_range: float) -> int:
-    """Pitch-bend value (-8192..8191) for ``cents`` with a range of ``bend_range`` semitones."""
-    v = int(round(cents / (100.0 * bend_range) * 8192.0))
-    return max(-8192, min(8191, v))
-
-
 @dataclass
 class PortInfo:
     api: str
@@ -106,15 +101,14 @@ class PortInfo:
     virtual: bool
 
 
-class MidiOut:
-    """A MIDI output: an existing port matched by substring, or a virtual port.
-
-    Tracks the notes it turned on so ``panic()`` can turn them off exactly, then sends
-    All Notes Off and All Sound Off on every channel.
-    """
+class MidiOut(Port):
+    """A MIDI output through rtmidi: an existing port matched by substring, or a virtual
+    port. ``send``/``panic`` come from :class:`~improv.output.Port`; a message that cannot
+    be sent (the port vanished) is counted in ``errors`` and the session goes on."""
 
     def __init__(self, port: str | None = None, api: str | None = None, client: str = "improv",
                  virtual_name: str = DEFAULT_PORT_NAME):
+        super().__init__()
         a = choose_api(api)
         self._out = _open(rtmidi.MidiOut, a, client)
         if port:
@@ -124,36 +118,13 @@ class MidiOut:
         else:
             self._out.open_virtual_port(virtual_name)
             self.info = PortInfo(api_name(a), f"{client}:{virtual_name}", True)
-        self._lock = threading.Lock()
-        self._sounding: set[tuple[int, int]] = set()
-        self._closed = False
-        self.sent = 0
-        self.errors = 0
 
-    def send(self, msg: mido.Message) -> None:
-        data = msg.bytes()
-        with self._lock:
-            if self._closed:
-                return
-            if msg.type == "note_on" and msg.velocity > 0:
-                self._sounding.add((msg.channel, msg.note))
-            elif msg.type in ("note_off", "note_on"):
-                self._sounding.discard((msg.channel, msg.note))
-            try:
-                self._out.send_message(data)
-                self.sent += 1
-            except rtmidi.RtMidiError:
-                self.errors += 1  # a vanished port: counted and shown, the session goes on
-
-    def panic(self) -> None:
-        with self._lock:
-            sounding, self._sounding = sorted(self._sounding), set()
-        for ch, note in sounding:
-            self._raw([0x80 | ch, note, 0])
-        for ch in range(16):
-            self._raw([0xB0 | ch, 123, 0])  # All Notes Off
-            self._raw([0xB0 | ch, 120, 0])  # All Sound Off
-            self._raw([0xE0 | ch, 0x00, 0x40])  # pitch bend to centre
+    def _write(self, data) -> None:
+        try:
+            self._out.send_message(data)
+            self.sent += 1
+        except rtmidi.RtMidiError:
+            self.errors += 1  # a vanished port: counted and shown, the session goes on
 
     def present(self) -> bool:
         """Whether the port it was opened on still exists (a virtual port always does)."""
@@ -185,34 +156,14 @@ class MidiOut:
                 return False
         return True
 
-    def _raw(self, data: list[int]) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                self._out.send_message(data)
-            except rtmidi.RtMidiError:
-                self.errors += 1
-
-    def close(self) -> None:
-        """Every note off (``panic``), then the port closes. On JACK, messages wait in a ring
-        buffer for the next process cycle, and closing the port drops them: the last
-        note-offs would never reach the gear, so it waits a few periods first."""
-        if self._closed:
-            return
-        self.panic()
-        with self._lock:
-            self._closed = True
+    def _close(self) -> None:
+        """On JACK, messages wait in a ring buffer for the next process cycle, and closing
+        the port drops them: the last note-offs would never reach the gear, so it waits a
+        few periods first."""
         if self.info.api == "jack":
             time.sleep(JACK_DRAIN_SECONDS)
         self._out.close_port()
         self._out.delete()
-
-    def __enter__(self) -> "MidiOut":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class MidiIn:

@@ -37,12 +37,11 @@ import soundfile
 
 from .audio import Block
 from .errors import ConfigError
-from .events import BANDS, PLAYER, Event, NoteOff, NoteOn, PitchBend
-from .midi import cents_to_bend
+from .events import BANDS, PLAYER, Command, Event, NoteOff, NoteOn, PitchBend
+from .output import CHANNELS, BandLayout, encode
 
 TICKS_PER_BEAT = 960
 TEMPO = 500_000  # 120 BPM: one tick is 0.52 ms
-CHANNELS = {PLAYER: 0, "bass": 1, "mid": 2, "high": 3}
 AUDIO_FILE = "input.wav"
 MIDI_FILE = "session.mid"
 COMMANDS_FILE = "commands.jsonl"
@@ -105,7 +104,7 @@ def events_to_midifile(events: list[Event], bend_range: float = 2.0,
     (``Voice`` or (program, volume)), its program and volume. ``commands`` become
     marker meta events on the first track.
     """
-    channels = channels or CHANNELS
+    layout = BandLayout.make(channels, bend_range=bend_range)
     voices = voices or {}
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     meta = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO, time=0)])
@@ -117,7 +116,7 @@ def events_to_midifile(events: list[Event], bend_range: float = 2.0,
     mid.tracks.append(meta)
     sources = [s for s in (PLAYER, *BANDS) if any(e.source == s for e in events)]
     for source in sources:
-        ch = channels.get(source, 0)
+        ch = layout.channel(source)
         track = mido.MidiTrack([mido.MetaMessage("track_name", name=source, time=0)])
         track.extend(bend_range_messages(ch, bend_range))
         if source in voices:
@@ -125,27 +124,11 @@ def events_to_midifile(events: list[Event], bend_range: float = 2.0,
         last_tick = 0
         for ev in sorted((e for e in events if e.source == source), key=lambda e: e.time):
             tick = _tick(ev.time)
-            for msg in event_messages(ev, ch, bend_range):
+            for msg in encode(ev, layout):
                 track.append(msg.copy(time=max(0, tick - last_tick)))
                 last_tick = max(last_tick, tick)
         mid.tracks.append(track)
     return mid
-
-
-def event_messages(ev: Event, channel: int, bend_range: float, bends: bool = True) -> list[mido.Message]:
-    """The MIDI messages one event becomes (a bend goes before its note-on)."""
-    if isinstance(ev, NoteOn):
-        msgs = []
-        if bends:
-            msgs.append(mido.Message("pitchwheel", channel=channel, pitch=cents_to_bend(ev.cents, bend_range)))
-        msgs.append(mido.Message("note_on", channel=channel, note=ev.pitch, velocity=ev.velocity))
-        return msgs
-    if isinstance(ev, NoteOff):
-        return [mido.Message("note_off", channel=channel, note=ev.pitch, velocity=0)]
-    if isinstance(ev, PitchBend):
-        return [mido.Message("pitchwheel", channel=channel, pitch=cents_to_bend(ev.cents, bend_range))] \
-            if bends else []
-    raise TypeError(f"not a note event: {ev!r}")
 
 
 def read_midi_events(mid: mido.MidiFile | str | Path) -> list[Event]:
@@ -188,22 +171,6 @@ def read_midi_events(mid: mido.MidiFile | str | Path) -> list[Event]:
 
 
 # ---------------------------------------------------------------- commands
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A meta-command in force from ``time`` (session seconds) for ``target`` (a band or "all")."""
-
-    time: float
-    target: str
-    command: str
-    value: Any = None
-
-    def label(self) -> str:
-        return f"{self.target} {self.command}" + ("" if self.value is None else f" {self.value}")
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), default=str)
 
 
 class CommandLog:

@@ -1,36 +1,54 @@
-"""``improv listen``: one session from an audio source to MIDI out and a recording.
+"""One session: a source, the listener, an event bus and a band driver, stepped block by block.
 
-The analysis loop runs in the calling thread: it pulls blocks from the source (the
-microphone's ring buffer or a file), runs the listener and hands each event to the
-sinks. Whatever way the loop ends — end of file, Ctrl-C, an error — the MIDI ports
-get all-notes-off and the recording is saved.
+Every front end runs the same loop — ``improv listen`` (microphone or a file in real
+time), ``listen --fast``, the benchmarks and the tests — through :class:`Session`::
 
-With band players (``bands``): in real time the band runs in its own thread
-(:class:`improv.band.live.LiveBand`) and its notes leave through the scheduler at
-their time; with ``fast`` file input the loop steps the band itself on audio time
-(the end of each block) and emits the player's and the band's events in time order.
-Scripted commands (``commands``) are given to the band when audio time passes them.
+    source ──> listener ──> events ──> bus (MIDI port, synth, recorder, display, caller)
+                                 └──> band driver (hears them; its events go to the bus too)
+
+The band driver is chosen by strategy (:func:`make_driver`):
+
+* :class:`AudioTimeDriver` — the band stepped on audio time at the end of every block,
+  its events merged with the player's in time order (``--fast``, offline replays,
+  benchmarks, tests on a fake clock);
+* :class:`RealTimeDriver` — the band on its own thread with the scheduler
+  (:class:`~improv.band.live.LiveBand`), its notes leaving at their time;
+* :class:`NoBand` — listening only.
+
+A source may be the microphone, a file, or nothing (:class:`~improv.audio.SilentSource`,
+the band alone); player notes arriving from elsewhere (OSC) go in through
+:meth:`Session.play`. Whatever way the loop ends — end of input, Ctrl-C, an error — every
+output is closed in the reverse order it was opened: the band's notes end (sent and
+recorded), the player's sounding note ends in the recording, the ports get
+all-notes-off and the recording is saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from .audio import FileSource, MicSource
 from .errors import ConfigError
-from .events import PLAYER, Event, NoteOn, note_name
+from .events import PLAYER, Command, Event
 from .listen.pipeline import Listener
 from .listen.segmenter import SegmenterSettings
 from .listen.trackers import DEFAULT_TRACKER, make_tracker
-from .midi import MidiOut
-from .record import CHANNELS, Command, CommandLog, SessionRecorder, event_messages, session_dir, voice_messages
-from .synth import as_voices, open_synth  # [output] built-in synth
+from .output import BandLayout, encode
+from .record import CommandLog, SessionRecorder, session_dir, voice_messages
+from .runtime import configure_process
 
-BAND_CHANNELS = {b: CHANNELS[b] for b in ("bass", "mid", "high")}
+if TYPE_CHECKING:
+    from .band import Band, BandSettings
+    from .band.live import LiveBand
+    from .control import ControlOptions
+    from .midi import MidiOut
+    from .synth import BandSynth, Voice
 
 
 @dataclass
@@ -51,18 +69,15 @@ class ListenOptions:
     echo: bool = True
     fmin: float | None = None
     tuning: float | None = None
-    # [output] built-in sound: "auto" (FluidSynth unless --midi-out; quietly none if it cannot),
+    # built-in sound: "auto" (FluidSynth unless --midi-out; quietly none if it cannot),
     # "fluidsynth" (errors are raised) or "none"; band voices: {band: Voice or (program, volume)}.
     synth: str = "none"
     soundfont: str | None = None
-    voices: dict | None = None
-    # [band] the band players: settings (None: defaults for ``bands``), scripted commands
-    # (applied when audio time passes them), MIDI channels on the port, output latency.
-    band: object | None = None          # improv.band.BandSettings
-    commands: list[Command] = field(default_factory=list)
-    # [control] foot controller, keyboard and OSC (an improv.control.ControlOptions; None: none)
-    controls: object | None = None
-    channels: dict[str, int] | None = None
+    voices: dict[str, Voice | tuple[int, int]] | None = None
+    band: BandSettings | None = None     # None: defaults for ``bands``
+    commands: list[Command] = field(default_factory=list)  # scripted, given when audio time passes them
+    controls: ControlOptions | None = None  # foot controller, keyboard and OSC (None: none)
+    channels: dict[str, int] | None = None  # MIDI channel per source on the port
     output_latency_ms: float = 0.0
 
 
@@ -73,234 +88,384 @@ class SessionResult:
     overflows: int = 0
     midi_port: str | None = None
     midi_errors: int = 0
-    synth: str | None = None            # [output] what plays the band, or why nothing does
-    recording_error: str | None = None  # [output] first write error of the recorder
-    band: object | None = None          # [band] the Band that played (its log, for benchmarks)
+    synth: str | None = None            # what plays the band, or why nothing does
+    recording_error: str | None = None  # first write error of the recorder
+    band: Band | None = None            # the Band that played (its log, for benchmarks)
+    seconds: float = 0.0                # how much input the session heard
+
+
+class EventBus:
+    """Every event of the session, player's and band's, handed to each subscriber in turn."""
+
+    def __init__(self) -> None:
+        self._sinks: list[Callable[[Event], None]] = []
+
+    def subscribe(self, sink: Callable[[Event], None]) -> None:
+        self._sinks.append(sink)
+
+    def publish(self, events) -> None:
+        for ev in events:
+            for sink in self._sinks:
+                sink(ev)
 
 
 class MidiSink:
-    """Sends events to a MIDI port, each source on its own channel (the player's only with ``echo``)."""
+    """Sends events to a MIDI port on their sources' channels (the player's only with ``echo``;
+    bends only for the player, with ``bends``)."""
 
-    def __init__(self, port: MidiOut, bend_range: float, bends: bool, channels: dict[str, int] | None = None,
-                 echo: bool = True):
+    def __init__(self, port: MidiOut, layout: BandLayout, bends: bool, echo: bool = True):
         self.port = port
-        self.bend_range = bend_range
+        self.layout = layout
         self.bends = bends
-        self.channels = {**CHANNELS, **(channels or {})}
         self.echo = echo
 
     def __call__(self, ev: Event) -> None:
         if ev.source == PLAYER and not self.echo:
             return
-        bends = self.bends and ev.source == PLAYER
-        for msg in event_messages(ev, self.channels.get(ev.source, 0), self.bend_range, bends):
+        for msg in encode(ev, self.layout, bends=self.bends and ev.source == PLAYER):
             self.port.send(msg)
 
 
-def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = None,
-               stop: threading.Event | None = None,
-               on_start: Callable[[Listener, FileSource | MicSource], None] | None = None,
-               on_command: Callable[[Command], None] | None = None,
-               on_band: Callable[[object], None] | None = None,
-               on_warning: Callable[[str], None] | None = None,
-               view: object | None = None) -> SessionResult:
-    """Run one listening session until the input ends or ``stop`` is set.
+# ------------------------------------------------------------------ band drivers
 
-    ``on_start(listener, source)`` is called once both exist (the display shows their
-    figures); ``on_command`` receives every command logged in the session.
-    [band] ``on_band(b)`` receives the object commands go to (``b.command(Command)``):
-    a :class:`~improv.band.live.LiveBand` in real time, the :class:`~improv.band.Band`
-    with ``fast``. ``on_warning`` gets one-line warnings (an output port that went away);
-    ``view`` (a display: ``bands`` of BandState, ``set_clock``) shows the band's state.
-    """
-    if opts.bend_range <= 0 or opts.bend_range > 24:
-        raise ConfigError(f"--bend-range {opts.bend_range:g}: give 0 < semitones <= 24")
-    band = _make_band(opts)  # [band] before any port opens: a missing model is said first
-    tracker_opts = {"fmin": opts.fmin} if opts.fmin and opts.tracker == "yin" else {}
-    tracker = make_tracker(opts.tracker, **tracker_opts)
-    if opts.input:
-        source = FileSource(opts.input, blocksize=opts.blocksize, fast=opts.fast)
-    else:
-        source = MicSource(opts.device, opts.samplerate, opts.blocksize)
-    settings = SegmenterSettings(bends=opts.bends, bend_range=opts.bend_range, fixed_tuning=opts.tuning)
-    listener = Listener(tracker, source.sample_rate, settings)
-    if on_start is not None:  # [output]
-        on_start(listener, source)
 
-    result = SessionResult(band=band)
-    sinks: list[Callable[[Event], None]] = []
-    port = None
-    recorder = None
-    synth = None
-    live = None
-    controls = None
-    voices = as_voices(opts.voices)  # [output]
-    channels = {**BAND_CHANNELS, **(opts.channels or {})}
+class BandDriver(Protocol):
+    """How the band is stepped: it hears the player's events, takes commands, and gives
+    the events to publish at the end of each block."""
+
+    def hear(self, events: list[Event]) -> None: ...
+    def command(self, cmd: Command) -> None: ...
+    def advance(self, end: float) -> list[Event]: ...
+    def finish(self, end: float) -> list[Event]: ...
+    def close(self, end: float) -> list[Event]: ...
+
+
+class NoBand:
+    """Listening only: commands are logged, nothing plays."""
+
+    def __init__(self, log: CommandLog):
+        self.log = log
+
+    def hear(self, events: list[Event]) -> None:
+        pass
+
+    def command(self, cmd: Command) -> None:
+        self.log.add(cmd.time, cmd.target, cmd.command, cmd.value)
+
+    def advance(self, end: float) -> list[Event]:
+        return []
+
+    def finish(self, end: float) -> list[Event]:
+        return []
+
+    def close(self, end: float) -> list[Event]:
+        return []
+
+
+class AudioTimeDriver:
+    """The band on audio time: stepped at the end of every block, each command at its own
+    time; what is due by the block's end is returned to be published in time order."""
+
+    def __init__(self, band: Band):
+        self.band = band
+        self._finished = False
+
+    def hear(self, events: list[Event]) -> None:
+        for ev in events:
+            self.band.hear(ev)
+
+    def command(self, cmd: Command) -> None:
+        self.band.command(cmd)
+
+    def advance(self, end: float) -> list[Event]:
+        self.band.step(end)
+        return self.band.due(end)
+
+    def finish(self, end: float) -> list[Event]:
+        self._finished = True
+        return self.band.finish(end)
+
+    def close(self, end: float) -> list[Event]:
+        """After an error: the band's sounding notes end (for the recording)."""
+        return [] if self._finished else self.finish(end)
+
+
+class RealTimeDriver:
+    """The band on its own thread (:class:`~improv.band.live.LiveBand`): its notes leave
+    through the scheduler, the port, the synth and the recorder at their time, so
+    ``advance`` publishes nothing; it only raises the band thread's error."""
+
+    def __init__(self, live: LiveBand):
+        self.live = live
+
+    def hear(self, events: list[Event]) -> None:
+        for ev in events:
+            self.live.hear(ev)
+
+    def command(self, cmd: Command) -> None:
+        self.live.command(cmd)
+
+    def advance(self, end: float) -> list[Event]:
+        self.live.check()
+        return []
+
+    def finish(self, end: float) -> list[Event]:
+        return []
+
+    def close(self, end: float) -> list[Event]:
+        self.live.close()  # every band note off, through the port, synth and recorder
+        return []
+
+
+def play_offline(band: Band, ends, events, tail=(), commands: list[Command] = ()) -> list[Event]:
+    """The band's events over the player's ``events`` heard by block (``ends[i]``: the end
+    of block i), with scripted ``commands`` given when audio time passes them — the loop
+    :class:`Session` runs with ``--fast``, for replays of one hearing."""
+    driver = AudioTimeDriver(band)
+    script = sorted(commands, key=lambda c: c.time)
+    out: list[Event] = []
     end = 0.0
-    finished = False
-    try:
+    for end, heard in zip(ends, events):
+        driver.hear(heard)
+        while script and script[0].time <= end:
+            driver.command(script.pop(0))
+        out.extend(driver.advance(end))
+    driver.hear(list(tail))
+    out.extend(driver.finish(end))
+    return out
+
+
+# ------------------------------------------------------------------ the session
+
+
+class Session:
+    """One listening session from a source to the outputs (see the module doc).
+
+    ``on_event`` gets every event published, ``on_command`` every command logged,
+    ``on_start(listener, source)`` is called once both exist, ``on_band`` receives what
+    commands go to (``.command(Command)``), ``on_warning`` one-line warnings, and
+    ``view`` (a display: ``bands`` of BandState, ``set_clock``) the band's state.
+    """
+
+    def __init__(self, opts: ListenOptions, *, source=None,
+                 on_event: Callable[[Event], None] | None = None,
+                 on_command: Callable[[Command], None] | None = None,
+                 on_start: Callable[[Listener, object], None] | None = None,
+                 on_band: Callable[[object], None] | None = None,
+                 on_warning: Callable[[str], None] | None = None,
+                 view=None):
+        if not 0 < opts.bend_range <= 24:
+            raise ConfigError(f"--bend-range {opts.bend_range:g}: give 0 < semitones <= 24")
+        self.opts = opts
+        self.layout = BandLayout.make(opts.channels, bend_range=opts.bend_range)
+        self.band = _make_band(opts)  # before any port opens: a missing model is said first
+        tracker_opts = {"fmin": opts.fmin} if opts.fmin and opts.tracker == "yin" else {}
+        self.tracker = make_tracker(opts.tracker, **tracker_opts)
+        configure_process()  # once its parts are loaded: torch (if any of them use it) on one thread
+        self.source = source if source is not None else _open_source(opts)
+        settings = SegmenterSettings(bends=opts.bends, bend_range=opts.bend_range, fixed_tuning=opts.tuning)
+        self.listener = Listener(self.tracker, self.source.sample_rate, settings)
+        self.bus = EventBus()
+        self.result = SessionResult(band=self.band)
+        self.on_event, self.on_command, self.on_band = on_event, on_command, on_band
+        self.on_warning, self.view = on_warning, view
+        self.driver: BandDriver | None = None
+        self.recorder: SessionRecorder | None = None
+        self._inbox: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self._notes: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._direct: Callable[[Command], None] | None = None
+        self.end = 0.0
+        if on_start is not None:
+            on_start(self.listener, self.source)
+
+    # ------------------------------------------------------------ from other threads
+
+    def command(self, cmd: Command) -> None:
+        """A command from any thread: straight to a real-time band, else at the next block."""
+        if self._direct is not None:
+            self._direct(cmd)
+        else:
+            self._inbox.put(cmd)
+
+    def play(self, ev: Event) -> None:
+        """A player event from elsewhere (notes over OSC): heard at the next block."""
+        self._notes.put(ev)
+
+    def now(self) -> float:
+        clock = getattr(self.driver, "live", None)
+        return clock.now() if clock is not None else self.end
+
+    # ------------------------------------------------------------ running
+
+    def run(self, stop: threading.Event | None = None) -> SessionResult:
+        """Run until the input ends or ``stop`` is set; every output is closed on the way out."""
+        with contextlib.ExitStack() as outputs:
+            self._open_outputs(outputs)
+            self._loop(stop)
+        return self.result
+
+    def _open_outputs(self, stack: contextlib.ExitStack) -> None:
+        from .synth import as_voices, open_synth
+
+        opts, result, band = self.opts, self.result, self.band
+        stack.callback(self._close_source)
+        voices = as_voices(opts.voices)
+        port = None
         if opts.midi:
+            from .midi import MidiOut
+
             port = MidiOut(opts.midi_out, opts.midi_api)
+            stack.callback(self._close_port, port)
             result.midi_port = f"{port.info.name} ({port.info.api})"
             if opts.echo or (band is not None and opts.fast):
-                sinks.append(MidiSink(port, opts.bend_range, opts.bends, channels, echo=opts.echo))
-        # [output] built-in synth: plays the band's events
+                self.bus.subscribe(MidiSink(port, self.layout, opts.bends, echo=opts.echo))
         synth, result.synth = open_synth(opts.synth, opts.soundfont, midi_out=opts.midi_out, voices=voices,
                                          bend_range=opts.bend_range)
         if synth is not None:
-            sinks.append(synth)
+            stack.callback(synth.close)
+            self.bus.subscribe(synth)
+        recorder = None
         if opts.record:
             recorder = SessionRecorder(session_dir(opts.record), opts.bend_range, voices=voices)
+            stack.callback(self._close_recorder, recorder)
             result.recording = recorder.folder
-            sinks.append(recorder.add)
-        # [output] the command log: the band logs every command it is given
-        commands = CommandLog(*[s for s in (recorder and recorder.add_command, on_command) if s])
-        sinks.append(result.events.append)
-        if on_event is not None:
-            sinks.append(on_event)
-        clock = None
-        if band is not None:
-            band.on_command = lambda c: commands.add(c.time, c.target, c.command, c.value)
-            setup = {name: voice_messages(channels[name], voices[name]) for name in band.players}
-            if port is not None:
-                for msgs in setup.values():
-                    for msg in msgs:
-                        port.send(msg)
-            if not opts.fast:
-                from .band.live import BandOutput, LiveBand, SessionClock
-
-                clock = SessionClock()
-                band_sinks = [s for s in (recorder and recorder.add, result.events.append, on_event) if s]
-                output = BandOutput(port, synth, band_sinks, channels, now=clock.now, setup=setup)
-                live = LiveBand(band, output, clock, opts.output_latency_ms, port=port, on_warning=on_warning,
-                                view=view).start()
-        if on_band is not None and band is not None:
-            on_band(live if live is not None else band)
-        # [control] commands from the foot controller, keyboard and OSC: straight into the live
-        # band's queue; otherwise handed to this loop, which gives them at the next block
-        inbox: queue.SimpleQueue[Command] = queue.SimpleQueue()
+            self.bus.subscribe(recorder.add)
+        self.recorder = recorder
+        log = CommandLog(*[s for s in (recorder and recorder.add_command, self.on_command) if s])
+        self.bus.subscribe(result.events.append)
+        if self.on_event is not None:
+            self.bus.subscribe(self.on_event)
+        stack.callback(self._end_player_note)
+        self.driver = make_driver(self, band, log, port, synth, voices)
+        stack.callback(self._close_driver)
+        if self.on_band is not None and band is not None:
+            live = getattr(self.driver, "live", None)
+            self.on_band(live if live is not None else band)
         if opts.controls is not None:
             from .control import open_controls
 
-            controls = open_controls(opts.controls, on_command=live.command if live is not None else inbox.put,
-                                     now=clock.now if clock is not None else (lambda: end),
-                                     log=on_warning)
+            controls = open_controls(opts.controls, on_command=self.command, now=self.now, log=self.on_warning)
+            stack.callback(controls.close)
+
+    def _loop(self, stop: threading.Event | None) -> None:
+        opts, driver, listener = self.opts, self.driver, self.listener
         script = sorted(opts.commands, key=lambda c: c.time)
+        live = getattr(driver, "live", None)
+        clock = live.clock if live is not None else None
         next_view = 0.0
-
-        def emit(events) -> None:
-            for ev in events:
-                for sink in sinks:
-                    sink(ev)
-
-        for block in source.blocks(stop):
-            end = block.end / block.sample_rate
+        for block in self.source.blocks(stop):
+            self.end = end = block.end / block.sample_rate
             if clock is not None:
                 clock.block(end)
-            if recorder is not None:  # [output] input audio, written by the recorder's thread
-                recorder.add_audio(block)
+            if self.recorder is not None:  # input audio, written by the recorder's thread
+                self.recorder.add_audio(block)
             events = listener.process(block)
-            while not inbox.empty():
-                c = inbox.get()
-                if band is None:
-                    commands.add(c.time, c.target, c.command, c.value)
-                else:
-                    band.command(c)  # at its own time (the band knows what it already sent)
-            if band is None:
-                while script and script[0].time <= end:
-                    c = script.pop(0)
-                    commands.add(c.time, c.target, c.command, c.value)
-                emit(events)
-                continue
-            for ev in events:
-                band.hear(ev)
+            while not self._notes.empty():
+                events.append(self._notes.get())
+            driver.hear(events)
+            while not self._inbox.empty():
+                driver.command(self._inbox.get())  # at its own time (the band knows what it sent)
             while script and script[0].time <= end:
-                if live is not None:
-                    live.command(script.pop(0))
-                else:  # --fast: at the command's own time inside this block
-                    band.command(script.pop(0))
-            if live is not None:
-                emit(events)
-                live.check()
-                continue
-            band.step(end)  # --fast: the band on audio time, events in time order
-            emit(sorted([*events, *band.due(end)], key=lambda e: e.time))
-            if view is not None and end >= next_view:
-                _show(view, band, end)
+                driver.command(script.pop(0))
+            band_events = driver.advance(end)
+            self.bus.publish(sorted([*events, *band_events], key=lambda e: e.time) if band_events else events)
+            if self.view is not None and live is None and self.band is not None and end >= next_view:
+                from .display import show_band
+
+                show_band(self.view, self.band, end)
                 next_view = end + 0.1
-        finished = True
-        tail = listener.finish(end)
-        if band is not None:
-            for ev in tail:
-                band.hear(ev)
-        emit(tail)
-        if band is not None and live is None:
-            emit(band.finish(end))
-    finally:
-        if controls is not None:
-            controls.close()
-        if not finished:
-            # ended by an error (the input stopped): the player's sounding note ends in the
-            # recording too (the ports get all-notes-off below)
-            for ev in listener.finish(end):
-                result.events.append(ev)
-                if recorder is not None:
-                    recorder.add(ev)
-        if band is not None and live is None:
-            # --fast ended by an error: the band's notes end in the recording too (the port panics
-            # below); after a normal end there is nothing left and this adds nothing.
-            for ev in band.finish(end):
-                if recorder is not None:
-                    recorder.add(ev)
-        if isinstance(source, MicSource):
-            source.close()
-        result.overflows = source.overflows
-        if live is not None:
-            live.close()  # every band note off, through the port, synth and recorder
-        if port is not None:
-            result.midi_errors = port.errors
-            port.close()
-        if synth is not None:  # [output]
-            synth.close()
-        if recorder is not None:
-            recorder.close()
-            result.recording_error = recorder.error  # [output]
-    return result
+        tail = listener.finish(self.end)
+        self._player_done = True
+        driver.hear(tail)
+        self.bus.publish(tail)
+        self.bus.publish(driver.finish(self.end))
+
+    # ------------------------------------------------------------ closing (reverse order of opening)
+
+    _player_done = False
+
+    def _end_player_note(self) -> None:
+        """Ended by an error (the input stopped): the player's sounding note ends in the
+        recording too (the ports get all-notes-off when they close)."""
+        if self._player_done:
+            return
+        for ev in self.listener.finish(self.end):
+            self.result.events.append(ev)
+            if self.recorder is not None:
+                self.recorder.add(ev)
+
+    def _close_driver(self) -> None:
+        # after an error with --fast: the band's notes end in the recording too
+        for ev in self.driver.close(self.end):
+            if self.recorder is not None:
+                self.recorder.add(ev)
+
+    def _close_source(self) -> None:
+        if isinstance(self.source, MicSource):
+            self.source.close()
+        self.result.overflows = getattr(self.source, "overflows", 0)
+        self.result.seconds = self.end
+
+    def _close_port(self, port: MidiOut) -> None:
+        self.result.midi_errors = port.errors
+        port.close()
+
+    def _close_recorder(self, recorder: SessionRecorder) -> None:
+        recorder.close()
+        self.result.recording_error = recorder.error
 
 
-def _make_band(opts: ListenOptions):
-    """[band] The Band for ``opts.bands`` (None without bands); loads the model."""
+def make_driver(session: Session, band: Band | None, log: CommandLog, port, synth: BandSynth | None,
+                voices) -> BandDriver:
+    """The band driver for the session's options: none, audio time (``fast``) or real time."""
+    opts = session.opts
+    if band is None:
+        return NoBand(log)
+    band.on_command = lambda c: log.add(c.time, c.target, c.command, c.value)
+    layout = session.layout
+    setup = {name: voice_messages(layout.channel(name), voices[name]) for name in band.players}
+    if port is not None:
+        for msgs in setup.values():
+            for msg in msgs:
+                port.send(msg)
+    if opts.fast:
+        return AudioTimeDriver(band)
+    from .band.live import BandOutput, LiveBand, SessionClock
+
+    clock = SessionClock()
+    sinks = [s for s in (session.recorder and session.recorder.add, session.result.events.append,
+                         session.on_event) if s]
+    output = BandOutput(port, synth, sinks, layout, now=clock.now, setup=setup)
+    live = LiveBand(band, output, clock, opts.output_latency_ms, port=port, on_warning=session.on_warning,
+                    view=session.view).start()
+    session._direct = live.command
+    return RealTimeDriver(live)
+
+
+def _open_source(opts: ListenOptions):
+    if opts.input:
+        return FileSource(opts.input, blocksize=opts.blocksize, fast=opts.fast)
+    return MicSource(opts.device, opts.samplerate, opts.blocksize)
+
+
+def _make_band(opts: ListenOptions) -> Band | None:
+    """The Band for ``opts.bands`` (None without bands); loads the model."""
     if not opts.bands:
         return None
+    from dataclasses import replace
+
     from .band import Band, BandSettings
 
-    settings = opts.band if opts.band is not None else BandSettings()
-    settings.bands = tuple(opts.bands)
-    import torch
-
-    # Small per-frame steps: one thread is fastest (several threads spin against each other
-    # and against listening: 10x slower on a loaded 2-core machine). Process-wide.
-    torch.set_num_threads(1)
+    settings = replace(opts.band, bands=tuple(opts.bands)) if opts.band is not None \
+        else BandSettings(bands=tuple(opts.bands))
     return Band(settings)
 
 
-def _show(view, band, now: float) -> None:
-    for name, d in band.describe(now).items():
-        state = view.bands.get(name)
-        if state is not None:
-            state.command, state.density, state.active = d["command"], d["density"], True
-    view.set_clock(*band.clock_text(now))
+def run_listen(opts: ListenOptions, stop: threading.Event | None = None, **callbacks) -> SessionResult:
+    """Run one session (see :class:`Session` for the callbacks) until the input ends or
+    ``stop`` is set."""
+    return Session(opts, **callbacks).run(stop)
 
 
-def describe(ev: Event) -> str:
-    """One log line for an event."""
-    if isinstance(ev, NoteOn):
-        lat = f" decided {1000 * (ev.time - ev.onset):+.0f} ms after onset" if ev.onset is not None else ""
-        return f"{ev.time:8.3f}  {ev.source:6s} on  {note_name(ev.pitch):4s} vel {ev.velocity:3d} {ev.cents:+4.0f}c{lat}"
-    kind = type(ev).__name__
-    if kind == "NoteOff":
-        return f"{ev.time:8.3f}  {ev.source:6s} off {note_name(ev.pitch):4s}"
-    return f"{ev.time:8.3f}  {ev.source:6s} bend {ev.cents:+.0f}c"
-
-
-__all__ = ["ListenOptions", "SessionResult", "run_listen", "describe", "PLAYER"]
+__all__ = ["AudioTimeDriver", "EventBus", "ListenOptions", "NoBand", "RealTimeDriver", "Session",
+           "SessionResult", "make_driver", "play_offline", "run_listen", "PLAYER"]

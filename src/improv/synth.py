@@ -30,7 +30,8 @@ import numpy as np
 
 from .errors import ConfigError, ImprovError
 from .events import BANDS, Event
-from .record import CHANNELS, bend_range_messages, event_messages
+from .output import CHANNELS, BandLayout, encode
+from .record import bend_range_messages
 
 # Looked for in this order: Debian's "best installed GM font" alternative first, then
 # the big fonts (FluidR3, MuseScore), then the small TimGM6mb; other distributions' paths last.
@@ -203,6 +204,7 @@ class BandSynth:
         self.soundfont = Path(soundfont)
         self.sample_rate = int(sample_rate)
         self.bend_range = float(bend_range)
+        self.layout = BandLayout(bend_range=self.bend_range)  # the synth plays each source on its own channel
         self.sources = frozenset(sources)
         self.synth = fs.Synth(gain=float(gain), samplerate=float(self.sample_rate))
         self.sfid = self.synth.sfload(str(self.soundfont))
@@ -235,7 +237,7 @@ class BandSynth:
         """An event sink: plays the events of ``sources``, ignores the rest."""
         if ev.source not in self.sources:
             return
-        for msg in event_messages(ev, CHANNELS[ev.source], self.bend_range):
+        for msg in encode(ev, self.layout):
             self.send(msg)
 
     def send(self, msg: mido.Message) -> None:
@@ -405,6 +407,6 @@ def render_events(events: Iterable[Event], soundfont: str | Path, sample_rate: i
     """Render events of ``sources`` offline, as the live synth would play them."""
     keep = frozenset(sources)
     timed = [(ev.time, msg) for ev in sorted((e for e in events if e.source in keep), key=lambda e: e.time)
-             for msg in event_messages(ev, CHANNELS[ev.source], bend_range)]
+             for msg in encode(ev, BandLayout(bend_range=bend_range))]
     return render_messages(timed, soundfont, sample_rate, duration, tail, voices, bend_range)
 

@@ -34,7 +34,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..events import BANDS, PLAYER, Event, NoteOff, NoteOn
 from ..model import Grid
-from ..record import Command
+from ..events import Command
 from .commands import check_command
 from .context import EPS, Context, CtxNote, pitch_class_profile
 from .generators import Generator, make_generator
@@ -92,6 +92,43 @@ def player_register_setting(text: str | None, ranges: dict[str, tuple[int, int]]
     return parse_range(t)
 
 
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One line of the band's log: a command and when it took effect, a new time map,
+    a take-over starting, a hand-back."""
+
+    time: float                        # when it happened (a command: the time it was given)
+    event: str                         # "command" | "time map" | "take-over" | "hand-back"
+    band: str | None = None            # take-over, hand-back
+    command: str | None = None         # the command's label ("mid busier")
+    applied: float | None = None       # a command: when the band took it in
+    effect: float | None = None        # a command: when it takes effect
+    bpm: float | None = None           # a time map (metered), a tap
+    metered: bool | None = None        # a time map
+    onset: float | None = None         # a hand-back: the player's onset that caused it
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """A planned band event and what the band had heard when it planned it (benchmarks)."""
+
+    time: float
+    band: str
+    pitch: int
+    note_on: bool
+    heard: int                          # player onsets taken in when planned
+    decided: float                      # session time of the plan
+
+
+@dataclass(frozen=True, slots=True)
+class BandView:
+    """What the display shows of a band: the orders in force, notes per beat lately, the last note."""
+
+    command: str
+    density: float
+    last_note: int | None
+
+
 PHRASE_BEATS = 8.0  # the player's "last phrase": since their last silence of 1.5 beats, at most 8 beats
 
 
@@ -109,6 +146,7 @@ class Band:
         self.gen = generator if generator is not None else make_generator(s.generator, s.seed)
         self.on_command = on_command
         self.on_silence = on_silence
+        self.handoff = s.handoff        # seconds before their time that events leave (the driver's)
         self.register_override = player_register_setting(s.player_register, self.ranges) \
             if not isinstance(s.player_register, tuple) else s.player_register
         self.map: TimeMap | None = None
@@ -120,15 +158,19 @@ class Band:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stale = False             # the generator must be rebuilt from the context
         self._replan: dict[str, float] = {}
-        self.log: deque[dict[str, Any]] = deque(maxlen=20000)
+        self.log: deque[LogEntry] = deque(maxlen=20000)
         self.remaps = 0
         self.skipped = 0                # frames not planned because the driver fell behind
         self.heard = 0                  # player onsets taken in so far
         self._heard_new = False
         self.reactions = 0              # times plans were withdrawn to answer a note at once
-        # (time, band, pitch, note on?, onsets heard, decided at) of every planned event when
-        # a list: what each band message could have heard (benchmarks/bench_e2e.py)
-        self.trace: list[tuple[float, str, int, bool, int, float]] | None = None
+        # every planned event when a list: what each band message could have heard (bench_e2e)
+        self.trace: list[TraceEntry] | None = None
+
+    def set_handoff(self, seconds: float) -> None:
+        """The driver hands events on ``seconds`` before their time (a real-time driver: its
+        scheduler's lead plus the output latency); commands take effect after it."""
+        self.handoff = float(seconds)
 
     # ------------------------------------------------------------ input (any thread)
 
@@ -170,11 +212,11 @@ class Band:
         if self._replan:
             self._do_replans()
         m = self.map
-        late = m.frame_at_or_after(self.now + self.settings.handoff)
+        late = m.frame_at_or_after(self.now + self.handoff)
         if self.k < late:  # the driver fell behind (a stall): frames that cannot leave on time are skipped
             self.skipped += late - self.k
             self.k = late
-        horizon = self.now + self.settings.handoff + self.settings.lookahead
+        horizon = self.now + self.handoff + self.settings.lookahead
         while m.seconds(self.k * m.unit) < horizon:
             self._plan_frame(self.k)
             self.k += 1
@@ -228,7 +270,7 @@ class Band:
             if p.taking_over:  # the player is back: hand back at once
                 self._cut(name, self.now)
                 self._silence((name,), False)
-                self.log.append({"time": self.now, "event": "hand-back", "band": name, "onset": onset})
+                self.log.append(LogEntry(self.now, "hand-back", band=name, onset=onset))
 
     def _player_off(self, ev: NoteOff) -> None:
         end = ev.end if ev.end is not None else ev.time
@@ -243,13 +285,12 @@ class Band:
         # stop and panic act from their own time: what was already handed on was silenced
         # by ``on_silence`` (the scheduler drops it), and with --fast nothing after it plays
         targets = [b for b in self.players if cmd.target in ("all", b)]
-        entry: dict[str, Any] = {"time": cmd.time, "applied": at, "event": "command", "command": cmd.label()}
+        effect, bpm = at, None
         if name == "panic":
             for b, p in self.players.items():
                 self._cut(b, at)
                 p.hold_until = self._effect_time(at)
             self._silence(tuple(self.players), True)
-            entry["effect"] = at
         elif name == "stop":
             for b in targets:
                 p = self.players[b]
@@ -257,15 +298,12 @@ class Band:
                 p.current(at)
                 self._cut(b, at)
             self._silence(tuple(targets), False)
-            entry["effect"] = at
         elif name == "tap":
-            entry["bpm"] = self.time.tap(at)
+            bpm, effect = self.time.tap(at), None
         elif name == "player":
             self.register_override = None if value == "auto" else self.ranges[value]
-            entry["effect"] = at
         else:
-            c = self._effect_time(at)
-            entry["effect"] = c
+            c = effect = self._effect_time(at)
             if name == "lead":
                 density, style = value
                 for b, p in self.players.items():
@@ -277,7 +315,7 @@ class Band:
                 for b in targets:
                     p = self.players[b]
                     self._order(p, p.latest().after(name, value), c)
-        self.log.append(entry)
+        self.log.append(LogEntry(cmd.time, "command", command=cmd.label(), applied=at, effect=effect, bpm=bpm))
 
     def _order(self, p: BandPlayer, orders: Orders, at: float) -> None:
         p.order(orders, at)
@@ -289,7 +327,7 @@ class Band:
         """The player's new note was heard: frames planned but not handed on yet (those
         after ``now + handoff``) are withdrawn, to be planned again with it."""
         m = self.map
-        k0 = m.frame_at_or_after(self.now + self.settings.handoff + 0.005)
+        k0 = m.frame_at_or_after(self.now + self.handoff + 0.005)
         if k0 >= self.k:
             return
         t0 = m.seconds(k0 * m.unit)
@@ -303,7 +341,7 @@ class Band:
         if self.map is None:
             return at
         m = self.map
-        u = m.units(at + self.settings.handoff + 0.02)
+        u = m.units(at + self.handoff + 0.02)
         step = 1.0 if m.metered else m.unit
         return m.seconds(math.ceil(u / step - 1e-9) * step)
 
@@ -332,7 +370,7 @@ class Band:
         now = self.now
         start = max(0.0, now - self.context.window)
         m = self.time.make_map(now, start)
-        k0 = m.frame_at_or_after(now + self.settings.handoff + 0.02)
+        k0 = m.frame_at_or_after(now + self.handoff + 0.02)
         if self.map is not None:
             t0 = m.seconds(k0 * m.unit)
             for name in self.players:
@@ -344,8 +382,7 @@ class Band:
             self.context.window = self.settings.context_seconds
         self._stale = True
         self.remaps += 1
-        self.log.append({"time": now, "event": "time map", "metered": m.metered,
-                         "bpm": m.clock.bpm if m.metered else None})
+        self.log.append(LogEntry(now, "time map", metered=m.metered, bpm=m.clock.bpm if m.metered else None))
 
     def _rebuild(self) -> None:
         m = self.map
@@ -402,7 +439,7 @@ class Band:
             if req.slot == "lead":
                 silent.append(name)
                 if not p.taking_over:
-                    self.log.append({"time": ft, "event": "take-over", "band": name})
+                    self.log.append(LogEntry(ft, "take-over", band=name))
             if p.since is None:
                 p.since = ft
             p.slot, p.taking_over = req.slot, req.slot == "lead"
@@ -435,7 +472,7 @@ class Band:
     def _push(self, ev: Event) -> None:
         heapq.heappush(self._heap, (ev.time, 0 if isinstance(ev, NoteOff) else 1, next(self._seq), ev))
         if self.trace is not None:
-            self.trace.append((ev.time, ev.source, ev.pitch, isinstance(ev, NoteOn), self.heard, self.now))
+            self.trace.append(TraceEntry(ev.time, ev.source, ev.pitch, isinstance(ev, NoteOn), self.heard, self.now))
 
     def _on(self, name: str, slot: str, pitch: int, slot_pitch: int, t: float, velocity: int) -> None:
         if self._open[name] is not None:
@@ -483,7 +520,7 @@ class Band:
 
     # ------------------------------------------------------------ for the display
 
-    def describe(self, now: float) -> dict[str, dict[str, Any]]:
+    def describe(self, now: float) -> dict[str, BandView]:
         """Per band: the orders in force (label), the last note, notes per beat lately."""
         out = {}
         bs = self.map.beat_seconds if self.map is not None else 0.5
@@ -494,7 +531,7 @@ class Band:
                 label += " (playing)" if p.taking_over else " (waiting)"
             recent = self.context.band(name, since=now - 4 * bs, until=now)
             last = self.context.recent_pitches(name, 1, now)
-            out[name] = {"command": label, "density": len(recent) / 4.0, "last_note": last[-1] if last else None}
+            out[name] = BandView(label, len(recent) / 4.0, last[-1] if last else None)
         return out
 
     def clock_text(self, now: float) -> tuple[float | None, str | None]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..events import BANDS
-from ..record import Command
+from ..events import Command
 
 TARGETS: tuple[str, ...] = (*BANDS, "all")
 

@@ -12,7 +12,7 @@ events stamped with the time they went out). Commands from any thread go through
 of the input is 0.0), anchored on the arrival of the audio blocks.
 
 ``--fast`` needs none of this: the session loop steps the band on audio time and
-emits its events in time order (see :func:`improv.session.run_listen`).
+emits its events in time order (:class:`improv.session.AudioTimeDriver`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import mido
 
 from ..errors import ConfigError
 from ..events import Event, NoteOff, NoteOn
-from ..record import CHANNELS, Command
+from ..events import Command
+from ..output import DEFAULT_LAYOUT, BandLayout, encode
 from ..timing import Scheduler
 from .band import Band
 from .commands import parse_command
@@ -68,30 +69,27 @@ class SessionClock:
 
 
 class BandOutput:
-    """The scheduler's sink: each band message to the MIDI port (on the band's channel),
-    the built-in synth, and the event sinks (as NoteOn/NoteOff stamped when sent)."""
+    """The scheduler's sink: each band message to the MIDI port (on the band's channel in
+    ``layout``), the built-in synth (on its own fixed channels), and the event sinks (as
+    NoteOn/NoteOff stamped when sent)."""
 
     def __init__(self, port=None, synth=None, sinks: list[Callable[[Event], None]] | None = None,
-                 channels: dict[str, int] | None = None, now: Callable[[], float] = time.perf_counter,
+                 layout: BandLayout = DEFAULT_LAYOUT, now: Callable[[], float] = time.perf_counter,
                  setup: dict[str, list[mido.Message]] | None = None):
         self.port = port
         self.synth = synth
         self.sinks = list(sinks or [])
-        self.channels = dict(channels or {b: CHANNELS[b] for b in ("bass", "mid", "high")})
-        self._source = {ch: b for b, ch in self.channels.items()}
+        self.layout = layout
         self.now = now
         # program and volume, sent again just before each band's first note (a virtual
         # port is usually connected after the session started)
         self._setup = dict(setup or {})
 
     def messages(self, ev: Event) -> list[mido.Message]:
-        ch = self.channels[ev.source]
-        if isinstance(ev, NoteOn):
-            return [mido.Message("note_on", channel=ch, note=ev.pitch, velocity=ev.velocity)]
-        return [mido.Message("note_off", channel=ch, note=ev.pitch, velocity=0)]
+        return encode(ev, self.layout, bends=False)
 
     def send(self, msg: mido.Message) -> None:
-        source = self._source.get(getattr(msg, "channel", -1))
+        source = self.layout.source_of(getattr(msg, "channel", -1))
         if self.port is not None:
             if source in self._setup and msg.type == "note_on":
                 for m in self._setup.pop(source):
@@ -100,7 +98,7 @@ class BandOutput:
         if source is None:
             return
         if self.synth is not None:
-            self.synth.send(msg.copy(channel=CHANNELS[source]))
+            self.synth.send(msg.copy(channel=DEFAULT_LAYOUT.channel(source)))
         if msg.type in ("note_on", "note_off"):
             t = self.now()
             ev: Event = NoteOn(t, msg.note, msg.velocity, source) if msg.type == "note_on" and msg.velocity \
@@ -127,7 +125,7 @@ class LiveBand:
         self.tick = tick
         self.scheduler = Scheduler(output, output_latency_ms=output_latency_ms, now=clock.now)
         self.handoff = handoff + self.scheduler.latency
-        band.settings.handoff = self.handoff
+        band.set_handoff(self.handoff)
         band.on_silence = self._silence
         self.port = port
         self.on_warning = on_warning
@@ -204,15 +202,10 @@ class LiveBand:
                     self.scheduler.clear(b)
 
     def _update_view(self, now: float) -> None:
-        if self.view is None:
-            return
-        for name, d in self.band.describe(now).items():
-            state = self.view.bands.get(name)
-            if state is not None:
-                state.command = d["command"]
-                state.density = d["density"]
-                state.active = True
-        self.view.set_clock(*self.band.clock_text(now))
+        if self.view is not None:
+            from ..display import show_band
+
+            show_band(self.view, self.band, now)
 
     def _check_port(self) -> None:
         """An output port that went away: say so (the band goes on to the synth and the

@@ -3,8 +3,8 @@
 ``improv listen --fast`` runs listening and the band block by block. For comparing
 many command sequences on the same recording (the benchmark), :func:`hear_blocks`
 keeps what the listener emitted at each block end, and :func:`play` steps a band
-through those blocks exactly as the session loop does (same events, same step times),
-so each replay gives the events ``improv listen --fast`` would give.
+through those blocks with the session's :class:`~improv.session.AudioTimeDriver` (same
+events, same step times), so each replay gives the events ``improv listen --fast`` would give.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..events import Event
 from ..listen.pipeline import Listener
 from ..listen.segmenter import SegmenterSettings
 from ..listen.trackers import DEFAULT_TRACKER, make_tracker
-from ..record import Command
+from ..events import Command
 from .band import Band
 
 
@@ -45,18 +45,8 @@ def hear_blocks(path: str, blocksize: int = 256, tracker: str = DEFAULT_TRACKER)
 
 def play(band: Band, heard: Heard, commands: list[Command] = ()) -> list[Event]:
     """The band's events over ``heard`` with scripted ``commands`` (given when audio time
-    passes them), stepped at every block end; every note ends with the input."""
-    script = sorted(commands, key=lambda c: c.time)
-    out: list[Event] = []
-    end = 0.0
-    for end, events in zip(heard.ends, heard.events):
-        for ev in events:
-            band.hear(ev)
-        while script and script[0].time <= end:  # at the command's own time inside this block
-            band.command(script.pop(0))
-        band.step(end)
-        out.extend(band.due(end))
-    for ev in heard.tail:
-        band.hear(ev)
-    out.extend(band.finish(end))
-    return out
+    passes them), stepped at every block end by the session's own audio-time driver;
+    every note ends with the input."""
+    from ..session import play_offline
+
+    return play_offline(band, heard.ends, heard.events, heard.tail, commands)

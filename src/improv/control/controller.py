@@ -23,7 +23,7 @@ import rtmidi
 
 from ..errors import MidiError
 from ..midi import _open, api_name, choose_api
-from ..record import Command
+from ..events import Command
 from .mapping import Mapping
 from .switches import SwitchLogic
 

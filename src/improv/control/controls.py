@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ImprovError
-from ..record import Command
+from ..events import Command
 from .mapping import BUILTIN, Mapping, load_mapping
 
 _log = logging.getLogger("improv.control")

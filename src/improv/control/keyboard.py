@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..band.commands import COMMANDS
-from ..record import Command
+from ..events import Command
 from .mapping import Mapping, key_label
 
 

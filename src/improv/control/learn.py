@@ -32,7 +32,7 @@ import mido
 
 from ..band.commands import parse_command
 from ..errors import ConfigError, MidiError
-from ..record import Command
+from ..events import Command
 from .mapping import (BUILTIN, DEFAULT_MAPPING_TOML, Mapping, Switch, default_mapping_path, load_mapping,
                       parse_mapping, short_text, switch_label, write_mapping)
 from .switches import switch_event

@@ -56,7 +56,7 @@ import tomli_w
 from ..band.commands import COMMANDS, TARGETS, command_text, parse_command
 from ..errors import ConfigError
 from ..events import note_name
-from ..record import Command
+from ..events import Command
 
 KINDS = ("program", "cc", "note")
 KIND_LABEL = {"program": "PC", "cc": "CC", "note": "note"}

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..band.commands import COMMANDS, TARGETS, check_command, parse_command
 from ..errors import ConfigError
-from ..record import Command
+from ..events import Command
 
 PREFIX = "improv"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import mido
 
-from ..record import Command
+from ..events import Command
 from .mapping import Mapping, Switch
 
 

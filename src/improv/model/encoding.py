@@ -347,7 +347,7 @@ def write_midi(path, notes: np.ndarray, metered: bool, seconds_per_beat: float =
                beats_per_bar: float = 4.0, velocity: int = 80) -> None:
     """Write notes ``[N, 4]`` (voice, pitch, start, end; beats or seconds) as a type-1 file,
     one named track per voice (player, bass, mid, high) on improv's channels."""
-    from ..record import CHANNELS
+    from ..output import CHANNELS
 
     tpb = 480
     mid = mido.MidiFile(type=1, ticks_per_beat=tpb)

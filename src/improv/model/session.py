@@ -234,7 +234,6 @@ class Session:
         self.lead_temperature = lead_temperature
         self._seed = seed
         self.entry_rest_cap: float | None = ENTRY_REST_CAP  # None: never push a resting voice in
-        self.threads: int | None = 1  # torch threads while proposing (None: the process's setting)
         self.reset()
         self._heads = NumpyHeads(net)
 
@@ -324,16 +323,10 @@ class Session:
         half a second unmetered; at least one frame). Include "lead" to let the model play
         the player's part (take over).
 
-        Runs on ``self.threads`` torch threads (default 1; None: as set for the process):
-        one frame's matrices are tiny, and a second thread only adds waiting, a lot of it
-        when the other core is busy (measured in benchmarks/bench_model.py)."""
-        before = torch.get_num_threads()
-        if self.threads is not None and before != self.threads:
-            torch.set_num_threads(self.threads)
-            try:
-                return self._propose(now, voices, controls, horizon, hooks)
-            finally:
-                torch.set_num_threads(before)
+        Runs on the process's torch threads, set once at start-up to one
+        (:func:`improv.runtime.configure_process`): one frame's matrices are tiny, and a
+        second thread only adds waiting, a lot of it when the other core is busy
+        (measured in benchmarks/bench_model.py)."""
         return self._propose(now, voices, controls, horizon, hooks)
 
     @torch.inference_mode()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 import mido
 
 from ..errors import ConfigError
+from ..runtime import SWITCH_INTERVAL, configure_process
 
 MAX_OUTPUT_LATENCY_MS = 500.0
 
@@ -69,7 +69,7 @@ class Scheduler:
 
     def __init__(self, sink, output_latency_ms: float = 0.0, now: Callable[[], float] = time.perf_counter,
                  lead: float = 0.03, precise: float = 0.002, keep_records: int = 100_000,
-                 switch_interval: float | None = 0.0005):
+                 switch_interval: float | None = SWITCH_INTERVAL):
         self.sink = sink
         self.latency = check_output_latency(output_latency_ms) / 1000.0
         self.now = now
@@ -86,7 +86,6 @@ class Scheduler:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._switch = switch_interval
-        self._old_switch: float | None = None
         # (channel, note) of the notes sent and not yet ended -> (tag, time they were sent for)
         self._sounding: dict[tuple[int, int], tuple[str | None, float]] = {}
 
@@ -94,10 +93,9 @@ class Scheduler:
 
     def start(self) -> "Scheduler":
         if self._thread is None:
-            if self._switch is not None:
-                # The default 5 ms GIL switch interval would let another busy thread delay a send by 5 ms.
-                self._old_switch = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._switch, self._old_switch))
+            # the GIL switch interval, once for the process: the default 5 ms would let another
+            # busy thread delay a send by 5 ms
+            configure_process(switch_interval=self._switch if self._switch is not None else SWITCH_INTERVAL)
             self._stop = False
             self._thread = threading.Thread(target=self._run, name="improv-scheduler", daemon=True)
             self._thread.start()
@@ -110,9 +108,6 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(2.0)
             self._thread = None
-        if self._old_switch is not None:
-            sys.setswitchinterval(self._old_switch)
-            self._old_switch = None
         if panic:
             self.panic()
 
