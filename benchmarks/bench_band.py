@@ -46,7 +46,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from improv.band import Band, BandSettings, parse_command  # noqa: E402
 from improv.band import measure as M  # noqa: E402
@@ -398,8 +397,7 @@ def main() -> int:
     if args.live or args.live_only:
         out["live"] = [live_figures(r) for r in recs[:2]]
         if args.jack:
-            sys.path.insert(0, str(ROOT / "tests"))
-            from jackutil import start_jack
+            from improv.testing.jack import start_jack
 
             server = start_jack(f"improv-bench-{os.getpid()}")
             try:

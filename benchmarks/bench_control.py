@@ -31,10 +31,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
 
-from jackutil import RATE, JackMidiSource, start_jack  # noqa: E402
+from improv.testing.jack import RATE, JackMidiSource, start_jack  # noqa: E402
 
 from improv.control import ControlOptions, open_controls  # noqa: E402
 
@@ -101,7 +99,10 @@ def main() -> int:
     try:
         results["idle"] = run_case(args.presses, args.interval, args.long_presses, 1)
         if not args.no_load:
-            from bench_scheduler import listening_load, make_wav
+            from improv.testing import load_benchmark
+
+            sched = load_benchmark("bench_scheduler")
+            listening_load, make_wav = sched.listening_load, sched.make_wav
 
             stop = threading.Event()
             stats: dict = {}

@@ -44,10 +44,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
 
-from jackutil import JackMidiCapture, start_jack, wire_improv  # noqa: E402
+from improv.testing.jack import JackMidiCapture, start_jack, wire_improv  # noqa: E402
 
 DATA = Path(os.environ.get("IMPROV_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
 SHORT_TAKES = Path.home() / ".cache" / "improv" / "compare-takes"

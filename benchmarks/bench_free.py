@@ -19,7 +19,9 @@ import sys
 
 import numpy as np
 
-import bench_band as B
+from improv.testing import load_benchmark
+
+B = load_benchmark("bench_band")
 from improv.events import BANDS, NoteOn, PLAYER
 
 MODES = {"free": dict(free=True), "metered": dict(tempo=120.0), "default": {}}

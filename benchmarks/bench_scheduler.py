@@ -30,10 +30,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
 
-from jackutil import start_jack  # noqa: E402
+from improv.testing.jack import start_jack  # noqa: E402
 
 from improv.timing import BeatTracker, FixedClock, MidiClockOut, Scheduler  # noqa: E402
 from improv.timing.jackmidi import JackMidi  # noqa: E402
@@ -57,16 +55,15 @@ def listening_load(stop: threading.Event, wav: Path, stats: dict) -> None:
 
 
 def make_wav(tmp: Path) -> Path:
-    from tempo_data import NOTTINGHAM, nottingham_piece, render_wav
+    from improv.testing.tempo_data import NOTTINGHAM, nottingham_piece, render_wav
 
     files = sorted(NOTTINGHAM.glob("*.mid"))
     if files:
         piece = nottingham_piece(files[3], 120.0, np.random.default_rng(0), 0.02, n_beats=64)
         if piece is not None:
             return render_wav(piece, tmp / "load.wav")
-    sys.path.insert(0, str(HERE.parent / "tests"))
     import soundfile
-    from signals import ToneSpec, render
+    from improv.testing.signals import ToneSpec, render
 
     audio = render([ToneSpec(0.25 * i, 0.2, 60 + i % 12) for i in range(120)], 44100, total=31.0)
     soundfile.write(tmp / "load.wav", audio, 44100)
@@ -144,7 +141,7 @@ def run_case(kind: str, seconds: float, capture_in: list, lock: threading.Lock, 
 def clock_follow(in_kind: str, out_kind: str, beats: int, rate: int, arrival_offset: float = 0.0) -> dict:
     """A JACK MIDI clock source at 120 BPM drives improv; a band note on every beat; the
     error is the note's frame minus the clock's beat frame (the tick grid, continued)."""
-    from jackutil import JackMidiCapture, JackMidiSource
+    from improv.testing.jack import JackMidiCapture, JackMidiSource
 
     from improv.midi import MidiIn, MidiOut
     from improv.timing import MidiClockIn

@@ -27,9 +27,8 @@ from pathlib import Path
 import mir_eval
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from tempo_data import NOTTINGHAM, POP909, Piece, nottingham_piece, pop909_piece, render_wav  # noqa: E402
+from improv.testing.tempo_data import NOTTINGHAM, POP909, Piece, nottingham_piece, pop909_piece, render_wav  # noqa: E402
 
 from improv.timing.tracker import BeatTracker, TrackerSettings  # noqa: E402
 

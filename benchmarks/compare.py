@@ -56,7 +56,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 from improv.bench import FileResult, Summary, run_file, score_notes, summarise  # noqa: E402
 from improv.listen.trackers import DEFAULT_TRACKER  # noqa: E402
@@ -170,7 +169,7 @@ def ssvd_excerpt(flac: Path, seconds: float, folder: Path) -> Path | None:
 def short_recordings(folder: Path, seed: int, log) -> list[Recording]:
     """One short take (``SHORT_SECONDS``) per instrument, the soundfonts alternating,
     rendered into ``folder/seed<N>`` the first time."""
-    import render_instruments as ri
+    import improv.testing.instruments as ri
 
     names = list(ri.INSTRUMENTS)
     plan = [t for t in ri.one_per_instrument(names) if ri.SOUNDFONTS[t[1]].exists()]
@@ -192,7 +191,7 @@ def instrument_recordings(folder: Path, takes: str, seed: int, log) -> list[Reco
     next), the ``first`` per instrument and soundfont, or ``all``. These are the 20-28 s
     takes of ``render_instruments.py``'s default set (``short_recordings`` for the default).
     """
-    import render_instruments as ri
+    import improv.testing.instruments as ri
 
     if not any(folder.glob("*.gt.mid")):
         log(f"rendering the instrument takes into {folder} ...")
@@ -241,7 +240,7 @@ def run_chunk(method: str, paths: list[str], blocksize: int) -> list[FileResult]
             r.frame_accuracy = r.voicing_recall = r.voicing_false_alarm = None
             results.append(r)
         return results
-    from peers import make_peer
+    from improv.testing.peers import make_peer
 
     peer = make_peer(method)
     for p in paths:
@@ -482,7 +481,9 @@ def end_to_end(recs: list[Recording], log) -> dict:
     """A note's true onset in the input audio -> the band's first reacting MIDI message
     leaving improv, on a JACK server with the whole pipeline running in real time
     (``bench_e2e.py`` in a process of its own, on about a minute of these recordings)."""
-    import bench_e2e
+    from improv.testing import load_benchmark
+
+    bench_e2e = load_benchmark("bench_e2e")
     import improv
 
     files = bench_e2e.pick([r.path for r in recs])
@@ -569,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from improv.listen.trackers import TRACKERS
-    from peers import PEERS
+    from improv.testing.peers import PEERS
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
@@ -585,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ssvd_seconds < 0:
         p.error("--ssvd-seconds must be 0 (whole takes) or more")
     log = lambda *a: print(*a, flush=True)  # noqa: E731
-    from peers import missing
+    from improv.testing.peers import missing
 
     skipped = {m: missing(m) for m in methods if m in PEERS and missing(m)}
     for m, why in skipped.items():

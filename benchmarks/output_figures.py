@@ -15,16 +15,13 @@ import argparse
 import io
 import os
 import statistics
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 from improv.audio import Block  # noqa: E402
 from improv.events import NoteOff, NoteOn  # noqa: E402
@@ -45,7 +42,7 @@ def summary(name, xs, unit):
 
 def synth_latency(n_notes: int) -> None:
     import jack
-    from jackutil import start_jack
+    from improv.testing.jack import start_jack
 
     server = start_jack(f"improv-bench-{os.getpid()}")
     try:
@@ -110,7 +107,7 @@ def display_frame() -> None:
     from improv.audio import FileSource
     from improv.display import SessionDisplay, render_snapshot
     from improv.listen.pipeline import Listener
-    from signals import ToneSpec, render
+    from improv.testing.signals import ToneSpec, render
 
     with tempfile.TemporaryDirectory() as d:
         import soundfile

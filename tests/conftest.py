@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from improv.testing.jack import JackServer, start_jack  # noqa: E402
 
-from jackutil import JackServer, start_jack  # noqa: E402
-
-SHARED_DATA = Path(os.environ.get("IMPROV_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from improv.testing import SHARED_DATA  # noqa: E402,F401 - the tests find the shared data here
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ import pytest
 from improv.band import BandSettings
 from improv.control import ControlOptions
 from improv.session import ListenOptions, run_listen
-from jackutil import JackMidiCapture, JackMidiSource, wire_improv
-from signals import ToneSpec, render
+from improv.testing.jack import JackMidiCapture, JackMidiSource, wire_improv
+from improv.testing.signals import ToneSpec, render
 from test_band_jack import BEAT, PLAYER, _notes, _sounding
 
 pytestmark = pytest.mark.jack

@@ -16,8 +16,8 @@ import pytest
 
 from improv.band import BandSettings, parse_command
 from improv.session import ListenOptions, run_listen
-from jackutil import JackMidiCapture, wire_improv
-from signals import ToneSpec, render
+from improv.testing.jack import JackMidiCapture, wire_improv
+from improv.testing.signals import ToneSpec, render
 
 pytestmark = pytest.mark.jack
 

@@ -20,7 +20,7 @@ from improv.events import NoteOff, NoteOn
 from improv.model import load_model
 from improv.record import read_midi_events
 from improv.session import ListenOptions, run_listen
-from signals import ToneSpec, render
+from improv.testing.signals import ToneSpec, render
 
 RATE = 44100
 BEAT = 0.5

@@ -5,16 +5,13 @@ message answers a note before the note was decided and the band's handoff had pa
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-from signals import ToneSpec, render
+from improv.testing.signals import ToneSpec, render
 
 pytestmark = pytest.mark.jack
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 MELODY = [62, 64, 65, 67, 69, 67, 65, 64, 62, 64, 65, 67, 69, 71, 72, 71]
 
@@ -22,7 +19,9 @@ MELODY = [62, 64, 65, 67, 69, 67, 65, 64, 62, 64, 65, 67, 69, 71, 72, 71]
 def test_e2e_reactions_are_causal_and_every_message_is_accounted_for(jack_server, portaudio, tmp_path):
     import soundfile
 
-    import bench_e2e
+    from improv.testing import load_benchmark
+
+    bench_e2e = load_benchmark("bench_e2e")
     from improv.band import BandSettings
 
     rate = jack_server.rate

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from improv.cli import main
 from improv.record import read_midi_events
-from signals import ToneSpec, render
+from improv.testing.signals import ToneSpec, render
 
 MELODY = [ToneSpec(0.3 + 0.45 * i, 0.35, m) for i, m in enumerate([62, 66, 69, 74, 69, 66, 62])]
 

@@ -15,7 +15,7 @@ import time
 import mido
 import pytest
 
-from jackutil import RATE, JackMidiSource
+from improv.testing.jack import RATE, JackMidiSource
 
 from improv.cli import main
 from improv.control import ControlOptions, load_mapping, open_controls, parse_mapping

@@ -25,7 +25,7 @@ from improv.display import (LiveDisplay, NullDisplay, PlainDisplay, SessionDispl
 from improv.events import NoteOff, NoteOn
 from improv.listen.pipeline import Listener
 from improv.events import Command
-from signals import ToneSpec, render
+from improv.testing.signals import ToneSpec, render
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 RATE = 48000

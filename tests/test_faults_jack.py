@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jackutil import start_jack
-from signals import ToneSpec, render
+from improv.testing.jack import start_jack
+from improv.testing.signals import ToneSpec, render
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from improv.session import ListenOptions, run_listen
-from jackutil import JackMidiCapture, wire_improv
-from signals import ToneSpec, render
+from improv.testing.jack import JackMidiCapture, wire_improv
+from improv.testing.signals import ToneSpec, render
 
 pytestmark = pytest.mark.jack
 

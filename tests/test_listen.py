@@ -14,7 +14,7 @@ from scipy.signal import butter, sosfilt
 from improv.events import NoteOn, PitchBend, notes_from_events
 from improv.listen.pipeline import transcribe
 from improv.listen.segmenter import SegmenterSettings
-from signals import ToneSpec, render
+from improv.testing.signals import ToneSpec, render
 
 SR = 44100
 

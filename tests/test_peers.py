@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(Path(__file__).parent))
 
-import peers  # noqa: E402
-from signals import ToneSpec, render  # noqa: E402
+import improv.testing.peers as peers  # noqa: E402
+from improv.testing.signals import ToneSpec, render  # noqa: E402
 
 from improv.bench import score_notes  # noqa: E402
 from improv.truth import Truth  # noqa: E402
@@ -101,8 +96,10 @@ def test_basic_pitch_on_tones(tones, tmp_path):
 def test_compare_runs_end_to_end(tmp_path):
     """One rendered take, two methods, the real data switched off: table, JSON, plot."""
     pytest.importorskip("aubio", reason="aubio is not installed (pip install aubio)")
-    import compare
-    import render_instruments as ri
+    from improv.testing import load_benchmark
+
+    compare = load_benchmark("compare")
+    import improv.testing.instruments as ri
 
     if not ri.SOUNDFONTS["tim"].exists():
         pytest.skip(f"{ri.SOUNDFONTS['tim']} is not installed (Debian: timgm6mb-soundfont)")
@@ -136,7 +133,9 @@ def test_compare_runs_end_to_end(tmp_path):
 def test_band_model_step_figures():
     """The generation section's numbers: every step proposes notes for the three bands
     within their ranges, and the throughput follows from the step times."""
-    import bench_model
+    from improv.testing import load_benchmark
+
+    bench_model = load_benchmark("bench_model")
 
     from improv.model import load_model
     from improv.model.store import default_model_path
@@ -153,7 +152,9 @@ def test_band_model_step_figures():
 
 
 def test_excerpt_cuts_in_a_gap_and_keeps_whole_notes():
-    import compare
+    from improv.testing import load_benchmark
+
+    compare = load_benchmark("compare")
 
     iv = np.array([[1.0, 2.0], [2.05, 3.0], [3.5, 4.0], [4.02, 5.0], [6.0, 7.0]])
     assert compare.excerpt_bounds(iv, 2.5, 8.0) == (0.5, 3.25)     # the 0.5 s gap after 3.0
@@ -163,7 +164,9 @@ def test_excerpt_cuts_in_a_gap_and_keeps_whole_notes():
 
 def test_ssvd_excerpt_shifts_the_truth_with_the_audio(tmp_path):
     """Truth and audio of an excerpt stay aligned: the tones are found where its truth says."""
-    import compare
+    from improv.testing import load_benchmark
+
+    compare = load_benchmark("compare")
 
     from improv.truth import find_truth
 

@@ -28,7 +28,7 @@ from improv.events import NoteOff, NoteOn, PitchBend, notes_from_events
 from improv.record import (AUDIO_FILE, COMMANDS_FILE, MIDI_FILE, Command, CommandLog, SessionRecorder,
                            events_to_midifile, read_commands, read_midi_events)
 from improv.synth import Voice
-from signals import ToneSpec, render
+from improv.testing.signals import ToneSpec, render
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LINE = re.compile(r"^\s*(\d+\.\d+)\s+(\w+)\s+(on|off|bend)\s+(\S+)?")

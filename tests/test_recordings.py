@@ -5,7 +5,6 @@ printed reason when the data is absent). Floors are set well under the measured 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from improv.bench import run_file, summarise
 from improv.truth import find_truth

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import render_instruments as ri  # noqa: E402
+import improv.testing.instruments as ri  # noqa: E402
 
 from improv.truth import find_truth  # noqa: E402
 

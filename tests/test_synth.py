@@ -220,7 +220,7 @@ def test_listen_plays_the_band_through_fluidsynth_on_jack(jack_server, soundfont
     import soundfile
 
     from improv.session import ListenOptions, run_listen
-    from signals import ToneSpec, render
+    from improv.testing.signals import ToneSpec, render
 
     wav = tmp_path / "in.wav"
     soundfile.write(wav, render([ToneSpec(0.2, 0.5, 60)], jack_server.rate, total=1.5), jack_server.rate)

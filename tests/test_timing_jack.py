@@ -12,7 +12,7 @@ import pytest
 
 from improv.timing import MidiClockIn, Scheduler, TapTempo
 from improv.timing.jackmidi import JackMidi
-from jackutil import JackMidiCapture, JackMidiSource
+from improv.testing.jack import JackMidiCapture, JackMidiSource
 
 pytestmark = pytest.mark.jack
 

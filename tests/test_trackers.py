@@ -10,7 +10,7 @@ from improv.errors import ConfigError
 from improv.events import notes_from_events
 from improv.listen.pipeline import transcribe
 from improv.listen.trackers import ANALYSIS_RATE, DEFAULT_TRACKER, TRACKERS, hz_to_midi, make_tracker
-from signals import ToneSpec, render
+from improv.testing.signals import ToneSpec, render
 
 
 def test_registry_has_the_issue_trackers_and_a_default():

@@ -8,7 +8,6 @@ when a JACK server is running, else ALSA — or forced with ``api="jack"|"alsa"`
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import dataclass
 

@@ -281,7 +281,7 @@ class _Parser:
         data = self.data
         unknown = [k for k in data if k not in (*KINDS, "controller", "keys")]
         if unknown:
-            raise self.fail((unknown[0],), f"unknown section; use controller, program, cc, note and keys")
+            raise self.fail((unknown[0],), "unknown section; use controller, program, cc, note and keys")
         ctl = data.get("controller", {})
         if not isinstance(ctl, dict):
             raise self.fail(("controller",), "must be a table ([controller])")

@@ -23,7 +23,7 @@ import torch
 
 from ..errors import ConfigError
 from .encoding import (CONTROL_BLOCK, FRAMES_PER_BEAT, HOLD, LEAD, N_VOICES, PITCH_HI, PITCH_LO, REST, ROLES,
-                       UNKNOWN, VOCAB, VOICES, Grid, density_bucket, pitch_token, register_bucket, token_pitch)
+                       UNKNOWN, VOICES, Grid, density_bucket, pitch_token, register_bucket, token_pitch)
 from .net import _TOKEN_PC, Cache, FrameNet, NumpyHeads, input_rows_np
 from .sampling import Hook, StepContext, allowed_mask, softmax_sample
 

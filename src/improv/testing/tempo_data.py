@@ -12,7 +12,6 @@ FluidSynth (a GM SoundFont from Debian) for the audio path.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +20,9 @@ from pathlib import Path
 import mido
 import numpy as np
 
-SHARED = Path(os.environ.get("IMPROV_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from . import SHARED_DATA
+
+SHARED = SHARED_DATA
 NOTTINGHAM = SHARED / "symbolic" / "nottingham" / "MIDI"
 POP909 = SHARED / "symbolic" / "pop909"
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
