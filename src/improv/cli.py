@@ -178,13 +178,14 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
                  "voices": voices or None}
     if bands:
         from .band.band import BandSettings, player_register_setting
+        from .output import RANGES
 
         full_ranges = {**{b: r for b, r in ranges.items()}}
         out["band"] = BandSettings(
             bands=bands, ranges=full_ranges, tempo=args.tempo, meter=args.meter, swing=args.swing, free=args.free,
             context_bars=args.context_bars, context_seconds=args.context_seconds,
             player_register=player_register_setting(args.player_register, {
-                **{"bass": (28, 48), "mid": (48, 72), "high": (72, 96)}, **ranges}),
+                **RANGES, **ranges}),
             seed=args.seed, generator=args.band_generator).check()
     return out
 

@@ -289,7 +289,7 @@ class Band:
         if name == "panic":
             for b, p in self.players.items():
                 self._cut(b, at)
-                p.hold_until = self._effect_time(at)
+                p.hold(self._effect_time(at))
             self._silence(tuple(self.players), True)
         elif name == "stop":
             for b in targets:
@@ -433,16 +433,13 @@ class Band:
             if req is None or (p.slot is not None and p.slot != req.slot):
                 self._end_open(name, ft)
             if req is None:
-                p.slot, p.since, p.taking_over = None, None, False
+                p.rest()
                 silent.append(name)
                 continue
             if req.slot == "lead":
                 silent.append(name)
-                if not p.taking_over:
-                    self.log.append(LogEntry(ft, "take-over", band=name))
-            if p.since is None:
-                p.since = ft
-            p.slot, p.taking_over = req.slot, req.slot == "lead"
+            if p.plays(req.slot, ft):
+                self.log.append(LogEntry(ft, "take-over", band=name))
             requests[req.slot] = (name, req)
         if not requests:
             return
@@ -508,8 +505,7 @@ class Band:
         if ending is not None:
             self._push(NoteOff(at, ending.pitch, name))
         self._open[name] = None
-        p = self.players[name]
-        p.slot, p.since, p.taking_over = None, None, False
+        self.players[name].rest()
         self._stale = True
 
     def _withdraw(self, name: str, at: float) -> None:

@@ -56,10 +56,10 @@ import numpy as np
 from ..errors import ConfigError
 from ..model import VoiceControl, fight, heard_key, keep_key
 from ..model.encoding import PITCH_HI, PITCH_LO
+from ..output import RANGES as DEFAULT_RANGES
 from .context import Context, pitch_class_profile
 from .orders import Orders
 
-DEFAULT_RANGES: dict[str, tuple[int, int]] = {"bass": (28, 48), "mid": (48, 72), "high": (72, 96)}
 DEFAULT_VELOCITY = {"bass": 90, "mid": 72, "high": 80}
 DENSITY_LADDER = (0.25, 0.5, 1.0, 2.0, 4.0)     # notes per beat (free mode: per half second)
 DEFAULT_RUNG = {"bass": 2, "mid": 2, "high": 1}
@@ -151,6 +151,24 @@ class BandPlayer:
         self.since: float | None = None       # when the current stretch of playing began
         self.slot: str | None = None          # the model voice it played last frame
         self.taking_over = False              # playing the lead voice right now
+
+    # ------------------------------------------------------------ what it is doing
+
+    def rest(self) -> None:
+        """Silent from this frame: the next note starts a new stretch of playing."""
+        self.slot, self.since, self.taking_over = None, None, False
+
+    def plays(self, slot: str, t: float) -> bool:
+        """Plays model voice ``slot`` in the frame at ``t``; True when this starts a take-over."""
+        starts = slot == "lead" and not self.taking_over
+        if self.since is None:
+            self.since = t
+        self.slot, self.taking_over = slot, slot == "lead"
+        return starts
+
+    def hold(self, until: float) -> None:
+        """Silent until ``until`` (a panic: the band stays as it was told, after a breath)."""
+        self.hold_until = until
 
     # ------------------------------------------------------------ orders
 

@@ -22,13 +22,16 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..output import RANGES
 from .encoding import (CONTROL_BLOCK, FRAMES_PER_BEAT, HOLD, LEAD, N_VOICES, PITCH_HI, PITCH_LO, REST, ROLES,
                        UNKNOWN, VOICES, Grid, density_bucket, pitch_token, register_bucket, token_pitch)
 from .net import _TOKEN_PC, Cache, FrameNet, NumpyHeads, input_rows_np
 from .sampling import Hook, StepContext, allowed_mask, softmax_sample
 
 _TOKEN_PCS = _TOKEN_PC[2:]  # pitch class of each pitch token
-DEFAULT_RANGES = {"bass": (28, 55), "mid": (45, 72), "high": (57, 88), "lead": (36, 96)}
+# The band voices play in the band's ranges (one home: improv.output.RANGES); "lead" (the
+# player's part, take over) spans the instruments a player brings.
+DEFAULT_RANGES = {**RANGES, "lead": (36, 96)}
 LEAD_IN = CONTROL_BLOCK  # silent frames before time 0, as in training
 KEY_WINDOW = 16 * FRAMES_PER_BEAT  # frames of past notes summarised for hooks (heard_pitch_classes)
 # Role accompany / lead means "this voice plays" (in training: it sounds in every 4-beat
