@@ -17,7 +17,7 @@ import pytest
 from improv.band import BandSettings
 from improv.control import ControlOptions
 from improv.session import ListenOptions, run_listen
-from improv.testing.jack import JackMidiCapture, JackMidiSource, wire_improv
+from improv.testing.jack import JackMidiCapture, JackMidiSource, wait_cycles, wait_until, wire_improv
 from improv.testing.signals import ToneSpec, render
 from test_band_jack import BEAT, PLAYER, _notes, _sounding
 
@@ -48,11 +48,12 @@ def test_foot_switches_stop_and_restart_the_band(jack_server, portaudio):
     try:
         player = wire_improv(capture, audio, "pedalplayer", ready=lambda: bool(started))
         assert started, "improv never started the band"
-        time.sleep(0.5)  # the controller input connects to footswitch:out
+        wait_until(lambda: pedal.client.get_all_connections(pedal.port), 10, "improv's controller input connected")
+        wait_cycles(pedal.client, 0.05)
         player.start()
         pedal.playing = True
         assert player.done.wait(15), "JACK never played the whole signal"
-        time.sleep(0.3)
+        wait_cycles(capture.client, 0.3)  # what was in flight arrives
     finally:
         stop.set()
         thread.join(15)

@@ -15,7 +15,7 @@ import time
 import mido
 import pytest
 
-from improv.testing.jack import RATE, JackMidiSource
+from improv.testing.jack import RATE, JackMidiSource, wait_cycles, wait_until
 
 from improv.cli import main
 from improv.control import ControlOptions, load_mapping, open_controls, parse_mapping
@@ -51,12 +51,11 @@ class Sink:
 
 def connected(src: JackMidiSource, timeout: float = 5.0) -> bool:
     """Wait until improv's input is connected to ``src`` and JACK has had a few cycles to take it in."""
-    end = time.monotonic() + timeout
-    while not src.client.get_all_connections(src.port):
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.01)
-    time.sleep(0.05)
+    try:
+        wait_until(lambda: src.client.get_all_connections(src.port), timeout, "improv's input connected")
+    except AssertionError:
+        return False
+    wait_cycles(src.client, 0.05)
     return True
 
 
@@ -98,7 +97,7 @@ def test_switches_from_a_jack_client_become_commands(jack_server):
             src.start()
             assert src.done.wait(5)
             assert sink.wait(lambda s: len(s.commands) >= len(want))
-            time.sleep(0.2)
+            wait_cycles(src.client, 0.2)  # nothing more comes
         assert [(c.target, c.command, c.value) for c in sink.commands] == [w[2:] for w in want]
         for cmd, (i, offset, *_rest) in zip(sink.commands, want):
             late = cmd.time - (src.sent_at[i] + offset)
@@ -122,7 +121,6 @@ def test_controller_that_disappears_and_returns(jack_server):
             assert sink.wait(lambda s: any("disappeared" in x for x in s.logs), timeout=3.0), sink.logs
             lost = [x for x in sink.logs if "disappeared" in x][0]
             assert lost.startswith("controller pedalboard:out disappeared; playing on")
-            time.sleep(0.3)
             src = JackMidiSource([(0, bytes([0xC0, 1])), (at(0.05), bytes([0xB0, 81, 127]))], name="pedalboard")
             assert sink.wait(lambda s: any("is back" in x for x in s.logs), timeout=3.0), sink.logs
             assert connected(src)

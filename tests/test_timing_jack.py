@@ -12,7 +12,7 @@ import pytest
 
 from improv.timing import MidiClockIn, Scheduler, TapTempo
 from improv.timing.jackmidi import JackMidi
-from improv.testing.jack import JackMidiCapture, JackMidiSource
+from improv.testing.jack import JackMidiCapture, JackMidiSource, wait_cycles
 
 pytestmark = pytest.mark.jack
 
@@ -74,7 +74,7 @@ def _run_band_on_clock(jack_server, beats: int, stop_after: int | None = None):
         thread.start()
         source.start()
         assert source.done.wait(beats * 60 / BPM + 5), "the clock source never finished"
-        time.sleep(0.3)
+        wait_cycles(capture.client, 0.3)  # the band's last notes arrive
     finally:
         band.stop.set()
         thread.join(2)
@@ -149,7 +149,7 @@ def test_tap_tempo_from_foot_switch_messages(jack_server):
         source.connect_to("improv-feet:control")
         source.start()
         assert source.done.wait(10)
-        time.sleep(0.2)
+        wait_cycles(source.client, 0.2)  # the last taps are taken in
     finally:
         port.close()
         source.close()

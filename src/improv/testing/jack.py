@@ -39,6 +39,25 @@ class JackServer:
                 self.process.wait()
 
 
+def wait_until(predicate, timeout: float = 5.0, what: str = "the condition") -> None:
+    """Poll ``predicate()`` until true; AssertionError naming ``what`` after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.005)
+
+
+def wait_cycles(client, seconds: float, timeout: float = 10.0) -> None:
+    """Wait until the JACK server's clock has moved ``seconds`` on (whole process cycles,
+    however slowly the machine runs them): what a test waits for when it lets JACK pass
+    on what is in flight, instead of a wall-clock sleep."""
+    start = client.frame_time
+    frames = int(round(seconds * client.samplerate))
+    wait_until(lambda: (client.frame_time - start) % (1 << 32) >= frames, timeout,
+               f"{seconds:g} s of JACK cycles")
+
+
 def start_jack(name: str, rate: int = RATE, period: int = PERIOD) -> JackServer:
     """Start ``jackd -S -d dummy`` and wait until it answers; raise RuntimeError if not."""
     if shutil.which("jackd") is None:
@@ -231,5 +250,6 @@ def wire_improv(capture: JackMidiCapture, audio: np.ndarray, name: str, ready=la
     capture.connect_from("improv:improv")
     player = JackPlayer(audio, pa_in, name)
     player.activate()
-    time.sleep(0.2)
+    wait_until(lambda: capture.client.get_all_connections(pa_in), what=f"{name} connected to {pa_in}")
+    wait_cycles(player.client, 0.05)
     return player
