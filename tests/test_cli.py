@@ -3,6 +3,7 @@ rate and channel count are converted; `improv bench` scores through the live pip
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -21,7 +22,10 @@ MELODY = [ToneSpec(0.3 + 0.45 * i, 0.35, m) for i, m in enumerate([62, 66, 69, 7
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse's own errors (one line too: improv.cli.Parser)
+        code = e.code
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -70,7 +74,7 @@ def test_truncated_recording_keeps_what_was_heard(tmp_path, capsys):
     cut = tmp_path / "cut.wav"
     cut.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])  # header says more than is there
     code, out, err = run_cli(capsys, "listen", "--input", str(cut), "--fast", "--no-midi", "--synth", "none",
-                             "--record", str(tmp_path / "rec"), "--quiet")
+                             "--bands", "none", "--record", str(tmp_path / "rec"), "--quiet")
     if code != 0:  # libsndfile may report the short file as corrupt: a clear line, and the notes so far kept
         assert_one_line_error(code, err, str(cut))
     midis = list((tmp_path / "rec").glob("*/session.mid"))
@@ -80,7 +84,7 @@ def test_truncated_recording_keeps_what_was_heard(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["listen", "--bands", "drums"], ["--bands", "drums", "bass"]),
+    (["listen", "--bands", "drums", "--input", "X"], ["--bands", "drums", "bass"]),
     (["listen", "--blocksize", "0", "--input", "X"], ["blocksize"]),
     (["listen", "--bend-range", "0", "--input", "X"], ["bend-range"]),
     (["listen", "--fmin", "5", "--input", "X"], ["pitch range"]),
@@ -116,7 +120,7 @@ def test_no_audio_input_says_what_to_do():
 
 def test_stereo_48k_flac_is_converted_and_recorded(stereo_flac, tmp_path, capsys):
     code, out, err = run_cli(capsys, "listen", "--input", str(stereo_flac), "--fast", "--no-midi",
-                             "--synth", "none", "--record", str(tmp_path / "rec"), "--quiet")
+                             "--synth", "none", "--bands", "none", "--record", str(tmp_path / "rec"), "--quiet")
     assert code == 0, err
     midi = next((tmp_path / "rec").glob("*/session.mid"))
     ons = [e for e in read_midi_events(midi) if type(e).__name__ == "NoteOn"]
@@ -162,3 +166,198 @@ def test_bench_without_truth_says_where_to_put_it(tmp_path, capsys):
     sf.write(wav, render(MELODY[:2], 16000), 16000)
     code, _, err = run_cli(capsys, "bench", str(wav))
     assert_one_line_error(code, err, "take")
+
+
+# ------------------------------------------------------------ the first hour (issue 12)
+
+HEAVY = ("torch", "scipy", "librosa")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["listen", "--help"], ["generate", "--help"],
+                                  ["eval-model", "--help"], ["bench", "--help"], ["render", "--help"]])
+def test_help_imports_nothing_heavy(argv):
+    """`improv --help` took 2.2 s because torch and scipy loaded to build the parser."""
+    probe = ("import sys, contextlib, io\n"
+             "from improv.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+             "    try:\n        main(sys.argv[1:])\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
+             "assert 'improv' in out.getvalue()\n"
+             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "", f"improv {' '.join(argv)} imported {r.stdout.strip()}"
+
+
+def test_python_m_improv_runs_the_command():
+    r = subprocess.run([sys.executable, "-m", "improv", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("improv "), r.stderr
+
+
+def test_tracker_names_are_the_registry():
+    from improv.cli import DEFAULT_TRACKER, TRACKER_NAMES
+    from improv.listen import trackers
+
+    assert TRACKER_NAMES == tuple(trackers.TRACKERS) and DEFAULT_TRACKER == trackers.DEFAULT_TRACKER
+
+
+def test_every_command_builds_its_parser_alone():
+    from improv.cli import COMMANDS, build_parser
+
+    for name in COMMANDS:
+        parser = build_parser([name])
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        assert "func" in sub.choices[name]._defaults, f"{name}: its module did not register it"
+    full = build_parser(None)
+    sub = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMANDS)
+
+
+def _wav(tmp_path, specs=MELODY, rate=16000):
+    path = tmp_path / "x.wav"
+    sf.write(path, render(specs, rate), rate)
+    return path
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--channel", "bass=10"], ["--channel", "drum"]),
+    (["--bands", "bass,bass"], ["--bands", "twice"]),
+    (["--tempo", "96", "--free"], ["--tempo", "--free"]),
+    (["--bend-range", "nan"], ["--bend-range", "finite"]),
+    (["--bend-range", "inf"], ["--bend-range", "finite"]),
+    (["--tuning", "nan"], ["--tuning", "finite"]),
+    (["--tuning", "500"], ["--tuning", "100"]),
+    (["--seed", "-1"], ["--seed"]),
+    (["--context-bars", "nan"], ["--context-bars", "finite"]),
+    (["--context-bars", "1000"], ["--context-bars"]),
+    (["--context-seconds", "-inf"], ["--context-seconds"]),
+    (["--tempo", "nan"], ["--tempo", "finite"]),
+    (["--output-latency-ms", "nan"], ["--output-latency-ms", "finite"]),
+    (["--fmin", "nan"], ["--fmin", "finite"]),
+    (["--blocksize", "500000"], ["--blocksize", "8192"]),
+    (["--blocksize", "1000000", "--bands", "all"], ["--blocksize"]),
+    (["--tempo", "fast"], ["--tempo", "not a number"]),
+    (["--program", "bass=kazoo"], ["--program", "kazoo", "general midi"]),
+    (["--program", "bass=bass"], ["--program", "several"]),
+])
+def test_contradictions_and_bad_values_are_one_line(tmp_path, capsys, argv, words):
+    code, _, err = run_cli(capsys, "listen", "--input", str(_wav(tmp_path, MELODY[:1])), "--fast", "--no-midi",
+                           "--synth", "none", *argv)
+    assert code == 2
+    assert_one_line_error(code, err, *words)
+
+
+def test_fast_without_input_is_refused(capsys):
+    """It used to open the microphone and run until killed."""
+    code, _, err = run_cli(capsys, "listen", "--fast", "--no-midi", "--synth", "none")
+    assert code == 2
+    assert_one_line_error(code, err, "--fast", "--input")
+
+
+@pytest.mark.parametrize("content,words", [
+    (b"1.0 bass: stop\n2.0 \xff\xfe bass: go\n", ["UTF-8"]),
+    (b"1.0 bass: stop\nnan bass: go\n3.0 all: go\n", [":2:", "nan"]),
+    (b"inf all: stop\n", [":1:", "inf"]),
+])
+def test_bad_command_scripts_are_one_line(tmp_path, capsys, content, words):
+    script = tmp_path / "c.txt"
+    script.write_bytes(content)
+    code, _, err = run_cli(capsys, "listen", "--input", str(_wav(tmp_path, MELODY[:1])), "--fast", "--no-midi",
+                           "--synth", "none", "--commands", str(script))
+    assert code == 2
+    assert_one_line_error(code, err, str(script), *words)
+
+
+def test_instruments_by_general_midi_name():
+    from improv.cli import _band_options, build_parser
+
+    parser = build_parser(["listen"])
+    args = parser.parse_args(["listen", "--program", "bass=fretless bass", "--program", "mid='electric piano 2':80",
+                              "--program", "high=65"])
+    voices = _band_options(args, ("bass", "mid", "high"))["voices"]
+    assert (voices["bass"].program, voices["mid"].program, voices["mid"].volume, voices["high"].program) == \
+        (35, 5, 80, 65)
+
+
+def test_the_first_run_is_a_band_and_bends_stay_out_of_the_log(tmp_path, capsys):
+    """Defaults: the band plays (all three), the log shows notes but not bends unless -v;
+    the summary is a status line on stderr, the notes go to stdout."""
+    bent = [ToneSpec(0.3, 1.2, 62, vibrato_cents=40), ToneSpec(1.8, 1.2, 67, bend_to=69, bend_time=0.4)]
+    wav = _wav(tmp_path, bent)
+    code, out, err = run_cli(capsys, "listen", "--input", str(wav), "--fast", "--no-midi", "--synth", "none",
+                             "--seed", "1", "--tempo", "120")
+    assert code == 0, err
+    assert "the band (bass,mid,high) played" in err and "notes" not in out.split("\n")[-1]
+    assert " player on " in out and " bend " not in out
+    assert any(f" {b}" in out for b in ("bass", "mid", "high")), "the band's notes are logged"
+    code, out, err = run_cli(capsys, "listen", "--input", str(wav), "--fast", "--no-midi", "--synth", "none",
+                             "--bands", "none", "-v")
+    assert code == 0, err
+    assert " bend " in out and "the band" not in err
+
+
+def test_listing_nothing_fails_the_same_way(capsys, monkeypatch):
+    import improv.audio
+    import improv.midi
+
+    monkeypatch.setattr(improv.audio, "list_input_devices", lambda: [])
+    monkeypatch.setattr(improv.midi, "list_ports", lambda api=None: {})
+    code_d, _, err_d = run_cli(capsys, "devices")
+    code_p, _, err_p = run_cli(capsys, "ports")
+    assert code_d == code_p == 2
+    assert_one_line_error(code_d, err_d, "audio")
+    assert_one_line_error(code_p, err_p, "MIDI")
+
+
+# ------------------------------------------------------------------ settings file
+
+
+def test_settings_round_trip(tmp_path, capsys):
+    """--save-config writes the settings in force; --config FILE reads them back to the same options."""
+    from improv.cli import build_parser, read_settings
+
+    argv = ["--tempo", "96", "--bands", "bass,mid", "--program", "bass=fretless bass", "--program", "mid=4",
+            "--no-bends", "--record", str(tmp_path / "rec"), "--seed", "7", "--meter", "3/4", "--no-keys",
+            "--osc", "9000", "--blocksize", "128", "--input", str(_wav(tmp_path)), "--fast", "--no-midi",
+            "--synth", "none", "--quiet"]
+    cfg = tmp_path / "song.toml"
+    code, _, err = run_cli(capsys, "listen", *argv, "--save-config", str(cfg))
+    assert code == 0, err
+    saved = read_settings(str(cfg))
+    assert saved["tempo"] == 96 and saved["bands"] == "bass,mid" and saved["bends"] is False
+    assert saved["program"] == ["bass=fretless bass", "mid=4"]
+    parser = build_parser(["listen"])
+    direct = vars(parser.parse_args(["listen", *argv]))
+    from improv.cli import _with_settings
+
+    via_file = vars(parser.parse_args(_with_settings(parser, ["listen", "--config", str(cfg)])))
+    for key in ("parser", "config", "save_config"):
+        direct.pop(key), via_file.pop(key)
+    assert via_file == direct
+
+
+def test_config_file_and_command_line(tmp_path, capsys, monkeypatch):
+    from improv import cli
+
+    cfg = tmp_path / "song.toml"
+    cfg.write_text('tempo = 96\nbands = "bass"\nfree = false\nbends = false\nprogram = ["bass=fretless bass"]\n')
+    seen = {}
+    monkeypatch.setattr(cli, "cmd_listen", lambda args: seen.update(vars(args)) or 0)
+    parser = cli.build_parser(["listen"])
+    args = parser.parse_args(cli._with_settings(parser, ["listen", "--config", str(cfg), "--tempo", "120"]))
+    assert args.tempo == 120 and args.bands == "bass" and args.bends is False and args.program == ["bass=fretless bass"]
+
+
+@pytest.mark.parametrize("text,words", [
+    ('tmepo = 96\n', ["tmepo", "unknown setting"]),
+    ('tempo = "nan"\n', ["--tempo", "finite"]),
+    ('bends = "no"\n', ["bends", "true or false"]),
+    ('tempo = [1, 2]\n', ["tempo", "one value"]),
+    ('tempo = \n', ["not a TOML file"]),
+])
+def test_bad_settings_files_are_one_line(tmp_path, capsys, text, words):
+    cfg = tmp_path / "song.toml"
+    cfg.write_text(text)
+    code, _, err = run_cli(capsys, "listen", "--config", str(cfg), "--input", str(_wav(tmp_path, MELODY[:1])),
+                           "--fast", "--no-midi", "--synth", "none")
+    assert code == 2
+    assert_one_line_error(code, err, *words)

@@ -76,6 +76,8 @@ class SessionResult:
     synth: str | None = None            # [output] what plays the band, or why nothing does
     recording_error: str | None = None  # [output] first write error of the recorder
     band: object | None = None          # [band] the Band that played (its log, for benchmarks)
+    interrupted: bool = False           # ended by Ctrl-C (everything above is filled in all the same)
+    seconds: float = 0.0                # how far the session went, in audio seconds
 
 
 class MidiSink:
@@ -234,7 +236,10 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
         emit(tail)
         if band is not None and live is None:
             emit(band.finish(end))
+    except KeyboardInterrupt:
+        result.interrupted = True
     finally:
+        result.seconds = end
         if controls is not None:
             controls.close()
         if band is not None and live is None:
