@@ -361,3 +361,76 @@ def test_bad_settings_files_are_one_line(tmp_path, capsys, text, words):
                            "--fast", "--no-midi", "--synth", "none")
     assert code == 2
     assert_one_line_error(code, err, *words)
+
+
+def test_ctrl_c_summary_says_what_was_lost_and_where_the_session_is(tmp_path):
+    """It said only "stopped; all notes off sent"."""
+    import signal
+    import time
+
+    wav = tmp_path / "long.wav"
+    sf.write(wav, render([ToneSpec(0.3 + 0.5 * i, 0.4, 60 + i % 12) for i in range(40)], 16000), 16000)
+    env = {**os.environ, "JACK_NO_START_SERVER": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "improv", "listen", "--input", str(wav), "--no-midi",
+                             "--synth", "none", "--bands", "none", "--no-keys", "--record", str(tmp_path / "rec")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not list((tmp_path / "rec").glob("*/input.wav")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    line = [ln for ln in err.splitlines() if ln.startswith("stopped")]
+    assert len(line) == 1, err
+    folder = next((tmp_path / "rec").iterdir())
+    for words in ("all notes off sent", "dropped blocks", "input overflows", f"recorded to {folder}", " s played"):
+        assert words in line[0], (words, line[0])
+    seconds = float(line[0].split(" s played")[0].rsplit(" ", 1)[1])
+    assert 1.0 <= seconds <= 30.0
+
+
+# ------------------------------------------------------------------ one vocabulary
+
+
+@pytest.mark.parametrize("command", ["generate", "continue"])
+def test_tempo_and_out_dir_everywhere_old_spellings_hidden(command, capsys):
+    from improv.cli import build_parser
+
+    parser = build_parser([command])
+    files = ["in.mid"] if command == "continue" else []
+    new = parser.parse_args([command, *files, "--tempo", "90", "--out-dir", "folder"])
+    old = parser.parse_args([command, *files, "--bpm", "90", "--out", "folder"])
+    assert (new.bpm, new.out) == (old.bpm, old.out) == (90.0, "folder")
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, "--help"])
+    text = capsys.readouterr().out
+    assert "--tempo" in text and "--out-dir" in text
+    assert "--bpm" not in text and "-o " not in text and "--out " not in text and "lead," not in text
+
+
+def test_clock_names_its_real_port():
+    from improv.cli import build_parser
+    from improv.midi import MidiOut
+
+    text = build_parser(["clock"])._subparsers._group_actions[0].choices["clock"].format_help()
+    assert "improv-clock:clock" in " ".join(text.split())
+    import inspect
+
+    assert "f\"{client}:{virtual_name}\"" in inspect.getsource(MidiOut.__init__)
+
+
+def test_commands_are_shown_as_people_write_them(capsys):
+    from improv.band.commands import command_text, parse_command
+    from improv.band.orders import Orders
+
+    assert command_text(parse_command("bass: make room", 1.0)) == "bass: make room"
+    assert parse_command(command_text(parse_command("high: take-over 0.7"))).command == "take-over"
+    assert main(["mapping"]) == 0
+    out = capsys.readouterr().out
+    assert "make room" in out and "make-room" not in out and "take over" in out
+    assert Orders().after("make-room").label() == "make room"

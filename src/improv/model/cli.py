@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -68,16 +69,19 @@ def add_commands(sub) -> None:
             p.add_argument("files", nargs="+", metavar="IN.mid")
         p.add_argument("--seconds", type=float, default=20.0, help="length to generate (default 20)")
         p.add_argument("--variations", type=int, default=1, help="versions per input, seeds seed, seed+1, ...")
-        p.add_argument("--voices", default="all", help="voices to generate: comma list of lead,bass,mid,high "
+        p.add_argument("--voices", default="all", help="voices to generate: comma list of player,bass,mid,high "
                                                       "(default all; the others rest, or in continue keep silent)")
-        p.add_argument("--bpm", type=float, default=None,
+        p.add_argument("--tempo", dest="bpm", type=float, default=None, metavar="BPM",
                        help="tempo (default: the file's, or 100 for generate)")
+        p.add_argument("--bpm", dest="bpm", type=float, help=argparse.SUPPRESS)  # the old spelling of --tempo
         p.add_argument("--unmetered", action="store_true", help="seconds grid (125 ms) instead of beats")
         p.add_argument("--temperature", type=float, default=None, help="default: the model's recommended")
         p.add_argument("--top-p", type=float, default=None, help="default: the model's recommended")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--model", default=None, help="weights (default models/band.pt)")
-        p.add_argument("--out", "-o", default=None, help="output folder (default: beside the input, or .)")
+        p.add_argument("--out-dir", dest="out", metavar="DIR", default=None,
+                       help="folder to write to (default: beside the input, or .)")
+        p.add_argument("--out", "-o", dest="out", help=argparse.SUPPRESS)  # the old spelling; -o is a MIDI port elsewhere
         p.set_defaults(func=cmd_continue if name == "continue" else cmd_generate)
 
 
@@ -286,7 +290,7 @@ def _voices(text: str) -> tuple[str, ...]:
     names = tuple("lead" if v.strip() == "player" else v.strip() for v in text.split(",") if v.strip())
     bad = [v for v in names if v not in VOICES]
     if bad or not names:
-        raise ConfigError(f"--voices {text!r}: use all or a comma list of lead,bass,mid,high")
+        raise ConfigError(f"--voices {text!r}: use all or a comma list of player,bass,mid,high")
     return names
 
 
@@ -390,7 +394,7 @@ def _check_gen_args(args) -> None:
     if args.variations < 1 or args.variations > 100:
         raise ConfigError(f"--variations {args.variations}: between 1 and 100")
     if args.bpm is not None and not 20 <= args.bpm <= 400:
-        raise ConfigError(f"--bpm {args.bpm}: between 20 and 400")
+        raise ConfigError(f"--tempo {args.bpm:g}: between 20 and 400")
     if args.temperature is not None and args.temperature < 0:
         raise ConfigError("--temperature must be >= 0")
     if args.top_p is not None and not 0 < args.top_p <= 1:

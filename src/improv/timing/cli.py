@@ -22,7 +22,8 @@ def add_commands(sub) -> None:
     p.add_argument("--tap", action="store_true", help="tap the tempo with the Enter key")
     p.add_argument("--link", action="store_true", help="join an Ableton Link session (LinkPython-extern)")
     p.add_argument("--follow", metavar="PORT", help="follow the MIDI clock arriving on PORT (part of its name)")
-    p.add_argument("--midi-out", "-o", metavar="NAME", help="MIDI output port (default: a virtual port improv:clock)")
+    p.add_argument("--midi-out", "-o", metavar="PORT", help="existing MIDI output port (part of its name); default: "
+                   "a virtual port improv-clock:clock (with --jack: improv-clock:out)")
     p.add_argument("--midi-api", choices=["auto", "alsa", "jack"], default="auto")
     p.add_argument("--jack", action="store_true", help="frame-accurate output through improv's own JACK client")
     p.add_argument("--output-latency-ms", type=float, default=0.0, help="send this much early (default 0)")
@@ -36,6 +37,7 @@ def cmd_clock(args) -> int:
     from . import FixedClock, MidiClockIn, MidiClockOut, Scheduler, check_tempo, parse_meter
 
     console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)  # status lines; the bars and taps go to stdout
     meter = parse_meter(args.meter)
     check_tempo(args.tempo)
     stop = threading.Event()
@@ -72,7 +74,7 @@ def cmd_clock(args) -> int:
         out = MidiClockOut(clock, sched.schedule, meter=meter)
         pump = threading.Thread(target=out.run, args=(time.perf_counter, stop), daemon=True)
         pump.start()
-        console.print(f"MIDI clock to {where} at {clock.bpm:.1f} BPM ({meter.name}); Ctrl-C stops")
+        err.print(f"MIDI clock to {where} at {clock.bpm:.1f} BPM ({meter.name}); Ctrl-C stops")
         if args.tap:
             _taps(clock, meter, console, stop)
         last_bar = None
