@@ -121,3 +121,23 @@ def test_accompaniment_is_in_range_and_monophonic(small_corpus):
         onsets = col[col >= 2]
         assert np.all((onsets >= pitch_token(lo)) & (onsets <= pitch_token(hi)))
     assert generated_overlaps(sess) == 0
+
+
+def test_eval_model_parses_only_the_pieces_asked_for_and_caches_them(tmp_path, capsys, monkeypatch):
+    """`improv eval-model --pieces 1` parsed every corpus first (over an hour on a fresh machine)."""
+    import improv.model.data as data
+
+    cache = tmp_path / "cache"
+    parsed = []
+    real_parse = data._parse_item
+    monkeypatch.setattr(data, "_parse_item", lambda item: parsed.append(item) or real_parse(item))
+    argv = ["eval-model", "--skip-nll", "--pieces", "1", "--bars", "2", "--sources", "chorales",
+            "--cache", str(cache), "--json", str(tmp_path / "e.json")]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert 1 <= len(parsed) <= 10, f"{len(parsed)} files parsed for one piece"
+    assert {s for s, _ in parsed} == {"chorales"}
+    first = (tmp_path / "e.json").read_text()
+    parsed.clear()
+    assert main(argv) == 0
+    assert parsed == [], "the second run finds the parsed files in the cache"
+    assert (tmp_path / "e.json").read_text() == first

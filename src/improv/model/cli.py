@@ -225,6 +225,19 @@ def cmd_eval(args) -> int:
     report: dict = {"model": str(model.path), "parameters": sum(p.numel() for p in model.net.parameters()),
                     "split": args.split}
     args.jobs = 1
+    if args.pieces < 1 or args.bars < 1:
+        raise ConfigError("--pieces and --bars must be positive")
+    if args.skip_nll and not args.skip_accompaniment:
+        with _Bars(console) as bars:
+            report["accompaniment"] = _accompaniment_only(args, model, bars)
+        _finish_eval(console, report, args)
+        return 0
+    from .data import default_cache_dir, load_rendering_cached
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    if not args.skip_nll and load_rendering_cached(_sources(args.sources), cache) is None:
+        console.print("the likelihood needs every corpus parsed (once: an hour or more on a fresh machine, then "
+                      f"cached in {cache}); --skip-nll scores only the accompaniment of --pieces pieces per corpus")
     with _Bars(console) as bars:
         r, sources, _ = _data(args, console, bars)
         train_r, val_r, test_r = r.where(split="train"), r.where(split="val"), r.where(split=args.split)
@@ -243,11 +256,38 @@ def cmd_eval(args) -> int:
                                                              keep_key=args.keep_key, harmonize=args.harmonize,
                                                              listen_bars=args.listen_bars,
                                                              progress=bars)
+    _finish_eval(console, report, args)
+    return 0
+
+
+def _finish_eval(console, report: dict, args) -> None:
     _print_eval(console, report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float))
         console.print(f"figures written to {args.json}")
-    return 0
+
+
+def _accompaniment_only(args, model, bars) -> dict:
+    """--skip-nll: parse only the held-out pieces asked for (cached per file for the next run); the
+    training bars (novelty) only where the corpus is cached already."""
+    from .data import default_cache_dir, load_rendering_cached, load_split_pieces, render
+    from .evaluate import ACCOMPANIMENT_SOURCES, evaluate_accompaniment, training_bars
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    sources = [s for s in _sources(args.sources) if s in ACCOMPANIMENT_SOURCES]
+    if not sources:
+        raise ConfigError(f"--sources {args.sources}: none has an accompaniment to compare with; use "
+                          f"{','.join(ACCOMPANIMENT_SOURCES)}")
+    test_r = render(load_split_pieces(sources, args.split, args.pieces, cache, progress=bars), bars)
+    if test_r.n_frames == 0:
+        raise ConfigError(f"no {args.split} pieces found in {', '.join(sources)}")
+    whole = load_rendering_cached(_sources(args.sources), cache)
+    seen = training_bars(whole.where(split="train")) if whole is not None else None
+    temperature = args.temperature if args.temperature is not None else model.sampling["temperature"]
+    top_p = args.top_p if args.top_p is not None else model.sampling["top_p"]
+    return evaluate_accompaniment(model, test_r, seen, args.pieces, args.bars, args.seed, temperature=temperature,
+                                  top_p=top_p, keep_key=args.keep_key, harmonize=args.harmonize,
+                                  listen_bars=args.listen_bars, progress=bars)
 
 
 def _print_eval(console, report: dict) -> None:
@@ -273,6 +313,9 @@ def _print_eval(console, report: dict) -> None:
         g, r = a["generated"], a["real"]
         for key in ("in_scale", "strong_beat_consonance", "strong_beat_consonance_heard", "range_adherence",
                     "monophony", "repetition", "novelty"):
+            if g[key] is None or r[key] is None:
+                t.add_row(key.replace("_", " "), "not measured", "", "(the training corpus is not parsed yet)")
+                continue
             diff = f"{100 * (g[key] - r[key]):+.1f} pp" if key not in ("range_adherence", "monophony") else ""
             t.add_row(key.replace("_", " "), f"{100 * g[key]:.1f}%", f"{100 * r[key]:.1f}%", diff)
         t.add_row("notes", str(g["notes"]), str(r["notes"]), "")
