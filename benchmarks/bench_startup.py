@@ -47,6 +47,13 @@ def main() -> int:
     args = ap.parse_args()
     rows = {}
     print(f"{'command':28s} {'median':>8s} {'max':>8s}  heavy modules imported")
+    bare = []
+    for _ in range(args.runs):  # the interpreter alone, for scale on a loaded machine
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append(time.perf_counter() - t0)
+    rows["python3 -c pass"] = {"median_s": statistics.median(bare), "max_s": max(bare), "heavy": ""}
+    print(f"{'python3 -c pass':28s} {statistics.median(bare):7.3f}s {max(bare):7.3f}s", flush=True)
     for argv in CASES:
         times, heavy = [], ""
         for _ in range(args.runs):
