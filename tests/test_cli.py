@@ -434,3 +434,11 @@ def test_commands_are_shown_as_people_write_them(capsys):
     out = capsys.readouterr().out
     assert "make room" in out and "make-room" not in out and "take over" in out
     assert Orders().after("make-room").label() == "make room"
+
+
+def test_a_command_missing_from_the_table_is_loud():
+    from improv.cli import _Only, build_parser
+
+    sub = next(a for a in build_parser([])._actions if isinstance(a, argparse._SubParsersAction))
+    with pytest.raises(RuntimeError, match="COMMANDS"):
+        _Only(sub, "listen").add_parser("jam", help="play without a player")

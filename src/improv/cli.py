@@ -16,7 +16,8 @@ import sys
 
 from .errors import ConfigError, ImprovError
 
-# name: (module whose add_commands(sub) registers it, the help shown by `improv --help`)
+# name: (module whose add_commands(sub) registers it, the help shown by `improv --help`).
+# A new command: add_parser(name, ...) in its module's add_commands, and a line here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("improv.cli", "hear the microphone (or --input FILE) and play with the band over MIDI"),
     "devices": ("improv.cli", "list audio inputs"),
@@ -544,6 +545,8 @@ class _Only:
         self.sub, self.name = sub, name
 
     def add_parser(self, name: str, **kwargs):
+        if name not in COMMANDS:  # a command added to a module must be listed, or it would vanish
+            raise RuntimeError(f"command {name!r} is not in improv.cli.COMMANDS; add it there with its module")
         if name != self.name:
             return Parser(prog=f"improv {name}", add_help=False)
         kwargs["help"] = COMMANDS[name][1]
