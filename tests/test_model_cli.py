@@ -141,3 +141,27 @@ def test_eval_model_parses_only_the_pieces_asked_for_and_caches_them(tmp_path, c
     assert main(argv) == 0
     assert parsed == [], "the second run finds the parsed files in the cache"
     assert (tmp_path / "e.json").read_text() == first
+
+
+def test_an_interrupted_parse_resumes_from_the_files_parsed(tmp_path, monkeypatch):
+    import improv.model.data as data
+
+    items = data._m21_items("chorales")[:3]
+    monkeypatch.setattr(data, "_m21_items", lambda source: items)
+    calls = []
+    real_parse = data._parse_item
+
+    def parse(item):
+        calls.append(item)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_parse(item)
+
+    monkeypatch.setattr(data, "_parse_item", parse)
+    with pytest.raises(KeyboardInterrupt):
+        data.load_pieces(["chorales"], tmp_path)
+    calls.clear()
+    monkeypatch.setattr(data, "_parse_item", lambda item: calls.append(item) or real_parse(item))
+    pieces = data.load_pieces(["chorales"], tmp_path)
+    assert calls == items[2:], "only the file not parsed before is parsed again"
+    assert len(pieces) >= 2

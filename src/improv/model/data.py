@@ -30,6 +30,7 @@ import zipfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -350,7 +351,8 @@ def available_sources(shared: Path | None = None) -> list[str]:
 
 def load_pieces(sources: list[str], cache_dir: Path | None = None, shared: Path | None = None, jobs: int = 1,
                 progress: Progress | None = None, limit: int | None = None) -> list[Piece]:
-    """Parsed pieces of ``sources``, from the cache or parsed now and cached (one file per source).
+    """Parsed pieces of ``sources``, from the cache or parsed now and cached (one file per source,
+    and one per corpus file as it is parsed, so that an interrupted first parse resumes).
 
     ``limit`` (for tests) parses only the first items of each source and caches nothing.
     """
@@ -368,8 +370,9 @@ def load_pieces(sources: list[str], cache_dir: Path | None = None, shared: Path 
             items = items[:limit]
         got: list[Piece] = []
         if jobs > 1 and len(items) > 1:
+            parse = _parse_item if limit is not None else partial(parse_item_cached, cache_dir=cache_dir)
             with ProcessPoolExecutor(jobs) as ex:
-                for k, res in enumerate(ex.map(_parse_item, items, chunksize=1)):
+                for k, res in enumerate(ex.map(parse, items, chunksize=1)):
                     got.extend(res)
                     if progress:
                         progress(f"parsing {source}", k + 1, len(items))
