@@ -442,3 +442,20 @@ def test_a_command_missing_from_the_table_is_loud():
     sub = next(a for a in build_parser([])._actions if isinstance(a, argparse._SubParsersAction))
     with pytest.raises(RuntimeError, match="COMMANDS"):
         _Only(sub, "listen").add_parser("jam", help="play without a player")
+
+
+@pytest.mark.parametrize("argv", [["clock", "--seconds", "nan"], ["clock", "--tempo", "inf"],
+                                  ["generate", "--seconds", "nan"], ["generate", "--temperature", "nan"],
+                                  ["continue", "x.mid", "--tempo", "nan"], ["eval-model", "--top-p", "nan"],
+                                  ["learn", "--timeout", "inf"]])
+def test_every_command_refuses_non_finite_numbers(capsys, argv):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert_one_line_error(code, err, "finite")
+
+
+def test_train_writes_the_model_eval_reads():
+    from improv.cli import build_parser
+
+    parser = build_parser(["train"])
+    assert parser.parse_args(["train", "--model", "m.pt"]).out == parser.parse_args(["train", "--out", "m.pt"]).out

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from ..cli import finite  # argparse type: nan and inf refused
 from ..errors import ConfigError
 
 SIZES = {
@@ -20,7 +21,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train the band model on the symbolic corpora",
                        description="Train the band's model (seeded, split by piece, checkpointed, resumable) on "
                                    "music21's corpus and ../shared/data/symbolic when present.")
-    p.add_argument("--out", default=None, help="weights file to write (default: models/band.pt)")
+    p.add_argument("--model", dest="out", metavar="FILE", default=None,
+                   help="weights file to write (default: models/band.pt; eval-model, continue, generate read it)")
+    p.add_argument("--out", dest="out", help=argparse.SUPPRESS)  # the old spelling of --model
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000, the shipped model)")
     p.add_argument("--batch", type=int, default=12, help="windows per step (default 12)")
     p.add_argument("--size", choices=list(SIZES), default="small", help="model size (default small)")
@@ -46,14 +49,14 @@ def add_commands(sub) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", default=None)
     p.add_argument("--sources", default="all")
-    p.add_argument("--temperature", type=float, default=None,
+    p.add_argument("--temperature", type=finite, default=None,
                    help="sampling temperature for the accompaniment (default: the model's recommended)")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus top-p (default: the model's recommended)")
+    p.add_argument("--top-p", type=finite, default=None, help="nucleus top-p (default: the model's recommended)")
     p.add_argument("--listen-bars", type=int, default=1,
                    help="bars the band listens to the player before it comes in (default 1); scored from there")
-    p.add_argument("--keep-key", type=float, default=0.0, metavar="NATS",
+    p.add_argument("--keep-key", type=finite, default=0.0, metavar="NATS",
                    help="accompany with the keep_key hook of this strength (default 0: the bare model)")
-    p.add_argument("--harmonize", type=float, default=0.0, metavar="NATS",
+    p.add_argument("--harmonize", type=finite, default=0.0, metavar="NATS",
                    help="accompany with the harmonize hook of this strength (default 0: the bare model)")
     p.add_argument("--split", choices=["test", "val"], default="test",
                    help="held-out split to score (val: for choosing settings; default test)")
@@ -67,16 +70,16 @@ def add_commands(sub) -> None:
         p = sub.add_parser(name, help=helptext, description=helptext + ".")
         if name == "continue":
             p.add_argument("files", nargs="+", metavar="IN.mid")
-        p.add_argument("--seconds", type=float, default=20.0, help="length to generate (default 20)")
+        p.add_argument("--seconds", type=finite, default=20.0, help="length to generate (default 20)")
         p.add_argument("--variations", type=int, default=1, help="versions per input, seeds seed, seed+1, ...")
         p.add_argument("--voices", default="all", help="voices to generate: comma list of player,bass,mid,high "
                                                       "(default all; the others rest, or in continue keep silent)")
-        p.add_argument("--tempo", dest="bpm", type=float, default=None, metavar="BPM",
+        p.add_argument("--tempo", dest="bpm", type=finite, default=None, metavar="BPM",
                        help="tempo (default: the file's, or 100 for generate)")
-        p.add_argument("--bpm", dest="bpm", type=float, help=argparse.SUPPRESS)  # the old spelling of --tempo
+        p.add_argument("--bpm", dest="bpm", type=finite, help=argparse.SUPPRESS)  # the old spelling of --tempo
         p.add_argument("--unmetered", action="store_true", help="seconds grid (125 ms) instead of beats")
-        p.add_argument("--temperature", type=float, default=None, help="default: the model's recommended")
-        p.add_argument("--top-p", type=float, default=None, help="default: the model's recommended")
+        p.add_argument("--temperature", type=finite, default=None, help="default: the model's recommended")
+        p.add_argument("--top-p", type=finite, default=None, help="default: the model's recommended")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--model", default=None, help="weights (default models/band.pt)")
         p.add_argument("--out-dir", dest="out", metavar="DIR", default=None,

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+from ..cli import finite  # argparse type: nan and inf refused
 from ..errors import ConfigError
 
 
@@ -17,7 +18,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("clock", help="send MIDI clock (fixed, tapped or Link tempo) or follow one",
                        description="Drive other gear with MIDI clock from a tempo, keyboard taps or an "
                                    "Ableton Link session; or follow an incoming MIDI clock and show its tempo.")
-    p.add_argument("--tempo", type=float, default=120.0, help="beats per minute (default 120)")
+    p.add_argument("--tempo", type=finite, default=120.0, help="beats per minute (default 120)")
     p.add_argument("--meter", default="4/4", help="2/4, 3/4, 4/4, 5/4, 6/8, 9/8 or 12/8 (default 4/4)")
     p.add_argument("--tap", action="store_true", help="tap the tempo with the Enter key")
     p.add_argument("--link", action="store_true", help="join an Ableton Link session (LinkPython-extern)")
@@ -26,8 +27,8 @@ def add_commands(sub) -> None:
                    "a virtual port improv-clock:clock (with --jack: improv-clock:out)")
     p.add_argument("--midi-api", choices=["auto", "alsa", "jack"], default="auto")
     p.add_argument("--jack", action="store_true", help="frame-accurate output through improv's own JACK client")
-    p.add_argument("--output-latency-ms", type=float, default=0.0, help="send this much early (default 0)")
-    p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--output-latency-ms", type=finite, default=0.0, help="send this much early (default 0)")
+    p.add_argument("--seconds", type=finite, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(func=cmd_clock)
 
 
