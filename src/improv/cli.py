@@ -373,9 +373,14 @@ def _midi_available(api: str) -> bool:
 
     from .midi import jack_running
 
+    from .synth import _c_stderr_captured
+
     if api in ("auto", "alsa") and os.path.exists("/dev/snd/seq"):
         return True
-    return api in ("auto", "jack") and jack_running()
+    if api not in ("auto", "jack"):
+        return False
+    with _c_stderr_captured():  # libjack's diagnostics when no server answers: improv says it in one line
+        return jack_running()
 
 
 def cmd_listen(args) -> int:
@@ -433,7 +438,10 @@ def cmd_listen(args) -> int:
     if result.midi_port:
         parts.append(f"MIDI to {result.midi_port}")
     if result.synth and args.synth != "none":
-        parts.append(f"sound: {result.synth}")
+        sound = result.synth
+        if not result.midi_port and sound.startswith("MIDI only"):  # no port either: say so
+            sound = "none live" + sound[len("MIDI only"):]
+        parts.append(f"sound: {sound}")
     if result.recording:
         parts.append(f"recorded to {result.recording}")
     parts.append(f"{result.overflows} dropped blocks")
