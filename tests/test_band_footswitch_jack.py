@@ -10,7 +10,6 @@ nothing new while stopped; playing again within two beats of go.
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 

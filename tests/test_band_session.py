@@ -111,7 +111,7 @@ def test_listen_cli_plays_the_band(wav, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert " bass   on " in out and " high   on " in out
-    assert "cmd panic" in out and "cmd make-room" in out
+    assert "cmd panic" in out and "cmd make room" in out
     folder = next((tmp_path / "rec").iterdir())
     recorded = read_midi_events(folder / "session.mid")
     assert {e.source for e in recorded} >= {"player", "bass", "mid", "high"}

@@ -121,3 +121,47 @@ def test_accompaniment_is_in_range_and_monophonic(small_corpus):
         onsets = col[col >= 2]
         assert np.all((onsets >= pitch_token(lo)) & (onsets <= pitch_token(hi)))
     assert generated_overlaps(sess) == 0
+
+
+def test_eval_model_parses_only_the_pieces_asked_for_and_caches_them(tmp_path, capsys, monkeypatch):
+    """`improv eval-model --pieces 1` parsed every corpus first (over an hour on a fresh machine)."""
+    import improv.model.data as data
+
+    cache = tmp_path / "cache"
+    parsed = []
+    real_parse = data._parse_item
+    monkeypatch.setattr(data, "_parse_item", lambda item: parsed.append(item) or real_parse(item))
+    argv = ["eval-model", "--skip-nll", "--pieces", "1", "--bars", "2", "--sources", "chorales",
+            "--cache", str(cache), "--json", str(tmp_path / "e.json")]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert 1 <= len(parsed) <= 10, f"{len(parsed)} files parsed for one piece"
+    assert {s for s, _ in parsed} == {"chorales"}
+    first = (tmp_path / "e.json").read_text()
+    parsed.clear()
+    assert main(argv) == 0
+    assert parsed == [], "the second run finds the parsed files in the cache"
+    assert (tmp_path / "e.json").read_text() == first
+
+
+def test_an_interrupted_parse_resumes_from_the_files_parsed(tmp_path, monkeypatch):
+    import improv.model.data as data
+
+    items = data._m21_items("chorales")[:3]
+    monkeypatch.setattr(data, "_m21_items", lambda source: items)
+    calls = []
+    real_parse = data._parse_item
+
+    def parse(item):
+        calls.append(item)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_parse(item)
+
+    monkeypatch.setattr(data, "_parse_item", parse)
+    with pytest.raises(KeyboardInterrupt):
+        data.load_pieces(["chorales"], tmp_path)
+    calls.clear()
+    monkeypatch.setattr(data, "_parse_item", lambda item: calls.append(item) or real_parse(item))
+    pieces = data.load_pieces(["chorales"], tmp_path)
+    assert calls == items[2:], "only the file not parsed before is parsed again"
+    assert len(pieces) >= 2

@@ -82,7 +82,7 @@ def test_listen_recording_survives_kill_9(tmp_path):
     root = tmp_path / "rec"
     proc = subprocess.Popen(
         [sys.executable, "-m", "improv.cli", "listen", "--input", str(wav), "--record", str(root),
-         "--no-midi", "--synth", "none"],
+         "--no-midi", "--synth", "none", "--bands", "none"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path,
     )
     try:

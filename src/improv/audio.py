@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 import soundfile
 import soxr
 
@@ -53,8 +52,11 @@ class Resampler:
         self.out_rate = int(out_rate)
         self.identity = self.in_rate == self.out_rate
         if not self.identity:
+            import scipy.signal  # here, not at import: `improv --help` must not wait for scipy
+
             cutoff = 0.45 * min(self.in_rate, self.out_rate)
             self._sos = scipy.signal.butter(8, cutoff, fs=self.in_rate, output="sos")
+            self._sosfilt = scipy.signal.sosfilt
         self.reset()
 
     def reset(self) -> None:
@@ -66,7 +68,7 @@ class Resampler:
     def process(self, x: np.ndarray) -> np.ndarray:
         if self.identity:
             return np.asarray(x, dtype=np.float32)
-        y, self._zi = scipy.signal.sosfilt(self._sos, x, zi=self._zi)
+        y, self._zi = self._sosfilt(self._sos, x, zi=self._zi)
         return self._stream.resample_chunk(y.astype(np.float32))
 
 
@@ -312,6 +314,16 @@ class MicSource:
     def overflows(self) -> int:
         """Blocks lost: PortAudio input overflows plus laps of the ring by the callback."""
         return self._status_overflows + self._ring_overflows
+
+    @property
+    def dropped_blocks(self) -> int:
+        """Blocks the analysis fell too far behind to read (the callback lapped the ring)."""
+        return self._ring_overflows
+
+    @property
+    def input_overflows(self) -> int:
+        """Input overflows PortAudio reported (the audio server could not deliver in time)."""
+        return self._status_overflows
 
     def close(self) -> None:
         """Stop the stream, unless the server died (then any PortAudio call may hang)."""

@@ -1,19 +1,61 @@
 """The ``improv`` command: parse, build, run, and turn errors into one line.
 
 Each command lives in a function ``cmd_<name>(args) -> int``. Commands of other
-areas register themselves through ``add_commands(subparsers)`` in their own module,
-listed in ``COMMAND_MODULES``.
+areas register themselves through ``add_commands(subparsers)`` in their own module;
+:data:`COMMANDS` names the module of each command and its one-line help, so that
+``improv --help`` imports none of them and ``improv X`` imports only X's module
+(torch, scipy and the trackers load when a command runs, not to build its parser).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 
 from .errors import ConfigError, ImprovError
 
-COMMAND_MODULES: list[str] = ["improv.timing.cli", "improv.rendercli", "improv.model.cli", "improv.control.learn"]
+# name: (module whose add_commands(sub) registers it, the help shown by `improv --help`).
+# A new command: add_parser(name, ...) in its module's add_commands, and a line here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "listen": ("improv.cli", "hear the microphone (or --input FILE) and play with the band over MIDI"),
+    "devices": ("improv.cli", "list audio inputs"),
+    "ports": ("improv.cli", "list MIDI ports"),
+    "render": ("improv.rendercli", "mix a recorded session to WAV and draw its piano roll"),
+    "learn": ("improv.control.learn", "MIDI learn: press a switch for each command, write the mapping file"),
+    "mapping": ("improv.control.learn", "show (and check) the command mapping, or write the default one"),
+    "clock": ("improv.timing.cli", "send MIDI clock (fixed, tapped or Link tempo) or follow one"),
+    "bench": ("improv.cli", "score recordings through the live pipeline"),
+    "train": ("improv.model.cli", "train the band model on the symbolic corpora"),
+    "eval-model": ("improv.model.cli", "score the band model on held-out pieces"),
+    "continue": ("improv.model.cli", "continue MIDI files with the band model"),
+    "generate": ("improv.model.cli", "generate music from nothing with the band model"),
+}
+COMMAND_MODULES: list[str] = list(dict.fromkeys(m for m, _ in COMMANDS.values()))
+
+# The pitch trackers' names, without importing them (improv.listen.trackers.TRACKERS; a test
+# checks that the two agree).
+TRACKER_NAMES: tuple[str, ...] = ("yin", "crepe-tiny", "crepe-full", "pesto")
+DEFAULT_TRACKER = "yin"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``improv listen: ...``) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def finite(text: str) -> float:
+    """argparse type: a finite number (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def _console(stderr: bool = False):
@@ -28,35 +70,40 @@ def _console(stderr: bool = False):
 # ------------------------------------------------------------------ listen
 
 
-def add_listen(sub) -> None:
-    from .listen.trackers import DEFAULT_TRACKER, TRACKERS
+# Settings of `improv listen` that a settings file does not hold.
+_NOT_SETTINGS = ("config", "save_config", "func", "command", "parser")
 
-    p = sub.add_parser("listen", help="hear the microphone (or --input FILE) and play MIDI",
-                       description="Hear a monophonic player and send the notes (and the band) over MIDI.")
+
+def add_listen(sub) -> None:
+    p = sub.add_parser("listen", help=COMMANDS["listen"][1],
+                       description="Hear a monophonic player and play with them: the notes heard, and the band's "
+                                   "answer, go out over MIDI and through the built-in synth.")
     src = p.add_argument_group("audio in")
     src.add_argument("--input", "-i", metavar="FILE", help="a recording (WAV/FLAC/OGG) instead of the microphone")
     src.add_argument("--fast", action="store_true", help="with --input: as fast as possible, not in real time")
     src.add_argument("--device", "-d", help="audio input: number or part of its name (see `improv devices`)")
     src.add_argument("--samplerate", "-r", type=int, help="audio input sample rate (default: the device's)")
-    src.add_argument("--blocksize", "-b", type=int, default=256, help="samples per audio block (default 256)")
+    src.add_argument("--blocksize", "-b", type=int, default=256,
+                     help=f"samples per audio block, {BLOCKSIZE[0]}-{BLOCKSIZE[1]} (default 256; match your JACK "
+                          "period)")
     lis = p.add_argument_group("hearing")
-    lis.add_argument("--tracker", "-t", default=DEFAULT_TRACKER, choices=list(TRACKERS),
+    lis.add_argument("--tracker", "-t", default=DEFAULT_TRACKER, choices=list(TRACKER_NAMES),
                      help=f"pitch tracker (default {DEFAULT_TRACKER})")
-    lis.add_argument("--fmin", type=float, help="lowest pitch to hear in Hz (yin; default 40, below a bass guitar's low E)")
-    lis.add_argument("--tuning", type=float, metavar="CENTS",
-                     help="fix the player's tuning offset in cents instead of following it")
+    lis.add_argument("--fmin", type=finite,
+                     help="lowest pitch to hear in Hz (yin; default 40, below a bass guitar's low E)")
+    lis.add_argument("--tuning", type=finite, metavar="CENTS",
+                     help="fix the player's tuning offset in cents (-100 to 100) instead of following it")
     lis.add_argument("--no-bends", dest="bends", action="store_false",
                      help="quantise to keys instead of sending pitch bend")
-    lis.add_argument("--bend-range", type=float, default=2.0, help="pitch-bend range in semitones (default 2)")
+    lis.add_argument("--bend-range", type=finite, default=2.0, help="pitch-bend range in semitones (default 2)")
     out = p.add_argument_group("MIDI out")
-    out.add_argument("--midi-out", "-o", metavar="NAME", help="existing MIDI output port (part of its name); "
-                     "default: a virtual port named improv")
+    out.add_argument("--midi-out", "-o", metavar="PORT", help="existing MIDI output port (part of its name); "
+                     "default: a virtual port improv:improv")
     out.add_argument("--midi-api", choices=["auto", "alsa", "jack"], default="auto",
                      help="MIDI system (default: JACK if a server runs, else ALSA)")
     out.add_argument("--no-midi", dest="midi", action="store_false", help="open no MIDI port")
     out.add_argument("--record", metavar="DIR", help="write the session (input.wav, session.mid, commands.jsonl) "
                      "into DIR/<date-time>/")
-    # [output] built-in sound
     snd = p.add_argument_group("sound")
     snd.add_argument("--synth", choices=["auto", "fluidsynth", "none"], default="auto",
                      help="play the band through FluidSynth (default auto: when no --midi-out is given and "
@@ -64,38 +111,54 @@ def add_listen(sub) -> None:
     snd.add_argument("--soundfont", metavar="FILE", help="General MIDI SoundFont for --synth "
                      "(default: the first found in /usr/share/sounds/sf2, sf3)")
     band = p.add_argument_group("band")
-    band.add_argument("--bands", default="none", help="band players: none, all, or a comma list of bass,mid,high")
-    band.add_argument("--tempo", type=float, metavar="BPM", help="play on this tempo (beat 1 on the player's first "
-                      "note); default: follow the player's pulse when it is steady, else free mode")
+    band.add_argument("--bands", default="all",
+                      help="band players: all (default), none, or a comma list of bass,mid,high")
+    band.add_argument("--tempo", type=finite, metavar="BPM", help="play on this tempo (beat 1 on the player's "
+                      "first note); default: follow the player's pulse when it is steady, else free mode")
     band.add_argument("--meter", default=None, help="2/4, 3/4, 4/4, 5/4, 6/8, 9/8 or 12/8 (default 4/4)")
     band.add_argument("--swing", default=None, metavar="PERCENT", help="swing of the band's off-beats, 50 "
                       "(straight, default) to 75")
     band.add_argument("--free", action="store_true", help="never play on a beat grid: answer phrases and gaps")
-    band.add_argument("--output-latency-ms", type=float, default=0.0, metavar="MS",
+    band.add_argument("--output-latency-ms", type=finite, default=0.0, metavar="MS",
                       help="send band notes this much early (your synth's delay; default 0)")
     band.add_argument("--range", action="append", default=[], metavar="BAND=LOW-HIGH",
                       help="a band's range, e.g. bass=E1-C3 or mid=48-72 (default bass E1-C3, mid C3-C5, high C5-C7)")
-    band.add_argument("--program", action="append", default=[], metavar="BAND=N",
-                      help="a band's General MIDI program 0-127 (or N:VOLUME), e.g. bass=33 "
-                           "(default bass 33, mid 4, high 65)")
+    band.add_argument("--program", action="append", default=[], metavar="BAND=PROGRAM",
+                      help="a band's General MIDI program, 0-127 or its name (optionally :VOLUME), e.g. bass=33 "
+                           "or bass='fretless bass' (default bass 33, mid 4, high 65)")
     band.add_argument("--channel", action="append", default=[], metavar="BAND=N",
-                      help="a band's MIDI channel 2-16 on the MIDI port (default bass 2, mid 3, high 4)")
+                      help="a band's MIDI channel 2-16 but not 10, the drums' (default bass 2, mid 3, high 4)")
     band.add_argument("--player-register", default="auto", metavar="WHERE",
                       help="where the player plays, so the band leaves room: auto (heard), bass, mid, high, "
                            "or LOW-HIGH")
-    band.add_argument("--context-bars", type=float, default=8.0, help="bars the band remembers (default 8)")
-    band.add_argument("--context-seconds", type=float, default=16.0,
-                      help="seconds the band remembers in free mode (default 16)")
+    band.add_argument("--context-bars", type=finite, default=8.0,
+                      help=f"bars the band remembers, up to {CONTEXT_BARS_MAX} (default 8)")
+    band.add_argument("--context-seconds", type=finite, default=16.0,
+                      help=f"seconds the band remembers in free mode, up to {CONTEXT_SECONDS_MAX} (default 16)")
     band.add_argument("--band-generator", default="model", metavar="NAME",
                       help="what plays the band: model (the trained band model, default)")
     band.add_argument("--commands", metavar="FILE", help="scripted commands, one a line: 'SECONDS COMMAND' "
                       "(e.g. '2.0 bass: make room'), given when the session reaches them")
-    band.add_argument("--seed", type=int, default=None, help="seed for the band's choices (default: random)")
+    band.add_argument("--seed", type=int, default=None,
+                      help="seed for the band's choices, 0 to 2^32-1 (default: random)")
     from .control import add_control_options
 
     add_control_options(p)  # --controller, --mapping, --osc, --no-keys
-    p.add_argument("--quiet", "-q", action="store_true", help="no note log")
-    p.set_defaults(func=cmd_listen)
+    cfg = p.add_argument_group("settings file")
+    cfg.add_argument("--config", metavar="FILE", help="read settings from a TOML file (keys are the long option "
+                     "names, e.g. tempo = 96, bands = \"bass,mid\", program = [\"bass=33\"]); options given on "
+                     "the command line win")
+    cfg.add_argument("--save-config", metavar="FILE", help="write the settings in force to FILE (TOML) and go on")
+    log = p.add_argument_group("log")
+    log.add_argument("--quiet", "-q", action="store_true", help="no note log")
+    log.add_argument("--verbose", "-v", action="store_true", help="log pitch bends too")
+    p.set_defaults(func=cmd_listen, parser=p)
+
+
+BLOCKSIZE = (16, 8192)          # samples per block: 8192 is 170 ms at 48 kHz, already far too late to answer
+CONTEXT_BARS_MAX = 64
+CONTEXT_SECONDS_MAX = 300
+GM_DRUM_CHANNEL = 10            # as musicians count channels, 1-16
 
 
 def _parse_bands(text: str) -> tuple[str, ...]:
@@ -103,13 +166,16 @@ def _parse_bands(text: str) -> tuple[str, ...]:
 
     if text.strip().lower() in ("", "none"):
         return ()
-    names = tuple(b.strip().lower() for b in text.split(",") if b.strip())
     if text.strip().lower() == "all":
         return BANDS
+    names = tuple(b.strip().lower() for b in text.split(",") if b.strip())
     unknown = [b for b in names if b not in BANDS]
     if unknown:
-        raise ConfigError(f"--bands {text!r}: unknown band {unknown[0]!r}; use none or a comma list of "
+        raise ConfigError(f"--bands {text!r}: unknown band {unknown[0]!r}; use none, all or a comma list of "
                           f"{','.join(BANDS)}")
+    twice = sorted({b for b in names if names.count(b) > 1})
+    if twice:
+        raise ConfigError(f"--bands {text!r}: {twice[0]} is named twice; each band plays once")
     return names
 
 
@@ -128,12 +194,38 @@ def _assignments(items: list[str], option: str) -> dict[str, str]:
                 raise ConfigError(f"{option} {part!r}: write BAND=VALUE, e.g. {option} bass=...")
             if name not in BANDS:
                 raise ConfigError(f"{option} {part!r}: unknown band {name!r}; use {', '.join(BANDS)}")
-            out[name] = value.strip()
+            out[name] = value.strip().strip("'\"")
     return out
 
 
+def _check_listen(args) -> None:
+    """Refuse values out of range and options that contradict each other (one line each)."""
+    if args.fast and not args.input:
+        raise ConfigError("--fast needs --input FILE: the microphone can only be heard in real time")
+    if not BLOCKSIZE[0] <= args.blocksize <= BLOCKSIZE[1]:
+        raise ConfigError(f"--blocksize {args.blocksize}: give {BLOCKSIZE[0]} to {BLOCKSIZE[1]} samples "
+                          "(256 is 5.3 ms at 48 kHz)")
+    if args.samplerate is not None and not 8000 <= args.samplerate <= 384000:
+        raise ConfigError(f"--samplerate {args.samplerate}: give 8000 to 384000 Hz")
+    if not 0 < args.bend_range <= 24:
+        raise ConfigError(f"--bend-range {args.bend_range:g}: give 0 < semitones <= 24")
+    if args.tuning is not None and not -100 <= args.tuning <= 100:
+        raise ConfigError(f"--tuning {args.tuning:g}: give an offset from -100 to 100 cents")
+    if args.seed is not None and not 0 <= args.seed < 2 ** 32:
+        raise ConfigError(f"--seed {args.seed}: give a whole number from 0 to {2 ** 32 - 1}")
+    if args.tempo is not None and args.free:
+        raise ConfigError(f"--tempo {args.tempo:g} and --free contradict each other: a tempo puts the band on "
+                          "a beat grid, --free keeps it off one; give one of them")
+    if not 0 < args.context_bars <= CONTEXT_BARS_MAX:
+        raise ConfigError(f"--context-bars {args.context_bars:g}: give more than 0 and at most {CONTEXT_BARS_MAX}")
+    if not 0 < args.context_seconds <= CONTEXT_SECONDS_MAX:
+        raise ConfigError(f"--context-seconds {args.context_seconds:g}: give more than 0 and at most "
+                          f"{CONTEXT_SECONDS_MAX}")
+
+
 def _band_options(args, bands: tuple[str, ...]) -> dict:
-    """[band] ListenOptions fields from the band options (validated here, at the edge)."""
+    """The band's ListenOptions fields from the band options (validated here, at the edge)."""
+    from .gm import program_number
     from .output import CHANNELS
     from .synth import Voice
     from .timing import check_output_latency, check_tempo, parse_meter, parse_swing
@@ -150,15 +242,22 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
         ranges = {b: parse_range(v) for b, v in _assignments(args.range, "--range").items()}
     voices = {}
     for b, v in _assignments(args.program, "--program").items():
-        prog, _, vol = v.partition(":")
+        prog, _, vol = v.rpartition(":") if ":" in v else (v, "", "")
         try:
-            voices[b] = Voice(int(prog), int(vol) if vol else 100)
+            number = program_number(prog.strip().strip("'\""))
+            voices[b] = Voice(number, int(vol) if vol else 100)
+        except ConfigError as e:
+            raise ConfigError(f"--program {b}={v}: {e}") from None
         except ValueError:
-            raise ConfigError(f"--program {b}={v}: give a program number 0-127 (optionally :VOLUME)") from None
+            raise ConfigError(f"--program {b}={v}: give a program 0-127 or a General MIDI name "
+                              "(optionally :VOLUME 0 to 127)") from None
     channels = {}
     for b, v in _assignments(args.channel, "--channel").items():
         if not v.isdigit() or not 1 <= int(v) <= 16:
             raise ConfigError(f"--channel {b}={v}: give a MIDI channel from 1 to 16")
+        if int(v) == GM_DRUM_CHANNEL:
+            raise ConfigError(f"--channel {b}={v}: channel {GM_DRUM_CHANNEL} is General MIDI's drum channel and "
+                              "would play the band as drums; give another")
         channels[b] = int(v) - 1
     player_ch = CHANNELS["player"]
     used = {**{b: CHANNELS[b] for b in ("bass", "mid", "high")}, **channels}
@@ -190,40 +289,160 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
     return out
 
 
+# ------------------------------------------------------------ settings file
+
+
+def listen_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """The settings of ``args`` as a settings file holds them: {long option name: value}."""
+    out = {}
+    for action in parser._actions:
+        if not action.option_strings or action.dest in _NOT_SETTINGS or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value == []:
+            continue
+        out[action.dest.replace("_", "-")] = list(value) if isinstance(value, list) else value
+    return out
+
+
+def settings_argv(parser: argparse.ArgumentParser, settings: dict, source: str) -> list[str]:
+    """A settings file's {name: value} as command-line arguments of ``parser``; a bad key or value
+    raises a :class:`ConfigError` naming it and ``source``."""
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in _NOT_SETTINGS
+               and a.dest != "help"}
+    argv: list[str] = []
+    for key, value in settings.items():
+        action = actions.get(str(key).replace("-", "_"))
+        if action is None:
+            known = ", ".join(sorted(d.replace("_", "-") for d in actions))
+            raise ConfigError(f"{source}: unknown setting {key!r}; settings are {known}")
+        flag = max(action.option_strings, key=len)
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{source}: {key} = {value!r}: give true or false")
+            if value != action.default:
+                argv.append(flag)
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not isinstance(value, list) or isinstance(action, argparse._AppendAction):
+            for v in values:
+                if isinstance(v, (dict, list, bool)) or v is None:
+                    raise ConfigError(f"{source}: {key} = {value!r}: give a number or a string")
+                argv.append(f"{flag}={v}")
+        else:
+            raise ConfigError(f"{source}: {key} = {value!r}: give one value, not a list")
+    return argv
+
+
+def read_settings(path: str) -> dict:
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--config {path}: not a TOML file ({e})") from None
+
+
+def write_settings(path: str, settings: dict) -> None:
+    import tomli_w
+
+    text = "# improv listen settings: improv listen --config " + path + "\n" + tomli_w.dumps(settings)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise ConfigError(f"--save-config {path}: cannot write it ({e.strerror})") from None
+
+
+# ------------------------------------------------------------------ run it
+
+
+def _without_bends(on_event):
+    def log(ev) -> None:
+        if type(ev).__name__ != "PitchBend":
+            on_event(ev)
+
+    return log
+
+
+def _midi_available(api: str) -> bool:
+    """Whether a MIDI system is there for the virtual port (ALSA's sequencer device, or a JACK server)."""
+    import os
+
+    from .midi import jack_running
+
+    from .synth import _c_stderr_captured
+
+    if api in ("auto", "alsa") and os.path.exists("/dev/snd/seq"):
+        return True
+    if api not in ("auto", "jack"):
+        return False
+    with _c_stderr_captured():  # libjack's diagnostics when no server answers: improv says it in one line
+        return jack_running()
+
+
 def cmd_listen(args) -> int:
+    import time
+
     from .control import control_options
     from .display import make_display
     from .session import ListenOptions, run_listen
 
+    _check_listen(args)
     bands = _parse_bands(args.bands)
     band_opts = _band_options(args, bands)
+    if args.save_config:
+        write_settings(args.save_config, listen_settings(args.parser, args))
+    err = _console(stderr=True)
+    midi = args.midi
+    if midi and not args.midi_out and not _midi_available(args.midi_api):
+        err.print("improv: no MIDI system (no ALSA sequencer, no JACK server): going on without a MIDI port; "
+                  "--no-midi says this is meant", markup=False)
+        midi = False
     opts = ListenOptions(
         input=args.input, device=args.device, samplerate=args.samplerate, blocksize=args.blocksize,
         fast=args.fast, tracker=args.tracker, bends=args.bends, bend_range=args.bend_range,
-        midi_out=args.midi_out, midi_api=args.midi_api, midi=args.midi, record=args.record, bands=bands,
+        midi_out=args.midi_out, midi_api=args.midi_api, midi=midi, record=args.record, bands=bands,
         fmin=args.fmin, tuning=args.tuning, synth=args.synth, soundfont=args.soundfont, **band_opts,
         controls=control_options(args),
     )
-    console = _console()
-    # [output] live panel on a terminal, log lines otherwise, nothing with --quiet
+    console = _console()  # the notes (stdout); status lines and the summary go to stderr
     display = make_display(console, quiet=args.quiet)
+    seen: dict = {}
+
+    def started(listener, source) -> None:
+        seen["source"] = source
+        display.attach(listener, source)
+
+    on_event = display.on_event if args.verbose else _without_bends(display.on_event)
+    t0 = time.monotonic()
     try:
         with display:
-            result = run_listen(opts, on_event=display.on_event, on_start=display.attach,
+            result = run_listen(opts, on_event=on_event, on_start=started,
                                 on_command=display.on_command, view=display,
-                                on_warning=lambda text: console.print(f"improv: {text}"))
-    except KeyboardInterrupt:
-        console.print("stopped; all notes off sent")
+                                on_warning=lambda text: err.print(f"improv: {text}", markup=False))
+    except KeyboardInterrupt:  # before the session's loop ran: nothing was recorded
+        err.print(_stopped_line(seen.get("source"), time.monotonic() - t0, None), markup=False)
+        return 0
+    if getattr(result, "interrupted", False):
+        err.print(_stopped_line(seen.get("source"), result.seconds, str(result.recording or "") or None),
+                  markup=False)
         return 0
     notes = sum(1 for e in result.events if type(e).__name__ == "NoteOn" and e.source == "player")
     parts = [f"{notes} notes"]
-    if bands:  # [band]
+    if bands:
         played = sum(1 for e in result.events if type(e).__name__ == "NoteOn" and e.source in bands)
         parts.append(f"the band ({','.join(bands)}) played {played}")
     if result.midi_port:
         parts.append(f"MIDI to {result.midi_port}")
     if result.synth and args.synth != "none":
-        parts.append(f"sound: {result.synth}")
+        sound = result.synth
+        if not result.midi_port and sound.startswith("MIDI only"):  # no port either: say so
+            sound = "none live" + sound[len("MIDI only"):]
+        parts.append(f"sound: {sound}")
     if result.recording:
         parts.append(f"recorded to {result.recording}")
     parts.append(f"{result.overflows} dropped blocks")
@@ -231,21 +450,32 @@ def cmd_listen(args) -> int:
         parts.append(result.recording_error)
     if result.midi_errors:
         parts.append(f"{result.midi_errors} MIDI messages could not be sent")
-    console.print("; ".join(parts))
+    err.print("; ".join(parts), markup=False)
     return 0
+
+
+def _stopped_line(source, seconds: float | None, recording) -> str:
+    """Ctrl-C's summary: what was lost, where the session is, how long it ran."""
+    parts = ["stopped; all notes off sent"]
+    if seconds is not None:
+        parts.append(f"{seconds:.1f} s played" if seconds < 120 else f"{seconds / 60:.1f} min played")
+    dropped = getattr(source, "dropped_blocks", getattr(source, "overflows", 0)) if source is not None else 0
+    overflows = getattr(source, "input_overflows", 0) if source is not None else 0
+    parts.append(f"{dropped} dropped blocks")
+    parts.append(f"{overflows} input overflows")
+    parts.append(f"recorded to {recording}" if recording else "not recorded (--record DIR keeps a session)")
+    return "; ".join(parts)
 
 
 # ------------------------------------------------------------------- bench
 
 
 def add_bench(sub) -> None:
-    from .listen.trackers import DEFAULT_TRACKER, TRACKERS
-
-    p = sub.add_parser("bench", help="score recordings through the live pipeline",
+    p = sub.add_parser("bench", help=COMMANDS["bench"][1],
                        description="Run recordings block by block through the live pipeline and score the "
                                    "notes against the annotations beside them.")
     p.add_argument("files", nargs="+", metavar="FILE", help="recordings (a folder: all audio files in it)")
-    p.add_argument("--tracker", "-t", default=DEFAULT_TRACKER, choices=[*TRACKERS, "all"],
+    p.add_argument("--tracker", "-t", default=DEFAULT_TRACKER, choices=[*TRACKER_NAMES, "all"],
                    help=f"pitch tracker, or all (default {DEFAULT_TRACKER})")
     p.add_argument("--blocksize", "-b", type=int, default=256, help="samples per block (default 256)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="files in parallel (default 1)")
@@ -264,18 +494,20 @@ def cmd_bench(args) -> int:
 
 
 def add_devices(sub) -> None:
-    p = sub.add_parser("devices", help="list audio inputs")
+    p = sub.add_parser("devices", help=COMMANDS["devices"][1])
     p.set_defaults(func=cmd_devices)
 
 
 def cmd_devices(args) -> int:
     from .audio import list_input_devices
 
+    from .errors import AudioInputError
+
     console = _console()
     devices = list_input_devices()
-    if not devices:
-        console.print("no audio inputs found; connect one, start your audio server, or use --input FILE")
-        return 1
+    if not devices:  # the same failure as `improv ports` without a MIDI system: one line, exit 2
+        raise AudioInputError("no audio inputs found; connect one, start your audio server (JACK, PulseAudio), "
+                              "or use --input FILE")
     for d in devices:
         console.print(f"{d['index']:3d}  {d['name']}  ({d['hostapi_name']}, {d['max_input_channels']} in, "
                       f"{d['default_samplerate']:.0f} Hz)")
@@ -283,7 +515,7 @@ def cmd_devices(args) -> int:
 
 
 def add_ports(sub) -> None:
-    p = sub.add_parser("ports", help="list MIDI ports")
+    p = sub.add_parser("ports", help=COMMANDS["ports"][1])
     p.add_argument("--midi-api", choices=["auto", "alsa", "jack"], default=None)
     p.set_defaults(func=cmd_ports)
 
@@ -309,14 +541,53 @@ def cmd_ports(args) -> int:
 # -------------------------------------------------------------------- main
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="improv", description="A real-time improvisation partner.")
-    parser.add_argument("--version", action="version", version=_version())
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def add_commands(sub) -> None:
     for add in (add_listen, add_bench, add_devices, add_ports):
         add(sub)
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).add_commands(sub)
+
+
+class _Only:
+    """Stands in for the subparsers action given to a module's ``add_commands``: only the
+    command asked for is added (with its help from :data:`COMMANDS`), the others go nowhere."""
+
+    def __init__(self, sub, name: str):
+        self.sub, self.name = sub, name
+
+    def add_parser(self, name: str, **kwargs):
+        if name not in COMMANDS:  # a command added to a module must be listed, or it would vanish
+            raise RuntimeError(f"command {name!r} is not in improv.cli.COMMANDS; add it there with its module")
+        if name != self.name:
+            return Parser(prog=f"improv {name}", add_help=False)
+        kwargs["help"] = COMMANDS[name][1]
+        return self.sub.add_parser(name, **kwargs)
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not an option), if it is one."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: every command is listed, only the one in ``argv`` is built
+    (``argv`` None: all of them, e.g. for documentation)."""
+    parser = Parser(prog="improv", description="A real-time improvisation partner: play into a microphone, "
+                                               "a band of three answers over MIDI. `improv listen` starts a "
+                                               "session; `improv COMMAND --help` tells more.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    wanted = set(COMMANDS) if argv is None else {_command_name(argv)}
+    built: set[str] = set()
+    for name, (module, helptext) in COMMANDS.items():
+        if name in built:
+            continue
+        if name not in wanted:
+            sub.add_parser(name, help=helptext, add_help=False)
+            continue
+        importlib.import_module(module).add_commands(_Only(sub, name))
+        built.add(name)
     return parser
 
 
@@ -326,13 +597,26 @@ def _version() -> str:
     return f"improv {__version__}"
 
 
+def _with_settings(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with the settings of ``--config FILE`` put before the command line's own options."""
+    pre, _ = parser.parse_known_args(argv)
+    if getattr(pre, "config", None) is None:
+        return argv
+    command = _command_name(argv)
+    at = argv.index(command) + 1
+    return [*argv[:at], *settings_argv(pre.parser, read_settings(pre.config), pre.config), *argv[at:]]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     try:
+        if _command_name(argv) == "listen":
+            argv = _with_settings(parser, argv)
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return 2
         return int(args.func(args) or 0)
     except ImprovError as e:
         print(f"improv: {e}", file=sys.stderr)
@@ -343,4 +627,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from .band.commands import spoken
 from .events import BANDS, PLAYER, Event, NoteOff, NoteOn, note_name
 from .events import Command
 
@@ -84,7 +85,7 @@ def show_band(view, band, now: float) -> None:
 
 def command_line(cmd: Command) -> str:
     value = "" if cmd.value is None else f" {cmd.value}"
-    return f"{cmd.time:8.3f}  {cmd.target:6s} cmd {cmd.command}{value}"
+    return f"{cmd.time:8.3f}  {cmd.target:6s} cmd {spoken(cmd.command)}{value}"
 
 
 class SessionDisplay:
@@ -128,7 +129,8 @@ class SessionDisplay:
     def on_command(self, cmd: Command) -> None:
         band = self.bands.get(cmd.target)
         if band is not None:
-            band.command = cmd.command if cmd.value is None else f"{cmd.command} {cmd.value}"
+            name = spoken(cmd.command)
+            band.command = name if cmd.value is None else f"{name} {cmd.value}"
             band.active = True
         self._recent.append(cmd)
 

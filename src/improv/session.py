@@ -92,6 +92,7 @@ class SessionResult:
     recording_error: str | None = None  # first write error of the recorder
     band: Band | None = None            # the Band that played (its log, for benchmarks)
     seconds: float = 0.0                # how much input the session heard
+    interrupted: bool = False           # ended by Ctrl-C (everything above is filled in all the same)
 
 
 class EventBus:
@@ -300,8 +301,11 @@ class Session:
     def run(self, stop: threading.Event | None = None) -> SessionResult:
         """Run until the input ends or ``stop`` is set; every output is closed on the way out."""
         with contextlib.ExitStack() as outputs:
-            self._open_outputs(outputs)
-            self._loop(stop)
+            try:
+                self._open_outputs(outputs)
+                self._loop(stop)
+            except KeyboardInterrupt:
+                self.result.interrupted = True  # everything closes all the same, in order
         return self.result
 
     def _open_outputs(self, stack: contextlib.ExitStack) -> None:

@@ -67,6 +67,12 @@ ALIASES = {"room": "make-room", "makeroom": "make-room", "takeover": "take-over"
            "all-stop": "stop", "all-go": "go", "start": "go", "leads": "lead", "i-am-in": "player"}
 
 
+def spoken(name: str) -> str:
+    """A command's name as shown and written for people ("make room"); the dashed form
+    ("make-room") is its identifier (OSC addresses, the session log). Both parse."""
+    return name.replace("-", " ")
+
+
 def _norm(word: str) -> str:
     return re.sub(r"[\s_]+", "-", word.strip().lower())
 
@@ -76,7 +82,7 @@ def check_command(target: str, command: str, value: Any = None) -> tuple[str, st
     name = _norm(command)
     name = ALIASES.get(name, name)
     if name not in COMMANDS:
-        raise ConfigError(f"unknown command {command!r}: use one of {', '.join(COMMANDS)}")
+        raise ConfigError(f"unknown command {command!r}: use one of {', '.join(map(spoken, COMMANDS))}")
     spec = COMMANDS[name]
     tgt = _norm(target or "all")
     if tgt not in TARGETS:
@@ -137,7 +143,8 @@ def parse_command(text: str, time: float = 0.0) -> Command:
                 value_words = words[n:]
                 break
     else:
-        raise ConfigError(f"unknown command {rest.strip()!r} in {text!r}: use one of {', '.join(COMMANDS)}")
+        raise ConfigError(f"unknown command {rest.strip()!r} in {text!r}: use one of "
+                          f"{', '.join(map(spoken, COMMANDS))}")
     spec = COMMANDS[ALIASES.get(name, name)]
     value: Any
     if not value_words:
@@ -155,7 +162,7 @@ def command_text(cmd: Command) -> str:
     value = cmd.value
     if isinstance(value, (tuple, list)):
         value = " ".join(value)
-    return f"{cmd.target}: {cmd.command}" + ("" if value is None else f" {value}")
+    return f"{cmd.target}: {spoken(cmd.command)}" + ("" if value is None else f" {value}")
 
 
-__all__ = ["COMMANDS", "TARGETS", "Spec", "check_command", "parse_command", "command_text"]
+__all__ = ["COMMANDS", "TARGETS", "Spec", "check_command", "parse_command", "command_text", "spoken"]

@@ -17,6 +17,7 @@ emits its events in time order (:class:`improv.session.AudioTimeDriver`).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -258,6 +259,8 @@ def read_command_script(path: str | Path) -> list[Command]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"--commands {path}: cannot read it ({e.strerror}); give a text file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--commands {path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     out: list[Command] = []
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
@@ -269,8 +272,8 @@ def read_command_script(path: str | Path) -> list[Command]:
         except ValueError:
             raise ConfigError(f"{path}:{n}: {when!r} is not a time; write 'SECONDS COMMAND', "
                               "e.g. '2.0 bass: make room'") from None
-        if t < 0:
-            raise ConfigError(f"{path}:{n}: time {t:g} is negative; give session seconds from 0")
+        if not math.isfinite(t) or t < 0:
+            raise ConfigError(f"{path}:{n}: time {t:g} is not a time in the session; give seconds from 0")
         try:
             out.append(parse_command(rest, t))
         except ConfigError as e:

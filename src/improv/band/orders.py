@@ -62,9 +62,9 @@ class Orders:
             if self.follows:
                 text += f" ({'sparse' if self.sparse else 'busy'}) {self.follows}"
         elif self.mode in ("take-over", "fight"):
-            text = f"{self.mode} {self.amount:g}"
+            text = f"{self.mode.replace('-', ' ')} {self.amount:g}"
         else:
-            text = self.mode
+            text = self.mode.replace("-", " ")  # as people write it: "make room"
         if self.density:
             text += f", {'busier' if self.density > 0 else 'simpler'} x{abs(self.density)}"
         if self.order:

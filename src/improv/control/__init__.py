@@ -50,7 +50,20 @@ reported through ``log``.
 """
 
 from .controls import ControlOptions, Controls, add_control_options, control_options, open_controls
-from .mapping import DEFAULT_MAPPING_TOML, Mapping, default_mapping_path, load_mapping, parse_mapping
+
+_LAZY = dict.fromkeys(("DEFAULT_MAPPING_TOML", "Mapping", "default_mapping_path", "load_mapping", "parse_mapping"),
+                      "mapping")
+
+
+def __getattr__(name: str):
+    # The mapping needs the command vocabulary and the recorder: loaded on first use, so that
+    # `improv listen --help` builds its parser without them.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ControlOptions", "Controls", "add_control_options", "control_options", "open_controls",
            "Mapping", "DEFAULT_MAPPING_TOML", "default_mapping_path", "load_mapping", "parse_mapping"]

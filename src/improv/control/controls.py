@@ -15,10 +15,13 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ImprovError
-from ..events import Command
-from .mapping import BUILTIN, Mapping, load_mapping
+
+if TYPE_CHECKING:  # the parser's options (add_control_options) must load without MIDI, numpy or the mapping
+    from ..events import Command
+    from .mapping import Mapping
 
 _log = logging.getLogger("improv.control")
 
@@ -130,6 +133,8 @@ def open_controls(opts: ControlOptions, on_command: Callable[[Command], None], n
     from .controller import ControllerInput
     from .keyboard import KeyboardInput, keyboard_unusable, stdin_fd
     from .osc import OscInput, parse_osc_address
+
+    from .mapping import BUILTIN, load_mapping
 
     log = log or _log.info
     mapping = mapping or load_mapping(opts.mapping)

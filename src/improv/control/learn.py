@@ -31,6 +31,7 @@ from pathlib import Path
 import mido
 
 from ..band.commands import parse_command
+from ..cli import finite  # argparse type: nan and inf refused
 from ..errors import ConfigError, MidiError
 from ..events import Command
 from .mapping import (BUILTIN, DEFAULT_MAPPING_TOML, Mapping, Switch, default_mapping_path, load_mapping,
@@ -291,11 +292,11 @@ def add_learn(sub) -> None:
     p.add_argument("--mapping", metavar="FILE", help=f"the mapping file to write (default {default_mapping_path()}); "
                    "a new file starts from the built-in mapping")
     p.add_argument("--target", metavar="BAND", help="learn the default commands for this band (bass, mid, high)")
-    p.add_argument("--timeout", type=float, metavar="S",
+    p.add_argument("--timeout", type=finite, metavar="S",
                    help="seconds to wait for each switch before skipping it (default: none on a terminal, "
                         "where Enter skips; 30 otherwise)")
-    p.add_argument("--long-press-ms", type=float, help="hold time of a long press (default: the file's, or 600)")
-    p.add_argument("--window", type=float, default=2.5, metavar="S",
+    p.add_argument("--long-press-ms", type=finite, help="hold time of a long press (default: the file's, or 600)")
+    p.add_argument("--window", type=finite, default=2.5, metavar="S",
                    help="how long to wait for a CC switch's release before calling it a toggle (default 2.5)")
     p.add_argument("--midi-api", choices=["auto", "alsa", "jack"], default="auto")
     p.set_defaults(func=cmd_learn)

@@ -39,11 +39,25 @@ Offline: ``improv train``, ``improv eval-model``, ``improv continue IN.mid``,
 ``improv generate``. The model card is models/MODEL_CARD.md.
 """
 
-from .encoding import BANDS, FRAME_SECONDS, FRAMES_PER_BEAT, ROLES, VOICES, Grid, read_midi, write_midi
-from .sampling import (StepContext, bias_pitches, chain, fight, forbid_pitches, harmonize, heard_key, keep_key,
-                       make_room, pitch_indices, register_limits)
-from .session import DEFAULT_RANGES, Proposal, ProposedNote, Session, VoiceControl
-from .store import BandModel, default_model_path, load_model, save_model
+# Everything here needs torch (or numpy at least): imported on first use, so that importing
+# ``improv.model.cli`` to build the command line costs nothing (``improv --help``).
+_LAZY = {
+    **dict.fromkeys(("BANDS", "FRAME_SECONDS", "FRAMES_PER_BEAT", "ROLES", "VOICES", "Grid", "read_midi",
+                     "write_midi"), "encoding"),
+    **dict.fromkeys(("StepContext", "bias_pitches", "chain", "fight", "forbid_pitches", "harmonize", "heard_key",
+                     "keep_key", "make_room", "pitch_indices", "register_limits"), "sampling"),
+    **dict.fromkeys(("DEFAULT_RANGES", "Proposal", "ProposedNote", "Session", "VoiceControl"), "session"),
+    **dict.fromkeys(("BandModel", "default_model_path", "load_model", "save_model"), "store"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BANDS", "FRAME_SECONDS", "FRAMES_PER_BEAT", "ROLES", "VOICES", "Grid", "read_midi", "write_midi",

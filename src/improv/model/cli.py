@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
 
+from ..cli import finite  # argparse type: nan and inf refused
 from ..errors import ConfigError
 
 SIZES = {
@@ -19,7 +21,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train the band model on the symbolic corpora",
                        description="Train the band's model (seeded, split by piece, checkpointed, resumable) on "
                                    "music21's corpus and ../shared/data/symbolic when present.")
-    p.add_argument("--out", default=None, help="weights file to write (default: models/band.pt)")
+    p.add_argument("--model", dest="out", metavar="FILE", default=None,
+                   help="weights file to write (default: models/band.pt; eval-model, continue, generate read it)")
+    p.add_argument("--out", dest="out", help=argparse.SUPPRESS)  # the old spelling of --model
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000, the shipped model)")
     p.add_argument("--batch", type=int, default=12, help="windows per step (default 12)")
     p.add_argument("--size", choices=list(SIZES), default="small", help="model size (default small)")
@@ -45,14 +49,14 @@ def add_commands(sub) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", default=None)
     p.add_argument("--sources", default="all")
-    p.add_argument("--temperature", type=float, default=None,
+    p.add_argument("--temperature", type=finite, default=None,
                    help="sampling temperature for the accompaniment (default: the model's recommended)")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus top-p (default: the model's recommended)")
+    p.add_argument("--top-p", type=finite, default=None, help="nucleus top-p (default: the model's recommended)")
     p.add_argument("--listen-bars", type=int, default=1,
                    help="bars the band listens to the player before it comes in (default 1); scored from there")
-    p.add_argument("--keep-key", type=float, default=0.0, metavar="NATS",
+    p.add_argument("--keep-key", type=finite, default=0.0, metavar="NATS",
                    help="accompany with the keep_key hook of this strength (default 0: the bare model)")
-    p.add_argument("--harmonize", type=float, default=0.0, metavar="NATS",
+    p.add_argument("--harmonize", type=finite, default=0.0, metavar="NATS",
                    help="accompany with the harmonize hook of this strength (default 0: the bare model)")
     p.add_argument("--split", choices=["test", "val"], default="test",
                    help="held-out split to score (val: for choosing settings; default test)")
@@ -66,18 +70,21 @@ def add_commands(sub) -> None:
         p = sub.add_parser(name, help=helptext, description=helptext + ".")
         if name == "continue":
             p.add_argument("files", nargs="+", metavar="IN.mid")
-        p.add_argument("--seconds", type=float, default=20.0, help="length to generate (default 20)")
+        p.add_argument("--seconds", type=finite, default=20.0, help="length to generate (default 20)")
         p.add_argument("--variations", type=int, default=1, help="versions per input, seeds seed, seed+1, ...")
-        p.add_argument("--voices", default="all", help="voices to generate: comma list of lead,bass,mid,high "
+        p.add_argument("--voices", default="all", help="voices to generate: comma list of player,bass,mid,high "
                                                       "(default all; the others rest, or in continue keep silent)")
-        p.add_argument("--bpm", type=float, default=None,
+        p.add_argument("--tempo", dest="bpm", type=finite, default=None, metavar="BPM",
                        help="tempo (default: the file's, or 100 for generate)")
+        p.add_argument("--bpm", dest="bpm", type=finite, help=argparse.SUPPRESS)  # the old spelling of --tempo
         p.add_argument("--unmetered", action="store_true", help="seconds grid (125 ms) instead of beats")
-        p.add_argument("--temperature", type=float, default=None, help="default: the model's recommended")
-        p.add_argument("--top-p", type=float, default=None, help="default: the model's recommended")
+        p.add_argument("--temperature", type=finite, default=None, help="default: the model's recommended")
+        p.add_argument("--top-p", type=finite, default=None, help="default: the model's recommended")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--model", default=None, help="weights (default models/band.pt)")
-        p.add_argument("--out", "-o", default=None, help="output folder (default: beside the input, or .)")
+        p.add_argument("--out-dir", dest="out", metavar="DIR", default=None,
+                       help="folder to write to (default: beside the input, or .)")
+        p.add_argument("--out", "-o", dest="out", help=argparse.SUPPRESS)  # the old spelling; -o is a MIDI port elsewhere
         p.set_defaults(func=cmd_continue if name == "continue" else cmd_generate)
 
 
@@ -221,6 +228,19 @@ def cmd_eval(args) -> int:
     report: dict = {"model": str(model.path), "parameters": sum(p.numel() for p in model.net.parameters()),
                     "split": args.split}
     args.jobs = 1
+    if args.pieces < 1 or args.bars < 1:
+        raise ConfigError("--pieces and --bars must be positive")
+    if args.skip_nll and not args.skip_accompaniment:
+        with _Bars(console) as bars:
+            report["accompaniment"] = _accompaniment_only(args, model, bars)
+        _finish_eval(console, report, args)
+        return 0
+    from .data import default_cache_dir, load_rendering_cached
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    if not args.skip_nll and load_rendering_cached(_sources(args.sources), cache) is None:
+        console.print("the likelihood needs every corpus parsed (once: an hour or more on a fresh machine, then "
+                      f"cached in {cache}); --skip-nll scores only the accompaniment of --pieces pieces per corpus")
     with _Bars(console) as bars:
         r, sources, _ = _data(args, console, bars)
         train_r, val_r, test_r = r.where(split="train"), r.where(split="val"), r.where(split=args.split)
@@ -239,11 +259,38 @@ def cmd_eval(args) -> int:
                                                              keep_key=args.keep_key, harmonize=args.harmonize,
                                                              listen_bars=args.listen_bars,
                                                              progress=bars)
+    _finish_eval(console, report, args)
+    return 0
+
+
+def _finish_eval(console, report: dict, args) -> None:
     _print_eval(console, report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float))
         console.print(f"figures written to {args.json}")
-    return 0
+
+
+def _accompaniment_only(args, model, bars) -> dict:
+    """--skip-nll: parse only the held-out pieces asked for (cached per file for the next run); the
+    training bars (novelty) only where the corpus is cached already."""
+    from .data import default_cache_dir, load_rendering_cached, load_split_pieces, render
+    from .evaluate import ACCOMPANIMENT_SOURCES, evaluate_accompaniment, training_bars
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    sources = [s for s in _sources(args.sources) if s in ACCOMPANIMENT_SOURCES]
+    if not sources:
+        raise ConfigError(f"--sources {args.sources}: none has an accompaniment to compare with; use "
+                          f"{','.join(ACCOMPANIMENT_SOURCES)}")
+    test_r = render(load_split_pieces(sources, args.split, args.pieces, cache, progress=bars), bars)
+    if test_r.n_frames == 0:
+        raise ConfigError(f"no {args.split} pieces found in {', '.join(sources)}")
+    whole = load_rendering_cached(_sources(args.sources), cache)
+    seen = training_bars(whole.where(split="train")) if whole is not None else None
+    temperature = args.temperature if args.temperature is not None else model.sampling["temperature"]
+    top_p = args.top_p if args.top_p is not None else model.sampling["top_p"]
+    return evaluate_accompaniment(model, test_r, seen, args.pieces, args.bars, args.seed, temperature=temperature,
+                                  top_p=top_p, keep_key=args.keep_key, harmonize=args.harmonize,
+                                  listen_bars=args.listen_bars, progress=bars)
 
 
 def _print_eval(console, report: dict) -> None:
@@ -269,6 +316,9 @@ def _print_eval(console, report: dict) -> None:
         g, r = a["generated"], a["real"]
         for key in ("in_scale", "strong_beat_consonance", "strong_beat_consonance_heard", "range_adherence",
                     "monophony", "repetition", "novelty"):
+            if g[key] is None or r[key] is None:
+                t.add_row(key.replace("_", " "), "not measured", "", "(the training corpus is not parsed yet)")
+                continue
             diff = f"{100 * (g[key] - r[key]):+.1f} pp" if key not in ("range_adherence", "monophony") else ""
             t.add_row(key.replace("_", " "), f"{100 * g[key]:.1f}%", f"{100 * r[key]:.1f}%", diff)
         t.add_row("notes", str(g["notes"]), str(r["notes"]), "")
@@ -286,7 +336,7 @@ def _voices(text: str) -> tuple[str, ...]:
     names = tuple("lead" if v.strip() == "player" else v.strip() for v in text.split(",") if v.strip())
     bad = [v for v in names if v not in VOICES]
     if bad or not names:
-        raise ConfigError(f"--voices {text!r}: use all or a comma list of lead,bass,mid,high")
+        raise ConfigError(f"--voices {text!r}: use all or a comma list of player,bass,mid,high")
     return names
 
 
@@ -390,7 +440,7 @@ def _check_gen_args(args) -> None:
     if args.variations < 1 or args.variations > 100:
         raise ConfigError(f"--variations {args.variations}: between 1 and 100")
     if args.bpm is not None and not 20 <= args.bpm <= 400:
-        raise ConfigError(f"--bpm {args.bpm}: between 20 and 400")
+        raise ConfigError(f"--tempo {args.bpm:g}: between 20 and 400")
     if args.temperature is not None and args.temperature < 0:
         raise ConfigError("--temperature must be >= 0")
     if args.top_p is not None and not 0 < args.top_p <= 1:

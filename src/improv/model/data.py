@@ -30,6 +30,7 @@ import zipfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -350,7 +351,8 @@ def available_sources(shared: Path | None = None) -> list[str]:
 
 def load_pieces(sources: list[str], cache_dir: Path | None = None, shared: Path | None = None, jobs: int = 1,
                 progress: Progress | None = None, limit: int | None = None) -> list[Piece]:
-    """Parsed pieces of ``sources``, from the cache or parsed now and cached (one file per source).
+    """Parsed pieces of ``sources``, from the cache or parsed now and cached (one file per source,
+    and one per corpus file as it is parsed, so that an interrupted first parse resumes).
 
     ``limit`` (for tests) parses only the first items of each source and caches nothing.
     """
@@ -368,14 +370,15 @@ def load_pieces(sources: list[str], cache_dir: Path | None = None, shared: Path 
             items = items[:limit]
         got: list[Piece] = []
         if jobs > 1 and len(items) > 1:
+            parse = _parse_item if limit is not None else partial(parse_item_cached, cache_dir=cache_dir)
             with ProcessPoolExecutor(jobs) as ex:
-                for k, res in enumerate(ex.map(_parse_item, items, chunksize=1)):
+                for k, res in enumerate(ex.map(parse, items, chunksize=1)):
                     got.extend(res)
                     if progress:
                         progress(f"parsing {source}", k + 1, len(items))
         else:
             for k, item in enumerate(items):
-                got.extend(_parse_item(item))
+                got.extend(_parse_item(item) if limit is not None else parse_item_cached(item, cache_dir))
                 if progress:
                     progress(f"parsing {source}", k + 1, len(items))
         if limit is None:
@@ -386,6 +389,68 @@ def load_pieces(sources: list[str], cache_dir: Path | None = None, shared: Path 
             os.replace(tmp, path)
         pieces.extend(got)
     return pieces
+
+
+def item_group(item: tuple[str, str]) -> str | None:
+    """The split group of a corpus item known from its path alone; None where only parsing tells
+    (folk tunes are grouped by their title, the Weimar solos come in one zip)."""
+    source, where = item
+    if source == "chorales":
+        return f"chorales/{where}#0"  # one score a file (a file of several is checked once parsed)
+    if source == "quartets":
+        return f"quartets/{where.rsplit('/', 1)[0]}"
+    if source == "pop909":
+        return f"pop909/{Path(where).parent.name}"
+    if source == "nottingham":
+        return f"nottingham/{Path(where).stem}"
+    return None
+
+
+def parse_item_cached(item: tuple[str, str], cache_dir: Path) -> list[Piece]:
+    """The pieces of one corpus file, parsed once and kept in ``cache_dir/items-v*/``."""
+    source, where = item
+    path = cache_dir / f"items-v{CACHE_VERSION}" / source / (hashlib.md5(where.encode()).hexdigest() + ".pkl")
+    if path.exists():
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    got = _parse_item(item)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(got, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+    return got
+
+
+def load_split_pieces(sources: list[str], split: str, count: int, cache_dir: Path | None = None,
+                      shared: Path | None = None, progress: Progress | None = None) -> list[Piece]:
+    """The first ``count`` metered pieces of ``split`` in each source, parsing only the files that
+    can hold them (a whole source already cached is read from its cache instead).
+
+    ``improv eval-model --skip-nll --pieces 1`` needs a handful of files, not every corpus.
+    """
+    cache_dir = Path(cache_dir or default_cache_dir())
+    shared = shared or default_shared_data()
+    out: list[Piece] = []
+    for source in sources:
+        whole = cache_dir / f"pieces-v{CACHE_VERSION}-{source}.pkl"
+        if whole.exists():
+            with open(whole, "rb") as f:
+                out.extend([p for p in pickle.load(f) if p.split == split and p.metered][:count])
+            continue
+        items = _m21_items(source) if source in MUSIC21_SOURCES else _midi_items(source, shared)
+        got: list[Piece] = []
+        for k, item in enumerate(items):
+            group = item_group(item)
+            if group is not None and split_of(group) != split:
+                continue
+            got.extend(p for p in parse_item_cached(item, cache_dir) if p.split == split and p.metered)
+            if progress:
+                progress(f"finding {split} pieces of {source}", min(len(got), count), count)
+            if len(got) >= count:
+                break
+        out.extend(got[:count])
+    return out
 
 
 # ------------------------------------------------------------------ frames
@@ -475,16 +540,29 @@ def render(pieces: list[Piece], progress: Progress | None = None) -> Rendering:
         ids=[p.id for p in pieces], sources=[p.source for p in pieces], splits=[p.split for p in pieces])
 
 
+def _frames_path(sources: list[str], cache_dir: Path) -> Path:
+    key = hashlib.md5(",".join(sorted(sources)).encode()).hexdigest()[:8]
+    return cache_dir / f"frames-v{CACHE_VERSION}-{key}.npz"
+
+
+def load_rendering_cached(sources: list[str], cache_dir: Path | None = None) -> Rendering | None:
+    """The frames of ``sources`` if a run before left them in the cache, else None (nothing is parsed)."""
+    path = _frames_path(sources, Path(cache_dir or default_cache_dir()))
+    if not path.exists():
+        return None
+    z = np.load(path, allow_pickle=False)
+    return Rendering(z["tokens"], z["barpos"], z["start"], z["length"], z["metered"], z["piece"],
+                     list(z["ids"]), list(z["sources"]), list(z["splits"]))
+
+
 def load_rendering(sources: list[str], cache_dir: Path | None = None, shared: Path | None = None, jobs: int = 1,
                    progress: Progress | None = None) -> Rendering:
     """All pieces of ``sources`` as frames; cached beside the parsed pieces."""
     cache_dir = Path(cache_dir or default_cache_dir())
-    key = hashlib.md5(",".join(sorted(sources)).encode()).hexdigest()[:8]
-    path = cache_dir / f"frames-v{CACHE_VERSION}-{key}.npz"
-    if path.exists():
-        z = np.load(path, allow_pickle=False)
-        return Rendering(z["tokens"], z["barpos"], z["start"], z["length"], z["metered"], z["piece"],
-                         list(z["ids"]), list(z["sources"]), list(z["splits"]))
+    path = _frames_path(sources, cache_dir)
+    cached = load_rendering_cached(sources, cache_dir)
+    if cached is not None:
+        return cached
     pieces = load_pieces(sources, cache_dir, shared, jobs, progress)
     r = render(pieces, progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -496,4 +574,5 @@ def load_rendering(sources: list[str], cache_dir: Path | None = None, shared: Pa
 
 
 __all__ = ["Piece", "Rendering", "SOURCES", "available_sources", "load_pieces", "load_rendering", "render",
+           "load_split_pieces", "parse_item_cached", "item_group",
            "render_piece", "split_of", "default_cache_dir", "default_shared_data", "POS_UNKNOWN", "FRAME_SECONDS"]

@@ -274,7 +274,7 @@ def _score(stats: AccompStats, band_tokens: np.ndarray, lead_tokens: np.ndarray,
     for p in pats:
         stats.bars += 1
         stats.repeated += p in seen
-        stats.novel += p not in train_bars
+        stats.novel += train_bars is not None and p not in train_bars
         seen.add(p)
 
 
@@ -354,11 +354,14 @@ def accompany_hooks(keep_key: float = 0.0, harmonize: float = 0.0):
     return chain(*hooks) if any(hooks) else None
 
 
-def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[bytes], max_pieces: int = 25,
+ACCOMPANIMENT_SOURCES = ("chorales", "quartets", "pop909", "nottingham")  # the corpora with a real accompaniment
+
+
+def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[bytes] | None, max_pieces: int = 25,
                            max_bars: int = 32, seed: int = 0, temperature: float = 1.0, top_p: float = 0.95,
                            lead_guess: str = "hold", horizon: float = 1.0, keep_key: float = 0.0,
                            listen_bars: int = 1, harmonize: float = 0.0, progress: Progress | None = None) -> dict:
-    sources = ("chorales", "quartets", "pop909", "nottingham")
+    sources = ACCOMPANIMENT_SOURCES
     chosen = []
     for src in sources:
         ks = [k for k in range(len(test_r.start)) if test_r.metered[k] and test_r.sources[test_r.piece[k]] == src]
@@ -399,8 +402,12 @@ def evaluate_accompaniment(model: BandModel, test_r: Rendering, train_bars: set[
             _score(stats, real_s, lead_s, pos_s, bar_frames, key, None, train_bars)
         if progress:
             progress("accompanying held-out lead lines", i + 1, len(chosen))
-    return {"generated": gen.row(), "real": real.row(),
-            "per_source": {s: {"generated": d["gen"].row(), "real": d["real"].row()} for s, d in per_source.items()},
+    rows = [gen.row(), real.row()]
+    by_source = {s: {"generated": d["gen"].row(), "real": d["real"].row()} for s, d in per_source.items()}
+    if train_bars is None:  # the training bars were not loaded: novelty is not measured
+        for row in [*rows, *(r for d in by_source.values() for r in d.values())]:
+            row["novelty"] = None
+    return {"generated": rows[0], "real": rows[1], "per_source": by_source,
             "pieces": len(chosen), "max_bars": max_bars, "temperature": temperature, "top_p": top_p,
             "lead_guess": lead_guess, "horizon_beats": horizon, "keep_key": keep_key, "harmonize": harmonize,
             "listen_bars": listen_bars}

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+from ..cli import finite  # argparse type: nan and inf refused
 from ..errors import ConfigError
 
 
@@ -17,16 +18,17 @@ def add_commands(sub) -> None:
     p = sub.add_parser("clock", help="send MIDI clock (fixed, tapped or Link tempo) or follow one",
                        description="Drive other gear with MIDI clock from a tempo, keyboard taps or an "
                                    "Ableton Link session; or follow an incoming MIDI clock and show its tempo.")
-    p.add_argument("--tempo", type=float, default=120.0, help="beats per minute (default 120)")
+    p.add_argument("--tempo", type=finite, default=120.0, help="beats per minute (default 120)")
     p.add_argument("--meter", default="4/4", help="2/4, 3/4, 4/4, 5/4, 6/8, 9/8 or 12/8 (default 4/4)")
     p.add_argument("--tap", action="store_true", help="tap the tempo with the Enter key")
     p.add_argument("--link", action="store_true", help="join an Ableton Link session (LinkPython-extern)")
     p.add_argument("--follow", metavar="PORT", help="follow the MIDI clock arriving on PORT (part of its name)")
-    p.add_argument("--midi-out", "-o", metavar="NAME", help="MIDI output port (default: a virtual port improv:clock)")
+    p.add_argument("--midi-out", "-o", metavar="PORT", help="existing MIDI output port (part of its name); default: "
+                   "a virtual port improv-clock:clock (with --jack: improv-clock:out)")
     p.add_argument("--midi-api", choices=["auto", "alsa", "jack"], default="auto")
     p.add_argument("--jack", action="store_true", help="frame-accurate output through improv's own JACK client")
-    p.add_argument("--output-latency-ms", type=float, default=0.0, help="send this much early (default 0)")
-    p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--output-latency-ms", type=finite, default=0.0, help="send this much early (default 0)")
+    p.add_argument("--seconds", type=finite, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(func=cmd_clock)
 
 
@@ -36,6 +38,7 @@ def cmd_clock(args) -> int:
     from . import FixedClock, MidiClockIn, MidiClockOut, Scheduler, check_tempo, parse_meter
 
     console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)  # status lines; the bars and taps go to stdout
     meter = parse_meter(args.meter)
     check_tempo(args.tempo)
     stop = threading.Event()
@@ -72,7 +75,7 @@ def cmd_clock(args) -> int:
         out = MidiClockOut(clock, sched.schedule, meter=meter)
         pump = threading.Thread(target=out.run, args=(time.perf_counter, stop), daemon=True)
         pump.start()
-        console.print(f"MIDI clock to {where} at {clock.bpm:.1f} BPM ({meter.name}); Ctrl-C stops")
+        err.print(f"MIDI clock to {where} at {clock.bpm:.1f} BPM ({meter.name}); Ctrl-C stops")
         if args.tap:
             _taps(clock, meter, console, stop)
         last_bar = None
