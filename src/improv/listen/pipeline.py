@@ -16,7 +16,7 @@ import numpy as np
 
 from ..audio import Block, Resampler
 from ..events import Event, NoteOff, NoteOn, PitchBend
-from .segmenter import Decision, Frame, Segmenter, SegmenterSettings
+from .segmenter import Decision, Frame, NoteEnd, NoteStart, Segmenter, SegmenterSettings
 from .trackers import ANALYSIS_RATE, PitchTracker, make_tracker
 
 LEVEL_WINDOW = 160  # samples at the analysis rate (10 ms) for the level meter
@@ -110,11 +110,11 @@ class Listener:
 
     def _event(self, d: Decision, decided_at: float) -> Event:
         sec = lambda n: n / ANALYSIS_RATE  # noqa: E731
-        if d.kind == "on":
-            return NoteOn(time=decided_at, pitch=d.pitch, velocity=d.velocity, onset=sec(d.start),
-                          cents=d.cents, tuning=d.tuning, retake=d.why == "retake")
-        if d.kind == "off":
-            return NoteOff(time=decided_at, pitch=d.pitch, end=sec(d.start))
+        if isinstance(d, NoteStart):
+            return NoteOn(time=decided_at, pitch=d.pitch, velocity=d.velocity, onset=sec(d.onset),
+                          cents=d.cents, tuning=d.tuning, retake=d.retake)
+        if isinstance(d, NoteEnd):
+            return NoteOff(time=decided_at, pitch=d.pitch, end=sec(d.end))
         return PitchBend(time=decided_at, cents=d.cents)
 
 

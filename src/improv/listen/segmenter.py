@@ -33,14 +33,24 @@ The rules, in musical units (see :class:`SegmenterSettings`):
   too. Octave slips of the tracker must hold ``octave_hold_ms`` to count.
 * The player's tuning is followed (:class:`TuningTracker`) so a consistently sharp or
   flat player gets the keys they mean; pitch bend carries the rest.
+
+How it is built: the segmenter is in one of four phases (:class:`Phase`) — idle, an
+onset (a sound that may become a note), a sounding note, and a re-attack (inside a note,
+a possible re-articulation whose pitch is still settling) — each with its own small
+state record. Two detectors watch a sounding note and only decide; the segmenter acts:
+:class:`ReattackDetector` (a gap, a dip and rise, a fast fall and rise of the level) and
+:class:`KeyChangeDetector` (the pitch leaving the key: a new note, a corrected first
+guess, or a bend). Each has ``process`` and ``reset``; every constant is in
+:class:`SegmenterSettings`.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,22 +66,45 @@ class Frame:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    """What the segmenter decided at a frame; times in analysis samples.
+class NoteStart:
+    """A note starts: ``pitch`` (key), ``cents`` (heard pitch minus key, A440 grid),
+    ``onset`` (estimated start), ``tuning`` (the player's offset in cents), and what
+    started it (``why``: voice, gap, dip, jump, glide, retake). Times in analysis samples."""
 
-    kind "on": ``pitch`` (key), ``cents`` (heard pitch minus key, A440 grid),
-    ``velocity``, ``start`` (estimated onset), ``tuning`` (cents).
-    kind "off": ``pitch`` and ``start`` (estimated end). kind "bend": ``cents``.
-    """
-
-    kind: str
     time: int
-    pitch: int = 0
-    cents: float = 0.0
-    velocity: int = 0
-    start: int = 0
-    tuning: float = 0.0
-    why: str = ""  # what started or ended the note: voice, gap, dip, jump, glide, retake, release, end
+    pitch: int
+    cents: float
+    velocity: int
+    onset: int
+    tuning: float
+    why: str
+
+    @property
+    def retake(self) -> bool:
+        """This note corrects the one that just ended (a wrong first guess)."""
+        return self.why == "retake"
+
+
+@dataclass(frozen=True, slots=True)
+class NoteEnd:
+    """A note ends: ``pitch`` (its key) at ``end`` (estimated), for ``why`` (gap, dip,
+    jump, glide, retake, release, end)."""
+
+    time: int
+    pitch: int
+    end: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bend:
+    """The sounding note's pitch moved: ``cents`` from its key."""
+
+    time: int
+    cents: float
+
+
+Decision = NoteStart | NoteEnd | Bend
 
 
 @dataclass(frozen=True)
@@ -127,6 +160,18 @@ class SegmenterSettings:
     bends: bool = True
     bend_step_cents: float = 4.0     # a new bend message when the pitch moved this much
     fixed_tuning: float | None = None  # cents; None: follow the player
+    attack_ms: float = 40.0          # tuning: a note's pitch counts after its first attack_ms ...
+    tuning_min_ms: float = 40.0      # ... once the note lasted this long on its key ...
+    tuning_full_ms: float = 200.0    # ... and fully from this long
+    off_key_semitones: float = 0.65  # a frame this far from the key (after tuning) is away from it
+    recover_db: float = 2.0          # a dip is over, without re-articulating, back within this of the peak
+    level_frames: int = 16           # frames of level history (an onset goes back to the level's rise)
+    retake_level_frames: int = 4     # a corrected or changed note's velocity: loudest of these last frames
+    slip_intervals: tuple[int, ...] = (12, 19, 24, 28)  # a harmonic the tracker may slip to (must hold)
+    octave_retake_intervals: tuple[int, ...] = (12, 19, 24)  # early, these correct the key (retake)
+    velocity_top_db: float = -6.0    # velocity 127 at this level ...
+    velocity_per_db: float = 2.2     # ... and this much less per dB below it
+    silence_db: float = -90.0        # digital silence: left out of the noise floor
 
 
 class TuningTracker:
@@ -171,20 +216,21 @@ class TuningTracker:
 class NoiseFloor:
     """The quietest level (dBFS) among the last ``size`` frames heard outside notes.
 
-    Digital silence (below -90 dBFS) is ignored so a file that starts with zeros does
-    not pin the floor down. A sliding minimum over a monotonic deque.
+    Digital silence (below ``silence_db``) is ignored so a file that starts with zeros
+    does not pin the floor down. A sliding minimum over a monotonic deque.
     """
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, silence_db: float = -90.0):
         self.size = size
+        self.silence_db = silence_db
         self.reset()
 
     def reset(self) -> None:
         self._count = 0
         self._mins: deque[tuple[int, float]] = deque()
 
-    def add(self, level_db: float) -> None:
-        if level_db < -90.0:
+    def process(self, level_db: float) -> None:
+        if level_db < self.silence_db:
             return
         while self._mins and self._mins[-1][1] >= level_db:
             self._mins.pop()
@@ -198,44 +244,317 @@ class NoiseFloor:
         return self._mins[0][1] if self._mins else -120.0
 
 
+class Phase(enum.Enum):
+    """Where the segmenter is."""
+
+    IDLE = "idle"            # no note, nothing heard that may become one
+    ONSET = "onset"          # a sound that may become a note (its frames so far)
+    SOUNDING = "sounding"    # a note sounds
+    REATTACK = "re-attack"   # a note sounds and may have been re-articulated (the new pitch settles)
+
+
+@dataclass
+class _Onset:
+    """A sound that may become a note: where it began, why, and its voiced frames."""
+
+    start: int
+    why: str
+    frames: list[tuple[int, float, float]] = field(default_factory=list)  # (time, midi, level)
+
+
+@dataclass
+class _Note:
+    """The sounding note."""
+
+    key: int
+    start: int
+    peak_db: float
+    pitches: deque[tuple[int, float]]     # (time, midi) of its voiced frames lately (the vibrato window)
+    bend_sent: float
+    retaken: bool                         # its key was corrected once
+    steady: list[float] = field(default_factory=list)  # pitches (MIDI) on its key after its attack
+    away: list[tuple[int, float]] = field(default_factory=list)  # frames since the pitch left the key
+    plateau: bool = False                 # the pitch has held on the key at some point
+
+
+@dataclass
+class _Reattack:
+    """A possible re-articulation inside the note: the frames since, to be resolved."""
+
+    why: str                              # gap | dip
+    strong: bool                          # deep enough to re-articulate the same key
+    start: int                            # the new note's onset if it is one
+    end: int                              # the old note's end if so
+    frames: list[tuple[int, float, float]] = field(default_factory=list)  # (time, midi, level)
+
+
+@dataclass(frozen=True, slots=True)
+class Rearticulation:
+    """What :class:`ReattackDetector` heard: a gap or a dip, how deep, and when it happened
+    (the dip's bottom; for a gap, the frame the voice came back)."""
+
+    why: str
+    depth: float
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChange:
+    """What :class:`KeyChangeDetector` decided: the note ends at ``end`` and a new one at
+    ``midi`` starts at ``onset``, as loud as ``level``."""
+
+    why: str                              # retake | jump | glide
+    midi: float
+    onset: int
+    end: int
+    level: float
+
+
+def _frames(ms: float, sample_rate: int, hop: int) -> int:
+    return max(1, int(round(ms * 1e-3 * sample_rate / hop)))
+
+
+class ReattackDetector:
+    """Inside a note, a new attack: an unvoiced gap with the level down, a voiced dip and
+    rise, or a fast fall and rise of the level back to where it was (tonguing, a bow
+    change, a re-plucked string), even on the same pitch.
+
+    ``level`` takes every frame's level; ``unvoiced`` the unvoiced frames inside a note;
+    ``process`` a voiced frame, returning a :class:`Rearticulation` or None; ``clear``
+    forgets a dip in progress (a new note).
+    """
+
+    def __init__(self, settings: SegmenterSettings, sample_rate: int, hop: int, onset_offset: int):
+        s = self.s = settings
+        self.sample_rate, self.hop, self.onset_offset = sample_rate, hop, onset_offset
+        self.n_gap = _frames(s.gap_ms, sample_rate, hop)
+        self.n_fall = _frames(s.reattack_fall_ms, sample_rate, hop)
+        self.n_rise = _frames(s.reattack_rise_ms, sample_rate, hop)
+        self.n_guard = _frames(s.reattack_guard_ms, sample_rate, hop)
+        self.reset()
+
+    def reset(self) -> None:
+        self.dip_db: float | None = None
+        self.dip_time = 0
+        self.recent: deque[tuple[int, float]] = deque(maxlen=self.n_fall + self.n_rise + 1)
+
+    def clear(self) -> None:
+        self.dip_db = None
+
+    def level(self, time: int, level_db: float) -> None:
+        self.recent.append((time, level_db))
+
+    def unvoiced(self, time: int, level_db: float) -> None:
+        if self.dip_db is None or level_db < self.dip_db:
+            self.dip_db, self.dip_time = level_db, time
+
+    def process(self, time: int, level_db: float, note: _Note, unvoiced_run: int,
+                period: float) -> Rearticulation | None:
+        """A voiced frame inside ``note`` after ``unvoiced_run`` unvoiced ones; ``period``
+        is the note's period in samples."""
+        s = self.s
+        if unvoiced_run == 0:
+            at = self._fast(note, period)
+            if at is not None:
+                return Rearticulation("dip", math.inf, at)
+        if unvoiced_run >= self.n_gap and self.dip_db is not None:
+            depth = note.peak_db - self.dip_db
+            if depth >= s.gap_dip_db:
+                return Rearticulation("gap", depth, time)
+            self.dip_db = None  # a dropout of the tracker, not of the sound
+            return None
+        if level_db < note.peak_db - s.dip_db:
+            if self.dip_db is None or level_db < self.dip_db:
+                self.dip_db, self.dip_time = level_db, time
+            return None
+        if self.dip_db is not None:
+            depth = note.peak_db - self.dip_db
+            if depth >= s.dip_db and level_db >= self.dip_db + s.rise_db:
+                return Rearticulation("dip", depth, self.dip_time)
+            if level_db >= note.peak_db - s.recover_db:
+                self.dip_db = None  # recovered without re-articulating
+        return None
+
+    def _fast(self, note: _Note, period: float) -> int | None:
+        """The level fell fast and came back as fast, as high as before: the time of the
+        dip's bottom, or None.
+
+        Levels are averaged over at least one period of the note first, so the ripple of a
+        low note in the 10 ms level meter is no dip.
+        """
+        s = self.s
+        if s.reattack_db is None:
+            return None
+        hist = [(t, lv) for t, lv in self.recent if t > note.start]
+        if len(hist) < self.n_guard:
+            return None  # the note's own attack
+        k = max(1, int(math.ceil((period - 2 * self.onset_offset) / self.hop)) + 1)
+        lv = np.array([v for _, v in hist])
+        if k > 1:  # mean power over the last k frames
+            c = np.concatenate([[0.0], np.cumsum(10.0 ** (lv / 10.0))])
+            idx = np.arange(len(lv))
+            lo = np.maximum(0, idx - k + 1)
+            lv = 10.0 * np.log10(np.maximum((c[idx + 1] - c[lo]) / (idx + 1 - lo), 1e-12))
+        first = len(lv) - self.n_rise - 1
+        i = max(first, 0) + int(np.argmin(lv[max(first, 0):]))
+        if i == len(lv) - 1:
+            return None  # still falling
+        before = lv[max(0, i - self.n_fall):i]
+        if len(before) == 0:
+            return None
+        if float(np.max(before)) - lv[i] >= s.reattack_db and lv[-1] >= float(np.max(before)) - s.reattack_back_db:
+            self.dip_time = hist[i][0]
+            return hist[i][0]
+        return None
+
+
+class KeyChangeDetector:
+    """The pitch of a sounding note has left its key: a corrected first guess (early, an
+    octave error or a pitch that never held), a new note (a jump that holds, a glide
+    beyond the bend range or, bends off, one that holds), or nothing (a bend, a scoop,
+    vibrato, a tracker's slip to a harmonic, a pitch sagging as the note fades).
+
+    ``process`` looks at the note's state (its frames away from the key, its recent
+    pitches, its plateau) and decides; it keeps no state of its own.
+    """
+
+    def __init__(self, settings: SegmenterSettings, sample_rate: int, hop: int, onset_offset: int):
+        s = self.s = settings
+        self.sample_rate, self.hop, self.onset_offset = sample_rate, hop, onset_offset
+        f = lambda ms: _frames(ms, sample_rate, hop)  # noqa: E731
+        self.n_hold, self.n_jump = f(s.hold_ms), f(s.jump_ms)
+        self.n_scoop, self.n_scoop_jump = f(s.scoop_ms), f(s.scoop_jump_ms)
+        self.n_quantise, self.n_octave = f(s.quantise_hold_ms), f(s.octave_hold_ms)
+        self.n_retake, self.n_retake_hold = f(s.retake_ms), f(s.retake_hold_ms)
+        self.n_vibrato = f(s.vibrato_ms)
+
+    def reset(self) -> None:
+        pass
+
+    def process(self, time: int, note: _Note, levels: deque[tuple[int, float]], tuning: float) -> KeyChange | None:
+        s = self.s
+        shift = tuning / 100.0
+        key_of = lambda m: int(round(m - shift))  # noqa: E731
+        recent_level = max(lv for _, lv in list(levels)[-s.retake_level_frames:])
+        retake = self._retake(time, note, key_of, recent_level)
+        if retake is not None:
+            return retake
+        if len(note.away) < self.n_hold:
+            return None
+        tail = np.array([m for _, m in note.away[-self.n_hold:]])
+        med = float(np.median(tail))
+        new_key = key_of(med)
+        key = note.key
+        if new_key == key or float(np.max(np.abs(tail - med))) * 100.0 > s.hold_cents:
+            return None
+        if abs(tail[-1] - tail[0]) * 100.0 > s.hold_cents:
+            return None  # still gliding
+        held_levels = [lv for _, lv in list(levels)[-self.n_hold:]]
+        if float(np.mean(held_levels)) < note.peak_db - s.fall_db:
+            return None  # the pitch sags as the note fades: not a new note
+        run = 0
+        for _, m in reversed(note.away):
+            if key_of(m) != new_key:
+                break
+            run += 1
+        if abs(new_key - key) in s.slip_intervals and run < self.n_octave:
+            return None  # the tracker may have slipped to a harmonic
+        hist = list(note.pitches)
+        first_away = note.away[0][0]
+        if (s.octave_retake_ms is not None and abs(new_key - key) in s.octave_retake_intervals
+                and first_away - note.start <= s.octave_retake_ms * 1e-3 * self.sample_rate):
+            # (a re-attack on the way would have ended this note before: ReattackDetector)
+            return KeyChange("retake", med, note.start, time, max(recent_level, note.peak_db))
+        early = first_away - note.start < self.n_scoop * self.hop
+        span = (self.n_scoop_jump if early else self.n_jump) * self.hop
+        jumped = _moved_within(hist, first_away - span, span, s.jump_semitones)
+        beyond_bend = abs(med - key) > s.bend_range + 0.5
+        quantise = not s.bends and run >= self.n_quantise
+        # A jump away from a key the pitch never held on is the end of a scoop or fall into
+        # this note, not a new one; bends carry it (with bends off it is quantised).
+        jumped = jumped and note.plateau
+        if not (jumped or beyond_bend or quantise):
+            return None  # a slide or bend: the pitch-bend messages carry it
+        if abs(med - shift - key) < s.big_step and self._vibrato(note):
+            centre = float(np.mean([m for _, m in hist]))
+            if abs(centre - shift - key) < 0.5:
+                return None  # could still be vibrato around the old key
+        # The new note is heard from when the pitch arrived on its key (or the old one was lost).
+        start = self._lost(note, note.away[-run][0], med - shift, shift) - self.onset_offset
+        return KeyChange("jump" if jumped else "glide", med, max(start, 0), first_away - self.onset_offset,
+                         recent_level)
+
+    def _retake(self, time: int, note: _Note, key_of, recent_level: float) -> KeyChange | None:
+        """Early in a note whose pitch never held on its key: correct a wrong first guess."""
+        s = self.s
+        if note.retaken or note.plateau or time - note.start > self.n_retake * self.hop:
+            return None
+        if len(note.away) < self.n_retake_hold:
+            return None
+        tail = np.array([m for _, m in note.away[-self.n_retake_hold:]])
+        med = float(np.median(tail))
+        if key_of(med) == note.key or float(np.max(np.abs(tail - med))) * 100.0 > s.hold_cents:
+            return None
+        if s.bends and abs(med - note.key) <= s.bend_range:
+            return None  # the bend carries it
+        return KeyChange("retake", med, note.start, time, max(recent_level, note.peak_db))
+
+    def _vibrato(self, note: _Note) -> bool:
+        """The pitch has oscillated around its mean lately (two crossings, wide enough)."""
+        if len(note.pitches) < self.n_vibrato // 2:
+            return True  # too little history to rule it out
+        m = np.array([p for _, p in note.pitches])
+        d = m - m.mean()
+        crossings = int(np.count_nonzero(np.diff(np.sign(d)) != 0))
+        return crossings >= 2 and float(np.ptp(m)) * 100.0 >= 2 * self.s.vibrato_min_cents
+
+    def _lost(self, note: _Note, arrival: int, new: float, shift: float) -> int:
+        """When a new key arriving at ``arrival`` began: where the tracker lost the old pitch.
+
+        A slow attack or a ringing release overlaps the old note and the new one; the mixture
+        is periodic at their common period (a third gives two octaves under), or at a
+        harmonic, so the pitch leaves the span between the two keys before the new key
+        wins. Such a frame, no more than ``lost_ms`` before the arrival, is the new note's
+        onset. A glide or scoop, which stays between the keys, starts the note on arrival.
+        """
+        lo, hi = min(note.key, new) - 0.5, max(note.key, new) + 0.5
+        limit = arrival - int(self.s.lost_ms * 1e-3 * self.sample_rate)
+        for t, m in note.away:
+            if t >= arrival:
+                break
+            if t >= limit and not lo <= m - shift <= hi:
+                return t
+        return arrival
+
+
 class Segmenter:
     """Frames in, note decisions out. ``hop`` is the frame spacing in samples."""
 
     def __init__(self, sample_rate: int, hop: int, settings: SegmenterSettings | None = None,
                  confidence: float = 0.6, start_confidence: float = 0.8, onset_offset: int = 0,
                  reach: Callable[[float], int] | None = None):
-        self.s = settings or SegmenterSettings()
+        s = self.s = settings or SegmenterSettings()
         self.sample_rate = sample_rate
         self.hop = hop
-        self.confidence = self.s.confidence if self.s.confidence is not None else confidence
-        self.start_confidence = max(self.confidence, self.s.start_confidence if self.s.start_confidence
+        self.confidence = s.confidence if s.confidence is not None else confidence
+        self.start_confidence = max(self.confidence, s.start_confidence if s.start_confidence
                                     is not None else start_confidence)
         self.onset_offset = onset_offset  # samples from a level rise to the true onset
         self.reach = reach or (lambda f0: 0)  # samples a pitched frame at f0 Hz looked back
-        frames = lambda ms: max(1, int(round(ms * 1e-3 * sample_rate / hop)))  # noqa: E731
-        self.n_min_voiced = frames(self.s.min_voiced_ms)
-        self.n_settle = frames(self.s.settle_ms)
-        self.n_attack = frames(40.0)          # tuning: a note's pitch after its first 40 ms ...
-        self.n_tuning_min = frames(40.0)      # ... counts when it lasts 40 ms on its key
-        self.n_tuning_full = frames(200.0)    # ... and fully from 200 ms
-        self.n_max_wait = frames(self.s.max_wait_ms)
-        self.n_release = frames(self.s.release_ms)
-        self.n_gap = frames(self.s.gap_ms)
-        self.n_jump = frames(self.s.jump_ms)
-        self.n_scoop = frames(self.s.scoop_ms)
-        self.n_scoop_jump = frames(self.s.scoop_jump_ms)
-        self.n_hold = frames(self.s.hold_ms)
-        self.n_plateau = frames(self.s.plateau_ms)
-        self.n_quantise = frames(self.s.quantise_hold_ms)
-        self.n_octave = frames(self.s.octave_hold_ms)
-        self.n_retake = frames(self.s.retake_ms)
-        self.n_retake_hold = frames(self.s.retake_hold_ms)
-        self.n_vibrato = frames(self.s.vibrato_ms)
-        self.n_fall = frames(self.s.reattack_fall_ms)
-        self.n_rise = frames(self.s.reattack_rise_ms)
-        self.n_reattack_guard = frames(self.s.reattack_guard_ms)
-        self.floor = NoiseFloor(frames(1000.0 * self.s.floor_seconds))
-        self.tuning = TuningTracker(initial=self.s.fixed_tuning or 0.0)
+        f = lambda ms: _frames(ms, sample_rate, hop)  # noqa: E731
+        self.n_min_voiced = f(s.min_voiced_ms)
+        self.n_settle = f(s.settle_ms)
+        self.n_attack = f(s.attack_ms)
+        self.n_tuning_min = f(s.tuning_min_ms)
+        self.n_tuning_full = f(s.tuning_full_ms)
+        self.n_max_wait = f(s.max_wait_ms)
+        self.n_release = f(s.release_ms)
+        self.n_plateau = f(s.plateau_ms)
+        self.n_vibrato = f(s.vibrato_ms)
+        self.floor = NoiseFloor(f(1000.0 * s.floor_seconds), s.silence_db)
+        self.tuning = TuningTracker(initial=s.fixed_tuning or 0.0)
+        self.reattacks = ReattackDetector(s, sample_rate, hop, onset_offset)
+        self.keys = KeyChangeDetector(s, sample_rate, hop, onset_offset)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -243,29 +562,20 @@ class Segmenter:
     def reset(self) -> None:
         self.tuning.reset()
         self.floor.reset()
+        self.reattacks.reset()
+        self.keys.reset()
         self.gate_db = self.s.gate_db
-        self.note: int | None = None          # key sounding
-        self.note_start = 0
-        self.note_peak_db = -120.0
-        self.pitches: deque[tuple[int, float]] = deque(maxlen=self.n_vibrato)  # (time, midi) voiced, in note
-        self.steady: list[float] = []         # pitches (MIDI) of the note's on-key frames after its attack
-        self.bend_sent = 0.0
-        self.away: list[tuple[int, float]] = []  # frames since the pitch left the key
-        self.plateau = False                  # the pitch has held on the key at some point
-        self.retaken = False                  # the key of this note was corrected once
-        self.candidate: list[tuple[int, float, float]] = []  # (time, midi, level) since an onset
-        self.candidate_start = 0
-        self.candidate_why = "voice"
+        self.onset: _Onset | None = None
+        self.note: _Note | None = None
+        self.pending: _Reattack | None = None
         self.unvoiced_run = 0
-        self.dip_db: float | None = None
-        self.dip_time = 0
-        self.pending: list[tuple[int, float, float]] | None = None  # frames since a possible re-attack
-        self.pending_why = ""
-        self.pending_strong = False
-        self.pending_start = 0
-        self.pending_end = 0
-        self.levels: deque[tuple[int, float]] = deque(maxlen=16)
-        self.recent_levels: deque[tuple[int, float]] = deque(maxlen=self.n_fall + self.n_rise + 1)
+        self.levels: deque[tuple[int, float]] = deque(maxlen=self.s.level_frames)
+
+    @property
+    def phase(self) -> Phase:
+        if self.note is None:
+            return Phase.IDLE if self.onset is None else Phase.ONSET
+        return Phase.SOUNDING if self.pending is None else Phase.REATTACK
 
     # -------------------------------------------------------------- helpers
 
@@ -284,10 +594,10 @@ class Segmenter:
     def _key(self, midi: float) -> int:
         return int(round(midi - self._tuning() / 100.0))
 
-    @staticmethod
-    def _velocity(level_db: float) -> int:
+    def _velocity(self, level_db: float) -> int:
         # 127 at -6 dBFS, 2.2 per dB below: soft singing near -35 dBFS gives about 63.
-        return int(min(127, max(1, round(127 + 2.2 * (level_db + 6.0)))))
+        s = self.s
+        return int(min(127, max(1, round(127 + s.velocity_per_db * (level_db - s.velocity_top_db)))))
 
     def _onset_time(self, first_voiced: int, f0: float = 0.0) -> int:
         """When a note first heard at frame ``first_voiced`` began.
@@ -308,27 +618,38 @@ class Segmenter:
             rise = t - self.onset_offset
         return max(0, onset, rise)
 
+    def _settled(self, frames: list[tuple[int, float, float]], min_frames: int) -> tuple[bool, float]:
+        """Whether the pitch of the last frames held (and their median)."""
+        s = self.s
+        recent = np.array([m for _, m, _ in frames[-self.n_settle:]])
+        med = float(np.median(recent))
+        settled = (len(frames) >= min_frames and float(np.max(np.abs(recent - med))) * 100.0 <= s.settle_cents
+                   and abs(recent[-1] - recent[0]) * 100.0 <= s.settle_slope_cents)
+        return settled, med
+
     # ----------------------------------------------------------------- main
 
     def process(self, fr: Frame) -> list[Decision]:
         out: list[Decision] = []
-        self.gate_db = max(self.s.gate_db, self.floor.db + self.s.gate_above_floor_db)
+        s = self.s
+        self.gate_db = max(s.gate_db, self.floor.db + s.gate_above_floor_db)
         midi = 69.0 + 12.0 * math.log2(fr.f0 / 440.0) if fr.f0 > 0 else 0.0
-        if self.note is None and not self.candidate:
+        phase = self.phase
+        if phase is Phase.IDLE:
             needed = self.start_confidence
-        elif self.note is not None and abs(midi - self.note) > self.s.far_semitones:
-            needed = max(self.s.far_confidence, self.confidence)
+        elif self.note is not None and abs(midi - self.note.key) > s.far_semitones:
+            needed = max(s.far_confidence, self.confidence)
         else:
             needed = self.confidence
         voiced = fr.confidence >= needed and fr.level_db >= self.gate_db and fr.f0 > 0
         self.levels.append((fr.time, fr.level_db))
-        self.recent_levels.append((fr.time, fr.level_db))
+        self.reattacks.level(fr.time, fr.level_db)
         if self.note is None:
             self._idle(fr, voiced, midi, out)
         else:
             self._sounding(fr, voiced, midi, out)
-        if self.note is None and not self.candidate:
-            self.floor.add(fr.level_db)
+        if self.phase is Phase.IDLE:
+            self.floor.process(fr.level_db)
         self.unvoiced_run = 0 if voiced else self.unvoiced_run + 1
         return out
 
@@ -337,36 +658,33 @@ class Segmenter:
         out: list[Decision] = []
         if self.note is not None:
             out.append(self._note_off(time, time, "end"))
-        self.candidate = []
+        self.onset = None
         return out
 
     # -------------------------------------------------- no note: onsets
 
     def _idle(self, fr: Frame, voiced: bool, midi: float, out: list[Decision]) -> None:
         if not voiced:
-            if self.candidate and self.unvoiced_run + 1 >= self.n_gap:
-                self.candidate = []  # a blip, not a note
+            if self.onset is not None and self.unvoiced_run + 1 >= self.reattacks.n_gap:
+                self.onset = None  # a blip, not a note
             return
-        if not self.candidate:
-            self.candidate_start = self._onset_time(fr.time, fr.f0)
-            self.candidate_why = "voice"
-        self.candidate.append((fr.time, midi, fr.level_db))
+        if self.onset is None:
+            self.onset = _Onset(self._onset_time(fr.time, fr.f0), "voice")
+        self.onset.frames.append((fr.time, midi, fr.level_db))
         self._try_start(fr, out)
 
     def _try_start(self, fr: Frame, out: list[Decision]) -> None:
-        n = len(self.candidate)
+        onset = self.onset
+        n = len(onset.frames)
         if n < self.n_min_voiced:
             return
-        recent = np.array([m for _, m, _ in self.candidate[-self.n_settle:]])
-        med = float(np.median(recent))
-        settled = (n >= self.n_settle and float(np.max(np.abs(recent - med))) * 100.0 <= self.s.settle_cents
-                   and abs(recent[-1] - recent[0]) * 100.0 <= self.s.settle_slope_cents)
+        settled, med = self._settled(onset.frames, self.n_settle)
         if not settled and n < self.n_max_wait:
             return
-        level = max(lv for _, _, lv in self.candidate)
-        start = self._arrival(self.candidate, med, self.candidate_start, first_is_onset=True)
-        self._note_on(fr.time, med, start, level, out, self.candidate_why)
-        self.candidate = []
+        level = max(lv for _, _, lv in onset.frames)
+        start = self._arrival(onset.frames, med, onset.start, first_is_onset=True)
+        self._note_on(fr.time, med, start, level, out, onset.why)
+        self.onset = None
 
     def _arrival(self, frames: list[tuple[int, float, float]], midi: float, start: int,
                  first_is_onset: bool = False) -> int:
@@ -381,266 +699,93 @@ class Segmenter:
                  why: str = "voice") -> None:
         key = self._key(midi)
         cents = (midi - key) * 100.0 if self.s.bends else 0.0
-        self.note = key
-        self.note_start = start
-        self.note_peak_db = level
-        self.pitches.clear()
-        self.pitches.append((time, midi))
-        self.steady = []
-        self.bend_sent = cents
-        self.dip_db = None
-        self.away = []
-        self.plateau = False
-        self.retaken = why == "retake"
-        out.append(Decision("on", time, pitch=key, cents=cents, velocity=self._velocity(level),
-                            start=start, tuning=self._tuning(), why=why))
+        pitches: deque[tuple[int, float]] = deque(maxlen=self.n_vibrato)
+        pitches.append((time, midi))
+        self.note = _Note(key, start, level, pitches, cents, retaken=why == "retake")
+        self.reattacks.clear()
+        out.append(NoteStart(time, key, cents, self._velocity(level), start, self._tuning(), why))
 
-    def _note_off(self, time: int, end: int, why: str) -> Decision:
-        key = self.note
-        assert key is not None
-        if self.s.fixed_tuning is None and len(self.steady) >= self.n_tuning_min:
-            centre = float(np.median(self.steady))
-            self.tuning.add(100.0 * (centre - round(centre)), min(len(self.steady) / self.n_tuning_full, 1.0))
+    def _note_off(self, time: int, end: int, why: str) -> NoteEnd:
+        note = self.note
+        assert note is not None
+        if self.s.fixed_tuning is None and len(note.steady) >= self.n_tuning_min:
+            centre = float(np.median(note.steady))
+            self.tuning.add(100.0 * (centre - round(centre)), min(len(note.steady) / self.n_tuning_full, 1.0))
         self.note = None
-        return Decision("off", time, pitch=key, start=max(end, self.note_start + self.hop), why=why)
+        return NoteEnd(time, note.key, max(end, note.start + self.hop), why)
 
     # ------------------------------------------------ a note is sounding
 
     def _sounding(self, fr: Frame, voiced: bool, midi: float, out: list[Decision]) -> None:
+        note = self.note
         if not voiced:
             if self.unvoiced_run + 1 >= self.n_release:
                 end = fr.time - self.unvoiced_run * self.hop - self.onset_offset
                 out.append(self._note_off(fr.time, end, "release"))
-                self.candidate = []
+                self.onset = None
                 self.pending = None
-            elif self.dip_db is None or fr.level_db < self.dip_db:
-                self.dip_db, self.dip_time = fr.level_db, fr.time
+            else:
+                self.reattacks.unvoiced(fr.time, fr.level_db)
             return
         if self.pending is None:
-            why, depth = self._rearticulated(fr)
-            if why:
+            period = self.sample_rate / (440.0 * 2.0 ** ((note.key + self._tuning() / 100.0 - 69.0) / 12.0))
+            r = self.reattacks.process(fr.time, fr.level_db, note, self.unvoiced_run, period)
+            if r is not None:
                 # A dip re-attacks from its quietest point; after a gap the voice returns now.
-                start = self.dip_time if why == "dip" else fr.time
-                self.pending_start = max(start - self.onset_offset, self.note_start + self.hop)
-                self.pending_end = (fr.time - self.unvoiced_run * self.hop - self.onset_offset
-                                    if why == "gap" else self.pending_start)
-                self.pending, self.pending_why = [], why
-                self.pending_strong = depth >= self.s.strong_db
-                self.dip_db = None
+                start = max(r.at - self.onset_offset, note.start + self.hop)
+                end = fr.time - self.unvoiced_run * self.hop - self.onset_offset if r.why == "gap" else start
+                self.pending = _Reattack(r.why, r.depth >= self.s.strong_db, start, end)
+                self.reattacks.clear()
         if self.pending is not None:
-            self.pending.append((fr.time, midi, fr.level_db))
+            self.pending.frames.append((fr.time, midi, fr.level_db))
             self._resolve_pending(fr, out)
             return
-        self.note_peak_db = max(self.note_peak_db, fr.level_db)
-        self.pitches.append((fr.time, midi))
-        key = self.note
-        assert key is not None
+        note.peak_db = max(note.peak_db, fr.level_db)
+        note.pitches.append((fr.time, midi))
+        key = note.key
         dev = midi - self._tuning() / 100.0 - key
-        if abs(dev) > 0.65:
-            self.away.append((fr.time, midi))
-            if self._changed_key(fr, out):
+        if abs(dev) > self.s.off_key_semitones:
+            note.away.append((fr.time, midi))
+            change = self.keys.process(fr.time, note, self.levels, self._tuning())
+            if change is not None:
+                out.append(self._note_off(fr.time, change.end, change.why))
+                self._note_on(fr.time, change.midi, change.onset, change.level, out, change.why)
                 return
         else:
-            self.away = []
-            if fr.time - self.note_start >= self.n_attack * self.hop:
-                self.steady.append(midi)
-            held = [m for _, m in list(self.pitches)[-self.n_plateau:]]
+            note.away = []
+            if fr.time - note.start >= self.n_attack * self.hop:
+                note.steady.append(midi)
+            held = [m for _, m in list(note.pitches)[-self.n_plateau:]]
             if len(held) >= self.n_plateau and (max(held) - min(held)) * 100.0 <= 2 * self.s.hold_cents \
                     and all(self._key(m) == key for m in held):
-                self.plateau = True
+                note.plateau = True
         if self.s.bends:
             cents = max(-100.0 * self.s.bend_range, min(100.0 * self.s.bend_range, (midi - key) * 100.0))
-            if abs(cents - self.bend_sent) >= self.s.bend_step_cents:
-                self.bend_sent = cents
-                out.append(Decision("bend", fr.time, cents=cents))
-
-    def _rearticulated(self, fr: Frame) -> tuple[str, float]:
-        """("gap" | "dip", depth in dB) when a possible re-attack just happened, else ("", 0)."""
-        if self.unvoiced_run == 0 and self._reattacked():
-            return "dip", math.inf
-        if self.unvoiced_run >= self.n_gap and self.dip_db is not None:
-            depth = self.note_peak_db - self.dip_db
-            if depth >= self.s.gap_dip_db:
-                return "gap", depth
-            self.dip_db = None  # a dropout of the tracker, not of the sound
-            return "", 0.0
-        if fr.level_db < self.note_peak_db - self.s.dip_db:
-            if self.dip_db is None or fr.level_db < self.dip_db:
-                self.dip_db, self.dip_time = fr.level_db, fr.time
-            return "", 0.0
-        if self.dip_db is not None:
-            depth = self.note_peak_db - self.dip_db
-            if depth >= self.s.dip_db and fr.level_db >= self.dip_db + self.s.rise_db:
-                return "dip", depth
-            if fr.level_db >= self.note_peak_db - 2.0:
-                self.dip_db = None  # recovered without re-articulating
-        return "", 0.0
-
-    def _reattacked(self) -> bool:
-        """The level fell fast and came back as fast, as high as before: the player attacked
-        again (tonguing, a bow change, a re-plucked string), even on the same pitch.
-
-        Levels are averaged over at least one period of the note first, so the ripple of a
-        low note in the 10 ms level meter is no dip. The time of the dip's bottom is kept
-        as the new note's onset.
-        """
-        if self.s.reattack_db is None:
-            return False
-        hist = [(t, lv) for t, lv in self.recent_levels if t > self.note_start]
-        if len(hist) < self.n_reattack_guard:
-            return False  # the note's own attack
-        assert self.note is not None
-        period = self.sample_rate / (440.0 * 2.0 ** ((self.note + self._tuning() / 100.0 - 69.0) / 12.0))
-        k = max(1, int(math.ceil((period - 2 * self.onset_offset) / self.hop)) + 1)
-        lv = np.array([v for _, v in hist])
-        if k > 1:  # mean power over the last k frames
-            c = np.concatenate([[0.0], np.cumsum(10.0 ** (lv / 10.0))])
-            idx = np.arange(len(lv))
-            lo = np.maximum(0, idx - k + 1)
-            lv = 10.0 * np.log10(np.maximum((c[idx + 1] - c[lo]) / (idx + 1 - lo), 1e-12))
-        first = len(lv) - self.n_rise - 1
-        i = max(first, 0) + int(np.argmin(lv[max(first, 0):]))
-        if i == len(lv) - 1:
-            return False  # still falling
-        before = lv[max(0, i - self.n_fall):i]
-        if len(before) == 0:
-            return False
-        d = self.s.reattack_db
-        if float(np.max(before)) - lv[i] >= d and lv[-1] >= float(np.max(before)) - self.s.reattack_back_db:
-            self.dip_time = hist[i][0]
-            return True
-        return False
+            if abs(cents - note.bend_sent) >= self.s.bend_step_cents:
+                note.bend_sent = cents
+                out.append(Bend(fr.time, cents))
 
     def _resolve_pending(self, fr: Frame, out: list[Decision]) -> None:
         """After a possible re-attack: a new note once its pitch is clear, or the same one going on."""
-        assert self.pending is not None and self.note is not None
-        frames = self.pending
-        recent = np.array([m for _, m, _ in frames[-self.n_settle:]])
-        med = float(np.median(recent))
-        settled = (len(frames) >= max(self.n_settle, self.n_min_voiced)
-                   and float(np.max(np.abs(recent - med))) * 100.0 <= self.s.settle_cents
-                   and abs(recent[-1] - recent[0]) * 100.0 <= self.s.settle_slope_cents)
+        pending, note = self.pending, self.note
+        frames = pending.frames
+        settled, med = self._settled(frames, max(self.n_settle, self.n_min_voiced))
         if not settled and len(frames) < self.n_max_wait:
             return
         self.pending = None
-        if self.pending_strong or self._key(med) != self.note:
-            same = self._key(med) == self.note
-            out.append(self._note_off(fr.time, self.pending_end, self.pending_why))
+        if pending.strong or self._key(med) != note.key:
+            same = self._key(med) == note.key
+            out.append(self._note_off(fr.time, pending.end, pending.why))
             level = max(lv for _, _, lv in frames)
             # the same key again: the pitch never left, the re-attack (the dip) is the onset
-            start = self._arrival(frames, med, self.pending_start, first_is_onset=same)
-            self._note_on(fr.time, med, start, level, out, self.pending_why)
+            start = self._arrival(frames, med, pending.start, first_is_onset=same)
+            self._note_on(fr.time, med, start, level, out, pending.why)
             for t, m, _ in frames:
-                self.pitches.append((t, m))
+                self.note.pitches.append((t, m))
             return
         for t, m, lv in frames:  # a swell or a dropout: the note goes on
-            self.pitches.append((t, m))
-            self.note_peak_db = max(self.note_peak_db, lv)
-
-    def _vibrato(self) -> bool:
-        """The pitch has oscillated around its mean lately (two crossings, wide enough)."""
-        if len(self.pitches) < self.n_vibrato // 2:
-            return True  # too little history to rule it out
-        m = np.array([p for _, p in self.pitches])
-        d = m - m.mean()
-        crossings = int(np.count_nonzero(np.diff(np.sign(d)) != 0))
-        return crossings >= 2 and float(np.ptp(m)) * 100.0 >= 2 * self.s.vibrato_min_cents
-
-    def _retake(self, fr: Frame, out: list[Decision]) -> bool:
-        """Early in a note whose pitch never held on its key: correct a wrong first guess."""
-        key = self.note
-        assert key is not None
-        if self.retaken or self.plateau or fr.time - self.note_start > self.n_retake * self.hop:
-            return False
-        if len(self.away) < self.n_retake_hold:
-            return False
-        tail = np.array([m for _, m in self.away[-self.n_retake_hold:]])
-        med = float(np.median(tail))
-        new_key = self._key(med)
-        if new_key == key or float(np.max(np.abs(tail - med))) * 100.0 > self.s.hold_cents:
-            return False
-        if self.s.bends and abs(med - key) <= self.s.bend_range:
-            return False  # the bend carries it
-        out.append(self._note_off(fr.time, fr.time, "retake"))
-        level = max(lv for _, lv in list(self.levels)[-4:])
-        self._note_on(fr.time, med, self.note_start, max(level, self.note_peak_db), out, "retake")
-        return True
-
-    def _lost(self, arrival: int, new: float) -> int:
-        """When a new key arriving at ``arrival`` began: where the tracker lost the old pitch.
-
-        A slow attack or a ringing release overlaps the old note and the new one; the mixture
-        is periodic at their common period (a third gives two octaves under), or at a
-        harmonic, so the pitch leaves the span between the two keys before the new key
-        wins. Such a frame, no more than ``lost_ms`` before the arrival, is the new note's
-        onset. A glide or scoop, which stays between the keys, starts the note on arrival.
-        """
-        assert self.note is not None
-        lo, hi = min(self.note, new) - 0.5, max(self.note, new) + 0.5
-        limit = arrival - int(self.s.lost_ms * 1e-3 * self.sample_rate)
-        shift = self._tuning() / 100.0
-        for t, m in self.away:
-            if t >= arrival:
-                break
-            if t >= limit and not lo <= m - shift <= hi:
-                return t
-        return arrival
-
-    def _changed_key(self, fr: Frame, out: list[Decision]) -> bool:
-        """The pitch is off the key: decide whether it is a new note (and start it)."""
-        key = self.note
-        assert key is not None
-        if self._retake(fr, out):
-            return True
-        if len(self.away) < self.n_hold:
-            return False
-        tail = np.array([m for _, m in self.away[-self.n_hold:]])
-        med = float(np.median(tail))
-        new_key = self._key(med)
-        if new_key == key or float(np.max(np.abs(tail - med))) * 100.0 > self.s.hold_cents:
-            return False
-        if abs(tail[-1] - tail[0]) * 100.0 > self.s.hold_cents:
-            return False  # still gliding
-        levels = [lv for _, lv in list(self.levels)[-self.n_hold:]]
-        if float(np.mean(levels)) < self.note_peak_db - self.s.fall_db:
-            return False  # the pitch sags as the note fades: not a new note
-        run = 0
-        for _, m in reversed(self.away):
-            if self._key(m) != new_key:
-                break
-            run += 1
-        if abs(new_key - key) in (12, 19, 24, 28) and run < self.n_octave:
-            return False  # the tracker may have slipped to a harmonic
-        hist = list(self.pitches)
-        first_away = self.away[0][0]
-        if (self.s.octave_retake_ms is not None and abs(new_key - key) in (12, 19, 24)
-                and first_away - self.note_start <= self.s.octave_retake_ms * 1e-3 * self.sample_rate):
-            # (a re-attack on the way would have ended this note before: see _rearticulated)
-            out.append(self._note_off(fr.time, fr.time, "retake"))
-            level = max(lv for _, lv in list(self.levels)[-4:])
-            self._note_on(fr.time, med, self.note_start, max(level, self.note_peak_db), out, "retake")
-            return True
-        early = first_away - self.note_start < self.n_scoop * self.hop
-        span = (self.n_scoop_jump if early else self.n_jump) * self.hop
-        jumped = _moved_within(hist, first_away - span, span, self.s.jump_semitones)
-        beyond_bend = abs(med - key) > self.s.bend_range + 0.5
-        quantise = not self.s.bends and run >= self.n_quantise
-        # A jump away from a key the pitch never held on is the end of a scoop or fall into
-        # this note, not a new one; bends carry it (with bends off it is quantised).
-        jumped = jumped and self.plateau
-        if not (jumped or beyond_bend or quantise):
-            return False  # a slide or bend: the pitch-bend messages carry it
-        if abs(med - self._tuning() / 100.0 - key) < self.s.big_step and self._vibrato():
-            centre = float(np.mean([m for _, m in hist]))
-            if abs(centre - self._tuning() / 100.0 - key) < 0.5:
-                return False  # could still be vibrato around the old key
-        why = "jump" if jumped else "glide"
-        # The new note is heard from when the pitch arrived on its key (or the old one was lost).
-        start = self._lost(self.away[-run][0], med - self._tuning() / 100.0) - self.onset_offset
-        out.append(self._note_off(fr.time, first_away - self.onset_offset, why))
-        level = max(lv for _, lv in list(self.levels)[-4:])
-        self._note_on(fr.time, med, max(start, 0), level, out, why)
-        return True
+            note.pitches.append((t, m))
+            note.peak_db = max(note.peak_db, lv)
 
 
 def _moved_within(history: list[tuple[int, float]], since: int, span: int, semitones: float) -> bool:
