@@ -161,6 +161,43 @@ class FileSource:
         return 0
 
 
+@dataclass
+class SilentSource:
+    """No input at all: silent blocks, paced in real time unless ``fast``, for ``seconds``
+    (None: until stopped). A session with this source is the band alone (``jam``); player
+    notes from elsewhere (OSC, a DAW) reach it through :meth:`improv.session.Session.play`."""
+
+    sample_rate: int = 16000
+    blocksize: int = 256
+    fast: bool = False
+    seconds: float | None = None
+    duration: float | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.blocksize <= 0:
+            raise AudioInputError(f"--blocksize {self.blocksize}: give a positive number of samples, e.g. 256")
+        self.duration = self.seconds
+
+    def blocks(self, stop: threading.Event | None = None) -> Iterator[Block]:
+        start_wall = time.perf_counter()
+        silence = np.zeros(self.blocksize, dtype=np.float32)
+        total = None if self.seconds is None else int(self.seconds * self.sample_rate)
+        index = 0
+        while (stop is None or not stop.is_set()) and (total is None or index < total):
+            n = self.blocksize if total is None else min(self.blocksize, total - index)
+            block = Block(silence[:n].copy(), index, self.sample_rate)
+            index += n
+            if not self.fast:
+                delay = start_wall + index / self.sample_rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            yield block
+
+    @property
+    def overflows(self) -> int:
+        return 0
+
+
 # --------------------------------------------------------------------- microphone
 
 

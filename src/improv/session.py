@@ -26,6 +26,8 @@ all-notes-off and the recording is saved.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import queue
 import threading
 from collections.abc import Callable
@@ -289,7 +291,8 @@ class Session:
             self._inbox.put(cmd)
 
     def play(self, ev: Event) -> None:
-        """A player event from elsewhere (notes over OSC): heard at the next block."""
+        """A player event from elsewhere (notes over OSC, a DAW), from any thread: heard
+        at the end of the block in which its time falls (at once if that has passed)."""
         self._notes.put(ev)
 
     def now(self) -> float:
@@ -357,6 +360,8 @@ class Session:
         live = getattr(driver, "live", None)
         clock = live.clock if live is not None else None
         next_view = 0.0
+        notes: list = []  # player notes from elsewhere, heard when audio time reaches them
+        order = itertools.count()
         for block in self.source.blocks(stop):
             self.end = end = block.end / block.sample_rate
             if clock is not None:
@@ -365,7 +370,12 @@ class Session:
                 self.recorder.add_audio(block)
             events = listener.process(block)
             while not self._notes.empty():
-                events.append(self._notes.get())
+                ev = self._notes.get()
+                heapq.heappush(notes, (ev.time, next(order), ev))
+            if notes and notes[0][0] <= end:
+                while notes and notes[0][0] <= end:
+                    events.append(heapq.heappop(notes)[2])
+                events.sort(key=lambda e: e.time)
             driver.hear(events)
             while not self._inbox.empty():
                 driver.command(self._inbox.get())  # at its own time (the band knows what it sent)
