@@ -201,7 +201,7 @@ def cmd_listen(args) -> int:
         fast=args.fast, tracker=args.tracker, bends=args.bends, bend_range=args.bend_range,
         midi_out=args.midi_out, midi_api=args.midi_api, midi=args.midi, record=args.record, bands=bands,
         fmin=args.fmin, tuning=args.tuning, synth=args.synth, soundfont=args.soundfont, **band_opts,
-        controls=control_options(args),
+        controls=control_options(args), keep_events=False,
     )
     console = _console()
     # [output] live panel on a terminal, log lines otherwise, nothing with --quiet
@@ -214,10 +214,10 @@ def cmd_listen(args) -> int:
     except KeyboardInterrupt:
         console.print("stopped; all notes off sent")
         return 0
-    notes = sum(1 for e in result.events if type(e).__name__ == "NoteOn" and e.source == "player")
+    notes = result.notes["player"]
     parts = [f"{notes} notes"]
     if bands:  # [band]
-        played = sum(1 for e in result.events if type(e).__name__ == "NoteOn" and e.source in bands)
+        played = sum(result.notes[b] for b in bands)
         parts.append(f"the band ({','.join(bands)}) played {played}")
     if result.midi_port:
         parts.append(f"MIDI to {result.midi_port}")

@@ -15,6 +15,7 @@ Scripted commands (``commands``) are given to the band when audio time passes th
 from __future__ import annotations
 
 import queue
+from collections import Counter
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,11 +65,15 @@ class ListenOptions:
     controls: object | None = None
     channels: dict[str, int] | None = None
     output_latency_ms: float = 0.0
+    # keep every event in SessionResult.events (tests, benchmarks); a long live session keeps
+    # only the counts (SessionResult.notes), so its memory does not grow with its length
+    keep_events: bool = True
 
 
 @dataclass
 class SessionResult:
-    events: list[Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)   # empty unless ListenOptions.keep_events
+    notes: Counter = field(default_factory=Counter)      # note-ons by source
     recording: Path | None = None
     overflows: int = 0
     midi_port: str | None = None
@@ -149,12 +154,13 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
         if synth is not None:
             sinks.append(synth)
         if opts.record:
-            recorder = SessionRecorder(session_dir(opts.record), opts.bend_range, voices=voices)
+            recorder = SessionRecorder(session_dir(opts.record), opts.bend_range, voices=voices, on_error=on_warning)
             result.recording = recorder.folder
             sinks.append(recorder.add)
         # [output] the command log: the band logs every command it is given
         commands = CommandLog(*[s for s in (recorder and recorder.add_command, on_command) if s])
-        sinks.append(result.events.append)
+        keep = _keeper(result, opts.keep_events)
+        sinks.append(keep)
         if on_event is not None:
             sinks.append(on_event)
         clock = None
@@ -169,7 +175,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                 from .band.live import BandOutput, LiveBand, SessionClock
 
                 clock = SessionClock()
-                band_sinks = [s for s in (recorder and recorder.add, result.events.append, on_event) if s]
+                band_sinks = [s for s in (recorder and recorder.add, keep, on_event) if s]
                 output = BandOutput(port, synth, band_sinks, channels, now=clock.now, setup=setup)
                 live = LiveBand(band, output, clock, opts.output_latency_ms, port=port, on_warning=on_warning,
                                 view=view).start()
@@ -257,6 +263,18 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
             recorder.close()
             result.recording_error = recorder.error  # [output]
     return result
+
+
+def _keeper(result: SessionResult, keep_events: bool) -> Callable[[Event], None]:
+    """The sink that counts note-ons by source into ``result.notes`` (and keeps every event)."""
+    counts, events = result.notes, result.events
+
+    def keep(ev: Event) -> None:
+        if isinstance(ev, NoteOn):
+            counts[ev.source] += 1
+        if keep_events:
+            events.append(ev)
+    return keep
 
 
 def _make_band(opts: ListenOptions):
