@@ -81,6 +81,7 @@ class SessionResult:
     synth: str | None = None            # [output] what plays the band, or why nothing does
     recording_error: str | None = None  # [output] first write error of the recorder
     band: object | None = None          # [band] the Band that played (its log, for benchmarks)
+    input_warnings: list[str] = field(default_factory=list)  # what was wrong with the input as a whole
 
 
 class MidiSink:
@@ -234,6 +235,9 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                 _show(view, band, end)
                 next_view = end + 0.1
         tail = listener.finish(end)
+        result.input_warnings = listener.input_warnings()
+        for line in result.input_warnings if on_warning is not None else ():
+            on_warning(line)
         if band is not None:
             for ev in tail:
                 band.hear(ev)
