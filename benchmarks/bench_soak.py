@@ -97,15 +97,7 @@ def load_audio(path: Path) -> np.ndarray:
     return soxr.resample(audio, sr, RATE).astype(np.float32) if sr != RATE else audio
 
 
-def object_counts() -> dict[str, int]:
-    import collections
-    import gc
-
-    gc.collect()
-    return collections.Counter(type(o).__name__ for o in gc.get_objects())
-
-
-def soak(path: Path, minutes: float, folder: Path, tempo: float, log, objects: bool = False) -> dict:
+def soak(path: Path, minutes: float, folder: Path, tempo: float, log, trace: bool = False) -> dict:
     import sounddevice as sd
     import torch
 
@@ -155,7 +147,7 @@ def soak(path: Path, minutes: float, folder: Path, tempo: float, log, objects: b
         player.playing = True
         t0 = time.monotonic()
         cpu_last, wall_last = time.process_time(), t0
-        last_counts: dict[str, int] = {}
+        last_snap = None
         for minute in range(1, int(round(minutes)) + 1):
             while time.monotonic() < t0 + 60 * minute:
                 if error or not thread.is_alive():
@@ -168,12 +160,18 @@ def soak(path: Path, minutes: float, folder: Path, tempo: float, log, objects: b
             cpu_last, wall_last = cpu, wall
             rows.append(row)
             log(json.dumps(row))
-            if objects:
-                counts = object_counts()
-                if last_counts:
-                    grew = sorted(((n - last_counts.get(k, 0), k) for k, n in counts.items()), reverse=True)[:8]
-                    log("  objects grown: " + ", ".join(f"{k} +{d}" for d, k in grew if d > 0))
-                last_counts = counts
+            if trace:
+                import tracemalloc
+
+                if not tracemalloc.is_tracing():
+                    tracemalloc.start(6)
+                else:
+                    snap = tracemalloc.take_snapshot()
+                    if last_snap is not None:
+                        for st in snap.compare_to(last_snap, "traceback")[:6]:
+                            log(f"  {st.size_diff / 1e3:+.0f} kB {st.count_diff:+d} at "
+                                + " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in st.traceback[:4]))
+                    last_snap = snap
     finally:
         stop.set()
         thread.join(30)
@@ -209,14 +207,15 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--tempo", type=float, default=100.0)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--objects", action="store_true",
-                    help="also print the Python object types that grew each minute (costs CPU)")
+    ap.add_argument("--trace", action="store_true",
+                    help="also trace Python allocations from the first minute on and print where memory grew "
+                         "each minute (costs CPU: not for the figures)")
     args = ap.parse_args()
     log = lambda s: print(s, flush=True)  # noqa: E731
     server = start_jack(f"improv-soak-{os.getpid()}", RATE, PERIOD)
     folder = Path(tempfile.mkdtemp(prefix="improv-soak-"))
     try:
-        out = soak(args.input, args.minutes, folder, args.tempo, log, args.objects)
+        out = soak(args.input, args.minutes, folder, args.tempo, log, args.trace)
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)

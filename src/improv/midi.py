@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mido
@@ -111,6 +112,11 @@ class MidiOut:
 
     Tracks the notes it turned on so ``panic()`` can turn them off exactly, then sends
     All Notes Off and All Sound Off on every channel.
+
+    On JACK a client without ports watches the server: when it stops (or is killed),
+    ``gone`` says why, ``on_gone(line)`` is called once (from JACK's thread), and
+    messages are dropped from then on (counted in ``errors``) without touching the dead
+    client again.
     """
 
     def __init__(self, port: str | None = None, api: str | None = None, client: str = "improv",
@@ -129,11 +135,36 @@ class MidiOut:
         self._closed = False
         self.sent = 0
         self.errors = 0
+        self.gone: str | None = None
+        self.on_gone: Callable[[str], None] | None = None
+        self._watch = self._watch_server(client) if self.info.api == "jack" else None
+
+    def _watch_server(self, client: str):
+        try:
+            import jack
+        except (ImportError, OSError):  # the JACK-Client package or libjack missing: no watch
+            return None
+        try:
+            watch = jack.Client(f"{client}-watch", no_start_server=True)
+        except jack.JackError:
+            return None
+        watch.set_shutdown_callback(self._server_gone)
+        return watch
+
+    def _server_gone(self, status, reason: str) -> None:
+        self.gone = str(reason) or "the JACK server stopped"
+        line = (f"MIDI out {self.info.name!r}: the JACK server stopped ({self.gone}); no more MIDI goes out, "
+                f"the session goes on (synth, recording)")
+        if self.on_gone is not None:
+            self.on_gone(line)
 
     def send(self, msg: mido.Message) -> None:
         data = msg.bytes()
         with self._lock:
             if self._closed:
+                return
+            if self.gone is not None:
+                self.errors += 1
                 return
             if msg.type == "note_on" and msg.velocity > 0:
                 self._sounding.add((msg.channel, msg.note))
@@ -187,7 +218,7 @@ class MidiOut:
 
     def _raw(self, data: list[int]) -> None:
         with self._lock:
-            if self._closed:
+            if self._closed or self.gone is not None:
                 return
             try:
                 self._out.send_message(data)
@@ -203,8 +234,10 @@ class MidiOut:
         self.panic()
         with self._lock:
             self._closed = True
-        if self.info.api == "jack":
+        if self.info.api == "jack" and self.gone is None:
             time.sleep(JACK_DRAIN_SECONDS)
+        if self._watch is not None and self.gone is None:
+            self._watch.close()
         self._out.close_port()
         self._out.delete()
 

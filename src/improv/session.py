@@ -146,6 +146,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
     try:
         if opts.midi:
             port = MidiOut(opts.midi_out, opts.midi_api)
+            port.on_gone = on_warning  # the MIDI server stopped: one line, the session goes on
             result.midi_port = f"{port.info.name} ({port.info.api})"
             if opts.echo or (band is not None and opts.fast):
                 sinks.append(MidiSink(port, opts.bend_range, opts.bends, channels, echo=opts.echo))
