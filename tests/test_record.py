@@ -277,7 +277,8 @@ def test_recorder_appends_and_writes_the_midi_file_once(tmp_path):
             rec.add(NoteOn(t, 60 + i % 12, 90, "player" if i % 2 else "bass"))
             rec.add(NoteOff(t + 0.004, 60 + i % 12, "player" if i % 2 else "bass"))
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and journal.read_text().count("\n") < 1 + 400 * (k + 1):
+        while time.monotonic() < deadline and (not journal.exists()
+                                               or journal.read_text().count("\n") < 1 + 400 * (k + 1)):
             time.sleep(0.01)
         texts.append(journal.read_text())
         assert not (tmp_path / MIDI_FILE).exists(), "session.mid rewritten while the session runs"
