@@ -42,6 +42,36 @@ def jack_running() -> bool:
     return True
 
 
+def jack_server_pid(name: str | None = None) -> int | None:
+    """The pid of the local ``jackd`` serving ``name`` (default: $JACK_DEFAULT_SERVER or
+    "default"); None if none is found among this machine's processes."""
+    name = name or os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not args or os.path.basename(args[0]) not in ("jackd", "jackdmp"):
+            continue
+        given = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-n", "--name")), None)
+        given = given or next((a.split("=", 1)[1] for a in args if a.startswith("--name=")), "default")
+        if given == name:
+            return int(entry)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed and not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
 def choose_api(api: str | None) -> int:
     """The rtmidi API constant for ``--midi-api`` (None: JACK if running, else ALSA)."""
     if api is None or api == "auto":
@@ -113,10 +143,9 @@ class MidiOut:
     Tracks the notes it turned on so ``panic()`` can turn them off exactly, then sends
     All Notes Off and All Sound Off on every channel.
 
-    On JACK a client without ports watches the server: when it stops (or is killed),
-    ``gone`` says why, ``on_gone(line)`` is called once (from JACK's thread), and
-    messages are dropped from then on (counted in ``errors``) without touching the dead
-    client again.
+    On JACK a thread watches the server's process: when it ends (stopped or killed),
+    ``gone`` says why, ``on_gone(line)`` is called once (from that thread), and messages
+    are dropped from then on (counted in ``errors``) without touching the dead client.
     """
 
     def __init__(self, port: str | None = None, api: str | None = None, client: str = "improv",
@@ -139,20 +168,27 @@ class MidiOut:
         self.on_gone: Callable[[str], None] | None = None
         self._watch = self._watch_server(client) if self.info.api == "jack" else None
 
-    def _watch_server(self, client: str):
-        try:
-            import jack
-        except (ImportError, OSError):  # the JACK-Client package or libjack missing: no watch
+    def _watch_server(self, client: str) -> threading.Thread | None:
+        """A thread that checks, 4 times a second, that the JACK server's process is alive.
+
+        Not a JACK client: an extra client in the process made the dummy server stall now
+        and then (a PortAudio input in the same process got ~5 blocks a second). Servers
+        not found as a local process (another user's, PipeWire's) are not watched.
+        """
+        pid = jack_server_pid()
+        if pid is None:
             return None
-        try:
-            watch = jack.Client(f"{client}-watch", no_start_server=True)
-        except jack.JackError:
-            return None
-        watch.set_shutdown_callback(self._server_gone)
-        # activated, though it has no process callback: an open client that is not active made
-        # the dummy server lose about 5 blocks a second of a PortAudio input in the same process
-        watch.activate()
-        return watch
+
+        def watch() -> None:
+            while not self._closed:
+                if not _alive(pid):
+                    self._server_gone(None, f"jackd (pid {pid}) ended")
+                    return
+                time.sleep(0.25)
+
+        thread = threading.Thread(target=watch, name=f"{client}-jack-watch", daemon=True)
+        thread.start()
+        return thread
 
     def _server_gone(self, status, reason: str) -> None:
         self.gone = str(reason) or "the JACK server stopped"
@@ -239,9 +275,6 @@ class MidiOut:
             self._closed = True
         if self.info.api == "jack" and self.gone is None:
             time.sleep(JACK_DRAIN_SECONDS)
-        if self._watch is not None and self.gone is None:
-            self._watch.deactivate()
-            self._watch.close()
         self._out.close_port()
         self._out.delete()
 
