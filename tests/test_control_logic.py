@@ -173,7 +173,8 @@ def test_osc_bad_messages(address, args, words):
 
 
 def test_osc_address_option():
-    assert parse_osc_address("9000") == ("0.0.0.0", 9000)
+    assert parse_osc_address("9000") == ("127.0.0.1", 9000)  # this machine only unless asked
+    assert parse_osc_address("0.0.0.0:9000") == ("0.0.0.0", 9000)
     assert parse_osc_address("127.0.0.1:9001") == ("127.0.0.1", 9001)
     for bad in ("x", "70000", "host:"):
         with pytest.raises(ConfigError, match="--osc"):

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from improv.testing.jack import start_jack
+from improv.testing.jack import release_slot, start_jack
 from improv.testing.signals import ToneSpec, render
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
@@ -116,6 +116,7 @@ def test_audio_server_dying_ends_the_session_cleanly(tmp_path, sig):
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
         server.stop()
+        release_slot(name)  # a SIGKILLed server keeps its slot in JACK's registry (8 in all) otherwise
     lines = [line for line in err.splitlines() if line.strip()]
     assert any("audio input stopped" in line for line in lines), err
     assert "Traceback" not in err, err

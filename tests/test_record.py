@@ -110,8 +110,22 @@ def test_listen_recording_survives_kill_9(tmp_path):
     assert frames >= (t_last - 1.0) * rate, f"only {frames / rate:.2f} s of audio for a kill at {t_last:.2f} s"
     np.testing.assert_allclose(got, audio[:frames], atol=2.0 ** -23)
 
-    # session.mid: readable, holds every note-on logged until t_last - 1 s
+    # the journal: read by render as it is; `improv recover` writes session.mid from it, every
+    # note ended; both hold every note-on logged until t_last - 1 s
+    assert not (folder / MIDI_FILE).exists()
+    from improv.render import load_session
+
+    crashed = load_session(folder).events
+    rec = subprocess.run([sys.executable, "-m", "improv.cli", "recover", str(folder)], capture_output=True,
+                         text=True, env=_env(), timeout=60)
+    assert rec.returncode == 0, rec.stderr
+    print(rec.stdout.strip())
     events = read_midi_events(folder / MIDI_FILE)
+    assert [(type(e), e.pitch, round(e.time, 3)) for e in events if not isinstance(e, PitchBend)] == \
+        [(type(e), e.pitch, round(e.time, 3)) for e in crashed if not isinstance(e, PitchBend)]
+    for src in {e.source for e in events}:
+        ons = sum(isinstance(e, NoteOn) and e.source == src for e in events)
+        assert ons == sum(isinstance(e, NoteOff) and e.source == src for e in events), f"{src}: a note left open"
     ons_file = [(round(e.time, 3), e.pitch) for e in events if isinstance(e, NoteOn)]
     ons_logged = [(float(m.group(1)), m.group(4)) for m in logged if m.group(3) == "on"]
     due = [(t, name) for t, name in ons_logged if t <= t_last - 1.0]
@@ -248,3 +262,52 @@ def test_recorder_reports_a_write_error(tmp_path):
     rec.add(NoteOn(0.0, 60, 90))
     rec.close()
     assert rec.error is not None and "recording to" in rec.error
+
+
+def test_recorder_appends_and_writes_the_midi_file_once(tmp_path):
+    """The cost of a second of recording does not depend on the session's length: the
+    journal only grows at its end (what was written stays as it was), and session.mid is
+    written once, at the close, holding every note."""
+    rec = SessionRecorder(tmp_path, save_every=0.02, voices={"bass": Voice(33, 110)})
+    journal = tmp_path / "events.jsonl"
+    texts = []
+    for k in range(5):
+        for i in range(200):
+            t = k + i / 200
+            rec.add(NoteOn(t, 60 + i % 12, 90, "player" if i % 2 else "bass"))
+            rec.add(NoteOff(t + 0.004, 60 + i % 12, "player" if i % 2 else "bass"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not journal.exists()
+                                               or journal.read_text().count("\n") < 1 + 400 * (k + 1)):
+            time.sleep(0.01)
+        texts.append(journal.read_text())
+        assert not (tmp_path / MIDI_FILE).exists(), "session.mid rewritten while the session runs"
+    for a, b in zip(texts, texts[1:]):
+        assert b.startswith(a) and len(b) > len(a)
+    rec.close()
+    assert rec.error is None
+    events = read_midi_events(tmp_path / MIDI_FILE)
+    assert sum(isinstance(e, NoteOn) for e in events) == 1000
+    assert len(notes_from_events(events, "bass")) == 500
+    mid = mido.MidiFile(str(tmp_path / MIDI_FILE))
+    assert [m.program for t in mid.tracks for m in t if m.type == "program_change"] == [33]
+
+
+def test_journal_of_a_crash_ends_the_notes_left_sounding(tmp_path):
+    from improv.record import JOURNAL_FILE, read_journal, recover_session
+
+    rec = SessionRecorder(tmp_path, save_every=0.02)
+    for ev in (NoteOn(0.1, 60, 90), NoteOff(0.3, 60), NoteOn(0.4, 64, 90), NoteOn(0.5, 40, 100, "bass"),
+               PitchBend(0.6, 20.0)):
+        rec.add(ev)
+    rec.close()
+    (tmp_path / MIDI_FILE).unlink()
+    with open(tmp_path / JOURNAL_FILE, "a") as f:
+        f.write('{"time": 0.7, "sour')  # the line a crash cut short
+    journal = read_journal(tmp_path / JOURNAL_FILE)
+    assert journal.closed == 2
+    path, _ = recover_session(tmp_path)
+    events = read_midi_events(path)
+    assert [(n.onset, n.offset) for n in notes_from_events(events, "player")] == \
+        pytest.approx([(0.1, 0.3), (0.4, 0.6)], abs=0.001)
+    assert [(n.onset, n.offset) for n in notes_from_events(events, "bass")] == pytest.approx([(0.5, 0.6)], abs=0.001)

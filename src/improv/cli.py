@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "devices": ("improv.cli", "list audio inputs"),
     "ports": ("improv.cli", "list MIDI ports"),
     "render": ("improv.rendercli", "mix a recorded session to WAV and draw its piano roll"),
+    "recover": ("improv.rendercli", "write session.mid of a session that crashed, from its journal"),
     "learn": ("improv.control.learn", "MIDI learn: press a switch for each command, write the mapping file"),
     "mapping": ("improv.control.learn", "show (and check) the command mapping, or write the default one"),
     "clock": ("improv.timing.cli", "send MIDI clock (fixed, tapped or Link tempo) or follow one"),
@@ -407,7 +408,7 @@ def cmd_listen(args) -> int:
         fast=args.fast, tracker=args.tracker, bends=args.bends, bend_range=args.bend_range,
         midi_out=args.midi_out, midi_api=args.midi_api, midi=midi, record=args.record, bands=bands,
         fmin=args.fmin, tuning=args.tuning, synth=args.synth, soundfont=args.soundfont, **band_opts,
-        controls=control_options(args),
+        controls=control_options(args), keep_events=False,
     )
     console = _console()  # the notes (stdout); status lines and the summary go to stderr
     display = make_display(console, quiet=args.quiet)
@@ -431,10 +432,10 @@ def cmd_listen(args) -> int:
         err.print(_stopped_line(seen.get("source"), result.seconds, str(result.recording or "") or None),
                   markup=False)
         return 0
-    notes = sum(1 for e in result.events if type(e).__name__ == "NoteOn" and e.source == "player")
+    notes = result.notes["player"]
     parts = [f"{notes} notes"]
     if bands:
-        played = sum(1 for e in result.events if type(e).__name__ == "NoteOn" and e.source in bands)
+        played = sum(result.notes[b] for b in bands)
         parts.append(f"the band ({','.join(bands)}) played {played}")
     if result.midi_port:
         parts.append(f"MIDI to {result.midi_port}")

@@ -8,7 +8,9 @@ when a JACK server is running, else ALSA — or forced with ``api="jack"|"alsa"`
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mido
@@ -39,6 +41,36 @@ def jack_running() -> bool:
         return False
     probe.delete()
     return True
+
+
+def jack_server_pid(name: str | None = None) -> int | None:
+    """The pid of the local ``jackd`` serving ``name`` (default: $JACK_DEFAULT_SERVER or
+    "default"); None if none is found among this machine's processes."""
+    name = name or os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not args or os.path.basename(args[0]) not in ("jackd", "jackdmp"):
+            continue
+        given = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-n", "--name")), None)
+        given = given or next((a.split("=", 1)[1] for a in args if a.startswith("--name=")), "default")
+        if given == name:
+            return int(entry)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed and not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def choose_api(api: str | None) -> int:
@@ -103,7 +135,12 @@ class PortInfo:
 class MidiOut(Port):
     """A MIDI output through rtmidi: an existing port matched by substring, or a virtual
     port. ``send``/``panic`` come from :class:`~improv.output.Port`; a message that cannot
-    be sent (the port vanished) is counted in ``errors`` and the session goes on."""
+    be sent (the port vanished) is counted in ``errors`` and the session goes on.
+
+    On JACK a thread watches the server's process: when it ends (stopped or killed),
+    ``gone`` says why, ``on_gone(line)`` is called once (from that thread), and messages
+    are dropped from then on (counted in ``errors``) without touching the dead client.
+    """
 
     def __init__(self, port: str | None = None, api: str | None = None, client: str = "improv",
                  virtual_name: str = DEFAULT_PORT_NAME):
@@ -117,8 +154,43 @@ class MidiOut(Port):
         else:
             self._out.open_virtual_port(virtual_name)
             self.info = PortInfo(api_name(a), f"{client}:{virtual_name}", True)
+        self.gone: str | None = None
+        self.on_gone: Callable[[str], None] | None = None
+        self._watch = self._watch_server(client) if self.info.api == "jack" else None
+
+    def _watch_server(self, client: str) -> threading.Thread | None:
+        """A thread that checks, 4 times a second, that the JACK server's process is alive.
+
+        Not a JACK client: an extra client in the process made the dummy server stall now
+        and then (a PortAudio input in the same process got ~5 blocks a second). Servers
+        not found as a local process (another user's, PipeWire's) are not watched.
+        """
+        pid = jack_server_pid()
+        if pid is None:
+            return None
+
+        def watch() -> None:
+            while not self._closed:
+                if not _alive(pid):
+                    self._server_gone(f"jackd (pid {pid}) ended")
+                    return
+                time.sleep(0.25)
+
+        thread = threading.Thread(target=watch, name=f"{client}-jack-watch", daemon=True)
+        thread.start()
+        return thread
+
+    def _server_gone(self, reason: str) -> None:
+        self.gone = str(reason) or "the JACK server stopped"
+        line = (f"MIDI out {self.info.name!r}: the JACK server stopped ({self.gone}); no more MIDI goes out, "
+                f"the session goes on (synth, recording)")
+        if self.on_gone is not None:
+            self.on_gone(line)
 
     def _write(self, data) -> None:
+        if self.gone is not None:
+            self.errors += 1  # the server is gone: never touch the dead client
+            return
         try:
             self._out.send_message(data)
             self.sent += 1
@@ -130,7 +202,7 @@ class MidiOut(Port):
         if self.info.virtual:
             return True
         with self._lock:
-            if self._closed:
+            if self._closed or self.gone is not None:
                 return False
             try:
                 return self.info.name in self._out.get_ports()
@@ -142,7 +214,7 @@ class MidiOut(Port):
         if self.info.virtual:
             return True
         with self._lock:
-            if self._closed:
+            if self._closed or self.gone is not None:
                 return False
             try:
                 ports = self._out.get_ports()
@@ -158,8 +230,8 @@ class MidiOut(Port):
     def _close(self) -> None:
         """On JACK, messages wait in a ring buffer for the next process cycle, and closing
         the port drops them: the last note-offs would never reach the gear, so it waits a
-        few periods first."""
-        if self.info.api == "jack":
+        few periods first (not when the server is gone)."""
+        if self.info.api == "jack" and self.gone is None:
             time.sleep(JACK_DRAIN_SECONDS)
         self._out.close_port()
         self._out.delete()

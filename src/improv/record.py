@@ -6,10 +6,17 @@ A session folder (``recordings/<date-time>/``) holds:
   time 0. Written block by block; the WAV header is brought up to date (and the file
   synced) every ``save_every`` seconds, so after a crash any WAV reader finds every
   sample up to the last update.
+* ``events.jsonl`` — the journal of the session's notes: a header line (bend range,
+  voices), then one JSON object an event, appended as they come and flushed every
+  ``save_every`` seconds, so the cost of a second of recording does not grow with the
+  session and a crash loses at most ``save_every`` seconds. A last line cut short by
+  a crash is left out when it is read.
 * ``session.mid`` — a type-1 MIDI file, one track and channel per source (the player,
   each band), each track starting with its pitch-bend range (RPN 0) and, for the band,
-  program and volume; commands appear as marker meta events. Rewritten at most every
-  ``save_every`` seconds through a temporary file and an atomic rename.
+  program and volume; commands appear as marker meta events. Written once from the
+  journal when the session closes (through a temporary file and an atomic rename);
+  after a crash ``improv recover SESSION`` writes it (``improv render`` reads the
+  journal by itself). A note left sounding is ended at the journal's last time.
 * ``commands.jsonl`` — the command log (:class:`CommandLog`): one JSON object a line,
   ``{"time": 12.5, "target": "bass", "command": "density", "value": 0.7}``, flushed
   line by line.
@@ -26,6 +33,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +52,8 @@ TEMPO = 500_000  # 120 BPM: one tick is 0.52 ms
 AUDIO_FILE = "input.wav"
 MIDI_FILE = "session.mid"
 COMMANDS_FILE = "commands.jsonl"
+JOURNAL_FILE = "events.jsonl"
+JOURNAL_KIND = "improv session events"
 
 
 def session_dir(root: str | Path, now: datetime | None = None) -> Path:
@@ -212,6 +222,104 @@ def read_commands(path: str | Path) -> list[Command]:
     return out
 
 
+# ----------------------------------------------------------------- journal
+
+
+def event_to_json(ev: Event) -> str:
+    """One journal line (no newline) for a note event: what its MIDI messages carry."""
+    t = round(ev.time, 6)
+    if isinstance(ev, NoteOn):
+        return json.dumps({"time": t, "source": ev.source, "on": ev.pitch, "velocity": ev.velocity,
+                           "cents": round(ev.cents, 3)})
+    if isinstance(ev, NoteOff):
+        return json.dumps({"time": t, "source": ev.source, "off": ev.pitch})
+    if isinstance(ev, PitchBend):
+        return json.dumps({"time": t, "source": ev.source, "bend": round(ev.cents, 3)})
+    raise TypeError(f"not a note event: {ev!r}")
+
+
+def _event_from_json(d: dict) -> Event:
+    t, source = float(d["time"]), str(d["source"])
+    if "on" in d:
+        return NoteOn(t, int(d["on"]), int(d["velocity"]), source, cents=float(d.get("cents", 0.0)))
+    if "off" in d:
+        return NoteOff(t, int(d["off"]), source)
+    return PitchBend(t, float(d["bend"]), source)
+
+
+@dataclass
+class Journal:
+    """A session's ``events.jsonl`` as read back (see :func:`read_journal`)."""
+
+    events: list[Event]
+    bend_range: float = 2.0
+    voices: dict[str, tuple[int, int, int]] = None  # type: ignore[assignment]
+    closed: int = 0        # notes left sounding (a crash) that were ended at the last time
+
+
+def read_journal(path: str | Path) -> Journal:
+    """The events of an ``events.jsonl`` in time order; a last line cut short by a crash is
+    left out, and a note left sounding is ended at the journal's last time."""
+    path = Path(path)
+    try:
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the session journal ({e.strerror})") from None
+    header: dict = {}
+    events: list[Event] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            if n == 1 and d.get("journal") == JOURNAL_KIND:
+                header = d
+                continue
+            events.append(_event_from_json(d))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            if n == len(lines):
+                break
+            raise ConfigError(f"{path}:{n}: not a journal line ({line[:40]!r}); fix or delete that line") from None
+    events.sort(key=lambda e: e.time)
+    end = events[-1].time if events else 0.0
+    sounding: dict[tuple[str, int], int] = {}
+    for ev in events:
+        if isinstance(ev, NoteOn):
+            sounding[(ev.source, ev.pitch)] = sounding.get((ev.source, ev.pitch), 0) + 1
+        elif isinstance(ev, NoteOff) and sounding.get((ev.source, ev.pitch)):
+            sounding[(ev.source, ev.pitch)] -= 1
+    left = [NoteOff(end, pitch, source) for (source, pitch), k in sounding.items() for _ in range(k)]
+    voices = {str(k): tuple(int(x) for x in v) for k, v in (header.get("voices") or {}).items()}
+    return Journal(events + left, float(header.get("bend_range", 2.0)), voices, len(left))
+
+
+def write_session_midi(folder: str | Path) -> Path:
+    """``session.mid`` of a session folder, written from its journal and command log
+    (at the end of a session, or to recover one that crashed)."""
+    folder = Path(folder)
+    journal = read_journal(folder / JOURNAL_FILE)
+    mid = events_to_midifile(journal.events, journal.bend_range, voices=journal.voices,
+                             commands=read_commands(folder / COMMANDS_FILE))
+    path = folder / MIDI_FILE
+    tmp = path.with_suffix(".mid.tmp")
+    mid.save(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def recover_session(folder: str | Path) -> tuple[Path, Journal]:
+    """After a crash: write the missing ``session.mid`` from the journal (ConfigError if there
+    is none). ``input.wav`` needs nothing: its header was kept up to date as it went."""
+    folder = Path(folder)
+    if not (folder / JOURNAL_FILE).exists():
+        if (folder / MIDI_FILE).exists():
+            raise ConfigError(f"{folder}: nothing to recover ({MIDI_FILE} is there and no {JOURNAL_FILE})")
+        raise ConfigError(f"{folder}: no {JOURNAL_FILE} in it; give a folder made by `improv listen --record`")
+    journal = read_journal(folder / JOURNAL_FILE)
+    return write_session_midi(folder), journal
+
+
+
 # ------------------------------------------------------------------- audio
 
 
@@ -267,24 +375,28 @@ class SessionRecorder:
     """Writes a session folder as it goes, from its own thread (see the module docstring).
 
     ``add(event)``, ``add_audio(block)`` and ``add_command(command)`` are non-blocking
-    and safe to call from the analysis thread. Every ``save_every`` seconds the MIDI
-    file is rewritten (if anything changed) and the WAV header updated and synced;
-    command lines are flushed one by one. A write error (disk full) stops that file and
-    is kept in ``error``; the session goes on.
+    and safe to call from the analysis thread. Events are appended to the journal and
+    flushed, with the WAV header updated and synced, every ``save_every`` seconds;
+    command lines are flushed one by one; ``session.mid`` is written from the journal
+    by ``close()``. Nothing the recorder keeps grows with the session. A write error
+    (disk full) stops that file, is kept in ``error`` and said once through
+    ``on_error``; the session goes on.
     """
 
     def __init__(self, folder: Path, bend_range: float = 2.0, save_every: float = 1.0,
-                 voices: Mapping[str, Any] | None = None):
+                 voices: Mapping[str, Any] | None = None, on_error: Callable[[str], None] | None = None):
         self.folder = Path(folder)
         self.path = self.folder / MIDI_FILE
         self.audio_path = self.folder / AUDIO_FILE
         self.commands_path = self.folder / COMMANDS_FILE
+        self.journal_path = self.folder / JOURNAL_FILE
         self.bend_range = bend_range
         self.save_every = save_every
         self.voices = dict(voices or {})
+        self.on_error = on_error
         self.error: str | None = None
-        self._events: list[Event] = []
-        self._commands: list[Command] = []
+        self._failed: set[str] = set()   # the files that could not be written
+        self._journal = None
         self._wav: _WavWriter | None = None
         self._cmd_file = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -310,7 +422,6 @@ class SessionRecorder:
 
     def _run(self) -> None:
         last_save = time.monotonic()
-        dirty = False
         while True:
             try:
                 item = self._queue.get(timeout=self.save_every)
@@ -319,35 +430,58 @@ class SessionRecorder:
             if item is None:
                 break
             if isinstance(item, Block):
-                self._guard(self._write_audio, item)
+                self._guard(AUDIO_FILE, self._write_audio, item)
             elif isinstance(item, Command):
-                self._commands.append(item)
-                self._guard(self._write_command, item)
-                dirty = True
+                self._guard(COMMANDS_FILE, self._write_command, item)
             elif item is not False:
-                self._events.append(item)
-                dirty = True
+                self._guard(JOURNAL_FILE, self._write_event, item)
             if time.monotonic() - last_save >= self.save_every:
-                if dirty:
-                    self._guard(self._save)
-                    dirty = False
-                if self._wav is not None:
-                    self._guard(self._wav.sync)
+                self._sync()
                 last_save = time.monotonic()
-        self._guard(self._save)
+        self._sync()
         if self._wav is not None:
-            self._guard(self._wav.sync)
-            self._guard(self._wav.close)
-        if self._cmd_file is not None:
-            self._cmd_file.close()
+            self._guard(AUDIO_FILE, self._wav.close)
+        for f in (self._journal, self._cmd_file):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        if JOURNAL_FILE not in self._failed and self._journal is None:
+            self._guard(JOURNAL_FILE, self._open_journal)  # a session with no notes: an empty journal
+        if self.journal_path.exists():
+            self._guard(MIDI_FILE, write_session_midi, self.folder)
 
-    def _guard(self, fn, *args) -> None:
-        """Run a file operation; on a disk error (or a block at another rate) keep the first message."""
+    def _sync(self) -> None:
+        if self._journal is not None:
+            self._guard(JOURNAL_FILE, self._journal.flush)
+        if self._wav is not None:
+            self._guard(AUDIO_FILE, self._wav.sync)
+
+    def _guard(self, name: str, fn, *args) -> None:
+        """Run a file operation unless that file failed; on a disk error (or a block at another
+        rate) give that file up, keep the first message and say it once."""
+        if name in self._failed:
+            return
         try:
             fn(*args)
         except (OSError, ValueError, soundfile.LibsndfileError) as e:
+            self._failed.add(name)
             if self.error is None:
-                self.error = f"recording to {self.folder} failed ({e})"
+                self.error = f"recording to {self.folder} failed ({e}); the session goes on without it"
+                if self.on_error is not None:
+                    self.on_error(self.error)
+
+    def _open_journal(self) -> None:
+        header = {"journal": JOURNAL_KIND, "version": 1, "bend_range": self.bend_range,
+                  "voices": {k: list(_voice_fields(v)) for k, v in self.voices.items()}}
+        self._journal = open(self.journal_path, "w", encoding="utf-8")
+        self._journal.write(json.dumps(header) + "\n")
+
+    def _write_event(self, ev: Event) -> None:
+        if self._journal is None:
+            self._open_journal()
+        self._journal.write(event_to_json(ev) + "\n")
 
     def _write_audio(self, block: Block) -> None:
         if self._wav is None:
@@ -359,12 +493,6 @@ class SessionRecorder:
             self._cmd_file = open(self.commands_path, "a", encoding="utf-8")
         self._cmd_file.write(cmd.to_json() + "\n")
         self._cmd_file.flush()
-
-    def _save(self) -> None:
-        mid = events_to_midifile(self._events, self.bend_range, voices=self.voices, commands=self._commands)
-        tmp = self.path.with_suffix(".mid.tmp")
-        mid.save(str(tmp))
-        os.replace(tmp, self.path)
 
     def close(self) -> Path:
         self._queue.put(None)

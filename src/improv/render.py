@@ -21,7 +21,8 @@ import soundfile
 
 from .errors import ConfigError
 from .events import BANDS, PLAYER, Event, Note, notes_from_events, note_name
-from .record import AUDIO_FILE, COMMANDS_FILE, MIDI_FILE, Command, read_commands, read_midi_events
+from .record import (AUDIO_FILE, COMMANDS_FILE, JOURNAL_FILE, MIDI_FILE, Command, events_to_midifile,
+                     read_commands, read_journal, read_midi_events)
 from .synth import find_soundfont, iter_render
 
 MIX_FILE = "mix.wav"
@@ -70,9 +71,9 @@ def load_session(folder: str | Path) -> Session:
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such session folder; give a folder made by `improv listen --record`")
     s = Session(folder)
-    midi_path, audio_path = folder / MIDI_FILE, folder / AUDIO_FILE
-    if not midi_path.exists() and not audio_path.exists():
-        raise ConfigError(f"{folder}: not an improv session (no {MIDI_FILE} or {AUDIO_FILE} in it)")
+    midi_path, audio_path, journal_path = folder / MIDI_FILE, folder / AUDIO_FILE, folder / JOURNAL_FILE
+    if not midi_path.exists() and not audio_path.exists() and not journal_path.exists():
+        raise ConfigError(f"{folder}: not an improv session (no {MIDI_FILE}, {JOURNAL_FILE} or {AUDIO_FILE} in it)")
     if audio_path.exists():
         try:
             info = soundfile.info(str(audio_path))
@@ -80,10 +81,14 @@ def load_session(folder: str | Path) -> Session:
             raise ConfigError(f"{audio_path}: cannot read the recorded audio ({e}); "
                               f"move it away to render the notes only") from None
         s.audio_frames, s.sample_rate = info.frames, info.samplerate
+    s.commands = read_commands(folder / COMMANDS_FILE)
     if midi_path.exists():
         s.events = read_midi_events(midi_path)
         s.midi = mido.MidiFile(str(midi_path))
-    s.commands = read_commands(folder / COMMANDS_FILE)
+    elif journal_path.exists():  # a session that crashed: its notes are in the journal
+        journal = read_journal(journal_path)
+        s.midi = events_to_midifile(journal.events, journal.bend_range, voices=journal.voices, commands=s.commands)
+        s.events = read_midi_events(s.midi)
     return s
 
 

@@ -14,6 +14,7 @@ def add_commands(sub) -> None:
     p.add_argument("--no-mix", dest="mix", action="store_false", help="only draw the piano roll")
     p.add_argument("--no-pianoroll", dest="pianoroll", action="store_false", help="only mix")
     p.set_defaults(func=cmd_render)
+    add_recover(sub)
 
 
 def cmd_render(args) -> int:
@@ -29,4 +30,26 @@ def cmd_render(args) -> int:
         console.print(f"mix: {result.mix}", markup=False)
     if result.pianoroll:
         console.print(f"piano roll: {result.pianoroll}", markup=False)
+    return 0
+
+
+def add_recover(sub) -> None:
+    p = sub.add_parser("recover", help="write session.mid of a session that crashed, from its journal",
+                       description="A session that ended without closing (a crash, kill -9, power) has its "
+                                   "notes in SESSION/events.jsonl up to a second before the end; this writes "
+                                   "SESSION/session.mid from it (notes left sounding end at the last event). "
+                                   "`improv render` reads the journal by itself.")
+    p.add_argument("session", metavar="SESSION", help="a session folder")
+    p.set_defaults(func=cmd_recover)
+
+
+def cmd_recover(args) -> int:
+    from rich.console import Console
+
+    from .record import recover_session
+
+    path, journal = recover_session(args.session)
+    ended = f"; {journal.closed} note(s) left sounding ended at {journal.events[-1].time:.3f} s" \
+        if journal.closed else ""
+    Console(highlight=False).print(f"{path}: {len(journal.events)} events{ended}", markup=False)
     return 0

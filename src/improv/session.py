@@ -30,6 +30,7 @@ import heapq
 import itertools
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .audio import FileSource, MicSource
 from .errors import ConfigError
-from .events import PLAYER, Command, Event
+from .events import PLAYER, Command, Event, NoteOn
 from .listen.pipeline import Listener
 from .listen.segmenter import SegmenterSettings
 from .listen.trackers import DEFAULT_TRACKER, make_tracker
@@ -81,11 +82,15 @@ class ListenOptions:
     controls: ControlOptions | None = None  # foot controller, keyboard and OSC (None: none)
     channels: dict[str, int] | None = None  # MIDI channel per source on the port
     output_latency_ms: float = 0.0
+    # keep every event in SessionResult.events (tests, benchmarks); a long live session keeps
+    # only the counts (SessionResult.notes), so its memory does not grow with its length
+    keep_events: bool = True
 
 
 @dataclass
 class SessionResult:
-    events: list[Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)   # empty unless ListenOptions.keep_events
+    notes: Counter = field(default_factory=Counter)      # note-ons by source
     recording: Path | None = None
     overflows: int = 0
     midi_port: str | None = None
@@ -95,6 +100,7 @@ class SessionResult:
     band: Band | None = None            # the Band that played (its log, for benchmarks)
     seconds: float = 0.0                # how much input the session heard
     interrupted: bool = False           # ended by Ctrl-C (everything above is filled in all the same)
+    input_warnings: list[str] = field(default_factory=list)  # what was wrong with the input as a whole
 
 
 class EventBus:
@@ -322,6 +328,7 @@ class Session:
             from .midi import MidiOut
 
             port = MidiOut(opts.midi_out, opts.midi_api)
+            port.on_gone = self.on_warning  # the MIDI server stopped: one line, the session goes on
             stack.callback(self._close_port, port)
             result.midi_port = f"{port.info.name} ({port.info.api})"
             if opts.echo or (band is not None and opts.fast):
@@ -333,13 +340,15 @@ class Session:
             self.bus.subscribe(synth)
         recorder = None
         if opts.record:
-            recorder = SessionRecorder(session_dir(opts.record), opts.bend_range, voices=voices)
+            recorder = SessionRecorder(session_dir(opts.record), opts.bend_range, voices=voices,
+                                       on_error=self.on_warning)
             stack.callback(self._close_recorder, recorder)
             result.recording = recorder.folder
             self.bus.subscribe(recorder.add)
         self.recorder = recorder
         log = CommandLog(*[s for s in (recorder and recorder.add_command, self.on_command) if s])
-        self.bus.subscribe(result.events.append)
+        self.keep = _keeper(result, opts.keep_events)
+        self.bus.subscribe(self.keep)
         if self.on_event is not None:
             self.bus.subscribe(self.on_event)
         stack.callback(self._end_player_note)
@@ -390,6 +399,9 @@ class Session:
                 next_view = end + 0.1
         tail = listener.finish(self.end)
         self._player_done = True
+        self.result.input_warnings = listener.input_warnings()
+        for line in self.result.input_warnings if self.on_warning is not None else ():
+            self.on_warning(line)
         driver.hear(tail)
         self.bus.publish(tail)
         self.bus.publish(driver.finish(self.end))
@@ -404,7 +416,7 @@ class Session:
         if self._player_done:
             return
         for ev in self.listener.finish(self.end):
-            self.result.events.append(ev)
+            self.keep(ev)
             if self.recorder is not None:
                 self.recorder.add(ev)
 
@@ -429,6 +441,18 @@ class Session:
         self.result.recording_error = recorder.error
 
 
+def _keeper(result: SessionResult, keep_events: bool) -> Callable[[Event], None]:
+    """The sink that counts note-ons by source into ``result.notes`` (and keeps every event)."""
+    counts, events = result.notes, result.events
+
+    def keep(ev: Event) -> None:
+        if isinstance(ev, NoteOn):
+            counts[ev.source] += 1
+        if keep_events:
+            events.append(ev)
+    return keep
+
+
 def make_driver(session: Session, band: Band | None, log: CommandLog, port, synth: BandSynth | None,
                 voices) -> BandDriver:
     """The band driver for the session's options: none, audio time (``fast``) or real time."""
@@ -447,8 +471,7 @@ def make_driver(session: Session, band: Band | None, log: CommandLog, port, synt
     from .band.live import BandOutput, LiveBand, SessionClock
 
     clock = SessionClock()
-    sinks = [s for s in (session.recorder and session.recorder.add, session.result.events.append,
-                         session.on_event) if s]
+    sinks = [s for s in (session.recorder and session.recorder.add, session.keep, session.on_event) if s]
     output = BandOutput(port, synth, sinks, layout, now=clock.now, setup=setup)
     live = LiveBand(band, output, clock, opts.output_latency_ms, port=port, on_warning=session.on_warning,
                     view=session.view).start()

@@ -137,7 +137,7 @@ class LiveBand:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._port_missing = False
-        self.step_seconds: list[float] = []
+        self.step_seconds: deque[float] = deque(maxlen=10_000)  # the latest steps' durations
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------ inputs (any thread)
@@ -180,8 +180,6 @@ class LiveBand:
                             self.scheduler.schedule(ev.time, msg, tag=ev.source)
                     self._muted.clear()
                 self.step_seconds.append(time.perf_counter() - t0)
-                if len(self.step_seconds) > 100_000:
-                    del self.step_seconds[:50_000]
                 if now >= next_view:
                     self._update_view(now)
                     next_view = now + 0.1

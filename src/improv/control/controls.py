@@ -46,7 +46,8 @@ def add_control_options(parser: argparse.ArgumentParser) -> None:
                         "records yours)")
     g.add_argument("--osc", metavar="[HOST:]PORT",
                    help="take OSC commands on this UDP port (/improv/<band>/<command> [value]); "
-                        "all interfaces unless HOST is given")
+                        "this machine only (127.0.0.1) unless HOST is given; HOST 0.0.0.0 opens it to the "
+                        "network, where anyone who can reach the port can command the band")
     g.add_argument("--no-keys", dest="keys", action="store_false",
                    help="do not read commands from the keyboard (? lists the keys)")
 

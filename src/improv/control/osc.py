@@ -13,12 +13,19 @@ that takes no number, one numeric argument is such a button state — non-zero g
 the command, 0 gives nothing. For ``take-over`` and ``fight`` a number is the amount
 (0..1), so put a button's amount in the address (``/improv/high/take-over/0.7``).
 
-A bad address or value is logged in one line (at most once a second per address)
-and the server carries on.
+The server listens on 127.0.0.1 (this machine only) unless ``--osc HOST:PORT`` names
+another address. Binding 0.0.0.0 or a network address lets anyone who can reach that
+port command the band (OSC has no authentication): do it only on a network you trust
+(a stage's own Wi-Fi, a phone on a private access point); a line says so when it starts.
+
+A bad address or value, and a datagram that is not OSC at all (malformed, truncated,
+random bytes), is counted and logged in one line; the log says at most one line a
+second whatever the sender (with how many were left unsaid), and the server carries on.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -70,8 +77,11 @@ def osc_command(address: str, args: tuple[Any, ...] | list[Any], now: float) -> 
     raise ConfigError(f"OSC {address} {shown}: {base.command!r} takes {wanted[spec.kind]}")
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def parse_osc_address(text: str) -> tuple[str, int]:
-    """``--osc [HOST:]PORT`` -> (host, port); all interfaces when no host is given."""
+    """``--osc [HOST:]PORT`` -> (host, port); this machine only (127.0.0.1) when no host is given."""
     host, _, port = text.rpartition(":")
     try:
         number = int(port)
@@ -79,7 +89,48 @@ def parse_osc_address(text: str) -> tuple[str, int]:
         number = -1
     if not 0 <= number <= 65535:
         raise ConfigError(f"--osc {text!r}: give a UDP port number (e.g. 9000) or HOST:PORT")
-    return (host.strip("[]") or "0.0.0.0", number)
+    return (host.strip("[]") or LOOPBACK, number)
+
+
+def exposed(host: str) -> bool:
+    """Whether a server bound to ``host`` can be reached from other machines."""
+    return not (host == "localhost" or host.startswith("127.") or host == "::1")
+
+
+class RateLimitedLog:
+    """Hands ``log`` the first ``burst`` lines at once, then at most one each ``interval``
+    seconds (a token bucket); the lines in between are counted and the next line said
+    tells how many were left out. Thread-safe."""
+
+    def __init__(self, log: Callable[[str], None], interval: float = 1.0, burst: int = 5,
+                 clock: Callable[[], float] = time.monotonic):
+        self._log = log
+        self.interval = interval
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            t = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (t - self._last) / self.interval)
+            self._last = t
+            if self._tokens < 1.0:
+                self._held += 1
+                return
+            self._tokens -= 1.0
+            held, self._held = self._held, 0
+        self._log(line + (f" (and {held} more not shown)" if held else ""))
+
+    def flush(self, what: str) -> None:
+        """Say how many lines were left out since the last one said, if any."""
+        with self._lock:
+            held, self._held = self._held, 0
+        if held:
+            self._log(f"{held} more {what} not shown")
 
 
 class OscInput:
@@ -92,18 +143,28 @@ class OscInput:
 
         self._emit = emit
         self._now = now
-        self._log = log
-        self._last_complaint: dict[str, float] = {}
+        self._complain = RateLimitedLog(log)  # one line a second, whatever the number of senders and addresses
         self.received = 0
         self.rejected = 0
+        self.malformed = 0
         dispatcher = Dispatcher(strict_timing=False)  # a bundle's time tag never holds the server up
         dispatcher.set_default_handler(self._on_message)
+        owner = self
+
+        class Server(BlockingOSCUDPServer):
+            def handle_error(self, request, client_address) -> None:
+                """A datagram the OSC parser or a handler choked on: one counted line, no traceback."""
+                owner._malformed(client_address, sys.exc_info()[1])
+
         try:
-            self._server = BlockingOSCUDPServer((host, port), dispatcher)
+            self._server = Server((host, port), dispatcher)
         except OSError as e:
             raise ConfigError(f"--osc {host}:{port}: cannot listen on this UDP port ({e.strerror}); "
                               f"choose another port") from None
         self.host, self.port = self._server.server_address[:2]
+        if exposed(self.host):
+            log(f"OSC listens on {self.host}:{self.port}, open to the network: anyone who can reach this port "
+                f"can command the band (give --osc PORT for this machine only)")
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="improv-osc", daemon=True)
         self._thread.start()
@@ -114,18 +175,22 @@ class OscInput:
             cmd = osc_command(address, args, self._now())
         except ConfigError as e:
             self.rejected += 1
-            t = time.monotonic()
-            if t - self._last_complaint.get(address, -1e9) >= 1.0:
-                self._last_complaint[address] = t
-                self._log(str(e))
+            self._complain(str(e))
             return
         if cmd is not None:
             self._emit(cmd)
 
+    def _malformed(self, sender, error: BaseException | None) -> None:
+        self.malformed += 1
+        what = f"{type(error).__name__}: {str(error)[:60]}" if error is not None else "unreadable"
+        host = sender[0] if isinstance(sender, tuple) and sender else "?"
+        self._complain(f"OSC from {host}: not a readable OSC packet ({what}); ignored")
+
     def close(self) -> None:
+        self._complain.flush("bad OSC messages")
         self._server.shutdown()
         self._thread.join(timeout=5)
         self._server.server_close()
 
 
-__all__ = ["OscInput", "osc_command", "parse_osc_address"]
+__all__ = ["OscInput", "RateLimitedLog", "exposed", "osc_command", "parse_osc_address"]

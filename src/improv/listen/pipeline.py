@@ -1,8 +1,11 @@
 """The listening pipeline: audio blocks in, note events out.
 
 ``Listener.process(block)`` is the only entry point, for the microphone and for a
-file alike: resample to the analysis rate (causal, ~0.1 ms delay), cut into hops,
-track pitch, measure level, segment into notes. Events are stamped with the time at
+file alike: replace samples that are not numbers (NaN, Inf: counted), remove DC (a first-order
+high-pass at 25 Hz:
+-1.4 dB at a low E, 41 Hz; a lower cutoff leaves a DC step's tail long enough to be
+heard as a low note), resample to the analysis rate (causal, ~0.1 ms delay), cut into hops, track pitch, measure level, segment
+into notes. ``input_warnings()`` says what was wrong with the input as a whole. Events are stamped with the time at
 which they were decided: the end of the block that completed the deciding frame, in
 the input's own samples, converted to seconds here at the edge.
 """
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.signal
 
 from ..audio import Block, Resampler
 from ..events import Event, NoteOff, NoteOn, PitchBend
@@ -20,6 +24,9 @@ from .segmenter import Decision, Frame, NoteEnd, NoteStart, Segmenter, Segmenter
 from .trackers import ANALYSIS_RATE, PitchTracker, make_tracker
 
 LEVEL_WINDOW = 160  # samples at the analysis rate (10 ms) for the level meter
+DC_CUTOFF_HZ = 25.0  # the high-pass that removes DC before level and pitch (below E1, 41 Hz)
+SILENT_DB = -60.0   # an input whose 10 ms level never reaches this is silent
+DC_WARN = 0.01      # a mean input value this far from 0 is said (it is removed anyway)
 
 
 @dataclass
@@ -34,6 +41,11 @@ class ListenerStats:
     last_voiced: bool = False      # the last frame counted as pitched (confidence and gate)
     tuning_cents: float = 0.0      # the player's tuning offset as followed
     seconds: float = 0.0           # audio analysed so far
+    nonfinite: int = 0             # input samples that were NaN or Inf (replaced by 0)
+    samples: int = 0               # input samples taken in
+    input_sum: float = 0.0         # their sum (the DC offset is its mean)
+    peak_level_db: float = -120.0  # the loudest 10 ms level (after DC removal)
+    notes: int = 0                 # note-ons decided
     frame_log: list[Frame] = field(default_factory=list)
 
 
@@ -47,6 +59,8 @@ class Listener:
         self.input_rate = int(input_rate)
         self.hop = self.tracker.hop
         self.resampler = Resampler(self.input_rate, ANALYSIS_RATE)
+        r = float(np.exp(-2.0 * np.pi * DC_CUTOFF_HZ / self.input_rate))
+        self._dc_b, self._dc_a = np.array([1.0, -1.0]) * (1.0 + r) / 2.0, np.array([1.0, -r])
         self.segmenter = Segmenter(ANALYSIS_RATE, self.hop, settings, confidence=self.tracker.voicing,
                                    start_confidence=self.tracker.start_voicing, onset_offset=LEVEL_WINDOW // 2,
                                    reach=self.tracker.reach)
@@ -59,6 +73,7 @@ class Listener:
         self.tracker.reset()
         self.segmenter.reset()
         self._pending = np.zeros(0, dtype=np.float32)
+        self._dc_zi: np.ndarray | None = None
         self._level_hist = np.zeros(LEVEL_WINDOW, dtype=np.float32)
         self._analysed = 0  # analysis samples consumed by the tracker
         self.stats = ListenerStats()
@@ -68,7 +83,20 @@ class Listener:
             raise ValueError(f"block at {block.sample_rate} Hz fed to a listener built for {self.input_rate} Hz")
         self.stats.blocks += 1
         decided_at = block.end / self.input_rate
-        y = self.resampler.process(block.samples)
+        x = block.samples
+        finite = np.isfinite(x)
+        if not finite.all():  # one NaN would stay in the filters' state for good: the rest of the take deaf
+            bad = int(len(x) - np.count_nonzero(finite))
+            self.stats.nonfinite += bad
+            x = np.where(finite, x, 0.0).astype(np.float32)
+        self.stats.samples += len(x)
+        self.stats.input_sum += float(np.sum(x, dtype=np.float64))
+        if len(x):
+            if self._dc_zi is None:  # as if the first value had always been there: an offset from the start is no step
+                self._dc_zi = scipy.signal.lfilter_zi(self._dc_b, self._dc_a) * float(x[0])
+            x, self._dc_zi = scipy.signal.lfilter(self._dc_b, self._dc_a, x, zi=self._dc_zi)
+            x = x.astype(np.float32)
+        y = self.resampler.process(x)
         buf = np.concatenate([self._pending, y]) if len(self._pending) else y
         n = (len(buf) // self.hop) * self.hop
         self._pending = buf[n:]
@@ -88,6 +116,8 @@ class Listener:
             for d in self.segmenter.process(fr):
                 events.append(self._event(d, decided_at))
         st = self.stats
+        st.peak_level_db = max(st.peak_level_db, float(levels.max()))
+        st.notes += sum(isinstance(e, NoteOn) for e in events)
         st.frames += len(f0)
         st.last_f0, st.last_confidence, st.last_level_db = float(f0[-1]), float(conf[-1]), float(levels[-1])
         st.last_voiced = self.segmenter.voiced(fr)
@@ -98,6 +128,26 @@ class Listener:
     def finish(self, end_time: float) -> list[Event]:
         """End of input: close a sounding note."""
         return [self._event(d, end_time) for d in self.segmenter.flush(self._analysed)]
+
+
+    def input_warnings(self) -> list[str]:
+        """One line for each thing wrong with the input so far as a whole (none: nothing)."""
+        st, out = self.stats, []
+        if st.nonfinite:
+            out.append(f"input: {st.nonfinite} samples were not numbers (NaN or Inf); "
+                       f"they were replaced by silence - check the file or the device")
+        if st.samples:
+            dc = st.input_sum / st.samples
+            if abs(dc) >= DC_WARN:
+                out.append(f"input: a DC offset of {dc:+.3f} (mean sample value) was removed - "
+                           f"check the interface or the file")
+        if st.frames and st.peak_level_db < SILENT_DB:
+            out.append(f"input: silent throughout (loudest {st.peak_level_db:.0f} dBFS): no note could be "
+                       f"heard - check the input, its gain, or --device")
+        elif st.frames and st.notes == 0 and st.seconds >= 1.0:
+            out.append(f"input: sound (loudest {st.peak_level_db:.0f} dBFS) but no note heard in "
+                       f"{st.seconds:.1f} s - is it a monophonic instrument, and the right input?")
+        return out
 
     def _levels(self, chunk: np.ndarray) -> np.ndarray:
         """RMS level in dBFS over the last 10 ms at each hop boundary of ``chunk``."""

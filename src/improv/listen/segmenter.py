@@ -243,6 +243,11 @@ class NoiseFloor:
     def db(self) -> float:
         return self._mins[0][1] if self._mins else -120.0
 
+    @property
+    def known(self) -> bool:
+        """Whether any level (above digital silence) was heard."""
+        return bool(self._mins)
+
 
 class Phase(enum.Enum):
     """Where the segmenter is."""
@@ -648,7 +653,9 @@ class Segmenter:
             self._idle(fr, voiced, midi, out)
         else:
             self._sounding(fr, voiced, midi, out)
-        if self.phase is Phase.IDLE:
+        if self.phase is Phase.IDLE and (self.floor.known or fr.level_db < self.gate_db):
+            # while no room noise has been heard (a take that starts from digital silence), a
+            # level over the gate is a note starting, not the room: it would lift the gate over it
             self.floor.process(fr.level_db)
         self.unvoiced_run = 0 if voiced else self.unvoiced_run + 1
         return out

@@ -253,3 +253,29 @@ def wire_improv(capture: JackMidiCapture, audio: np.ndarray, name: str, ready=la
     wait_until(lambda: capture.client.get_all_connections(pa_in), what=f"{name} connected to {pa_in}")
     wait_cycles(player.client, 0.05)
     return player
+
+
+def registered_servers() -> list[str]:
+    """Names in JACK's server registry (/dev/shm/jack-shm-registry): at most 8 servers."""
+    try:
+        data = open("/dev/shm/jack-shm-registry", "rb").read()
+    except OSError:
+        return []
+    import re
+
+    return sorted({m.decode() for m in re.findall(rb"jack-\d+:([\w.\-]+):", data)})
+
+
+def release_slot(name: str) -> None:
+    """After a server was killed with SIGKILL: free its entry in JACK's server registry.
+
+    jackd reclaims a dead server's entry only when a server of the same name starts, and
+    the registry holds 8: each SIGKILLed server with a name of its own would otherwise
+    keep a slot until no JACK server can start on the machine ("Too many servers
+    already active"). Starting one under the dead server's name and stopping it
+    cleanly frees the slot.
+    """
+    try:
+        start_jack(name).stop()
+    except RuntimeError:
+        pass

@@ -25,6 +25,7 @@ import heapq
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -68,7 +69,7 @@ class Scheduler:
     """
 
     def __init__(self, sink, output_latency_ms: float = 0.0, now: Callable[[], float] = time.perf_counter,
-                 lead: float = 0.03, precise: float = 0.002, keep_records: int = 100_000,
+                 lead: float = 0.03, precise: float = 0.002, keep_records: int = 10_000,
                  switch_interval: float | None = SWITCH_INTERVAL):
         self.sink = sink
         self.latency = check_output_latency(output_latency_ms) / 1000.0
@@ -77,7 +78,7 @@ class Scheduler:
         self.lead = lead if self.timed else 0.0
         self.precise = precise
         self.keep_records = keep_records
-        self.records: list[SendRecord] = []
+        self.records: deque[SendRecord] = deque(maxlen=keep_records)  # the latest (bounded memory)
         self.dropped_late = 0
         self._heap: list[_Item] = []
         self._seq = itertools.count()
@@ -203,8 +204,7 @@ class Scheduler:
             self.sink.send_at(item.planned - self.latency, data)
         else:
             self._send_now(data)
-        if len(self.records) < self.keep_records:
-            self.records.append(SendRecord(item.planned, item.due, self.now(), data))
+        self.records.append(SendRecord(item.planned, item.due, self.now(), data))
 
     def _send_now(self, data: bytes, at: float | None = None) -> None:
         if self.timed:
