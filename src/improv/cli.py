@@ -64,7 +64,8 @@ def add_listen(sub) -> None:
     snd.add_argument("--soundfont", metavar="FILE", help="General MIDI SoundFont for --synth "
                      "(default: the first found in /usr/share/sounds/sf2, sf3)")
     band = p.add_argument_group("band")
-    band.add_argument("--bands", default="none", help="band players: none, all, or a comma list of bass,mid,high")
+    band.add_argument("--bands", default="none", help="band players: none, all, or a comma list of "
+                      "bass,mid,high,drums")
     band.add_argument("--tempo", type=float, metavar="BPM", help="play on this tempo (beat 1 on the player's first "
                       "note); default: follow the player's pulse when it is steady, else free mode")
     band.add_argument("--meter", default=None, help="2/4, 3/4, 4/4, 5/4, 6/8, 9/8 or 12/8 (default 4/4)")
@@ -91,6 +92,14 @@ def add_listen(sub) -> None:
     band.add_argument("--commands", metavar="FILE", help="scripted commands, one a line: 'SECONDS COMMAND' "
                       "(e.g. '2.0 bass: make room'), given when the session reaches them")
     band.add_argument("--seed", type=int, default=None, help="seed for the band's choices (default: random)")
+    # [drums]
+    band.add_argument("--style", default=None, metavar="NAME", help="the drummer's style: swing, straight, funk, "
+                      "bossa, ballad, rock, waltz or free (default straight; sets --meter and --swing when not given)")
+    band.add_argument("--kit", default=None, metavar="NAME", help="GM drum kit: standard, room, power, electronic, "
+                      "tr808, jazz, brush, orchestra (default standard)")
+    band.add_argument("--count-in", type=int, default=0, metavar="BARS",
+                      help="count in this many bars (sticks) before the band starts; needs --tempo")
+    band.add_argument("--click", action="store_true", help="a metronome click on every beat (drum channel)")
     from .control import add_control_options
 
     add_control_options(p)  # --controller, --mapping, --osc, --no-keys
@@ -99,7 +108,7 @@ def add_listen(sub) -> None:
 
 
 def _parse_bands(text: str) -> tuple[str, ...]:
-    from .events import BANDS
+    from .events import ALL_BANDS as BANDS
 
     if text.strip().lower() in ("", "none"):
         return ()
@@ -115,7 +124,7 @@ def _parse_bands(text: str) -> tuple[str, ...]:
 
 def _assignments(items: list[str], option: str) -> dict[str, str]:
     """``["bass=33", "mid=4"]`` -> {"bass": "33", "mid": "4"} (commas also separate)."""
-    from .events import BANDS
+    from .events import ALL_BANDS as BANDS
 
     out: dict[str, str] = {}
     for item in items:
@@ -161,9 +170,18 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
             raise ConfigError(f"--channel {b}={v}: give a MIDI channel from 1 to 16")
         channels[b] = int(v) - 1
     player_ch = CHANNELS["player"]
-    used = {**{b: CHANNELS[b] for b in ("bass", "mid", "high")}, **channels}
+    used = {**{b: CHANNELS[b] for b in ("bass", "mid", "high", "drums")}, **channels}
     if player_ch in used.values() or len(set(used.values())) < len(used):
         raise ConfigError(f"--channel: each band needs a channel of its own, not the player's ({player_ch + 1})")
+    style = None
+    if args.style is not None:  # [drums]
+        from .band.drums import check_style
+
+        style = check_style(args.style)
+    if args.kit is not None:
+        from .band.drums import check_kit
+
+        voices["drums"] = Voice(check_kit(args.kit), voices["drums"].volume if "drums" in voices else 100)
     commands = []
     if args.commands:
         from .band.live import read_command_script
@@ -185,7 +203,8 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
             context_bars=args.context_bars, context_seconds=args.context_seconds,
             player_register=player_register_setting(args.player_register, {
                 **{"bass": (28, 48), "mid": (48, 72), "high": (72, 96)}, **ranges}),
-            seed=args.seed, generator=args.band_generator).check()
+            seed=args.seed, generator=args.band_generator, style=style, count_in=args.count_in,
+            click=args.click).check()
     return out
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PLAYER = "player"
-BANDS = ("bass", "mid", "high")
+BANDS = ("bass", "mid", "high")     # the melodic band players (the model's voices)
+DRUMS = "drums"                      # the drummer (grooves from data, not the model)
+ALL_BANDS = (*BANDS, DRUMS)          # every band player: what ``--bands all`` means
 _NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 

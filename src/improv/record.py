@@ -37,12 +37,13 @@ import soundfile
 
 from .audio import Block
 from .errors import ConfigError
-from .events import BANDS, PLAYER, Event, NoteOff, NoteOn, PitchBend
+from .events import ALL_BANDS, DRUMS, PLAYER, Event, NoteOff, NoteOn, PitchBend
 from .midi import cents_to_bend
+from .timing.tempomap import BarTiming, TempoMap
 
 TICKS_PER_BEAT = 960
 TEMPO = 500_000  # 120 BPM: one tick is 0.52 ms
-CHANNELS = {PLAYER: 0, "bass": 1, "mid": 2, "high": 3}
+CHANNELS = {PLAYER: 0, "bass": 1, "mid": 2, "high": 3, DRUMS: 9}  # drums: GM channel 10
 AUDIO_FILE = "input.wav"
 MIDI_FILE = "session.mid"
 COMMANDS_FILE = "commands.jsonl"
@@ -92,30 +93,32 @@ def voice_messages(channel: int, voice: Any) -> list[mido.Message]:
     return msgs
 
 
-def _tick(seconds: float) -> int:
-    return int(round(mido.second2tick(max(seconds, 0.0), TICKS_PER_BEAT, TEMPO)))
-
-
 def events_to_midifile(events: list[Event], bend_range: float = 2.0,
                        channels: dict[str, int] | None = None, voices: Mapping[str, Any] | None = None,
-                       commands: list["Command"] | None = None) -> mido.MidiFile:
+                       commands: list["Command"] | None = None, timing: BarTiming | None = None) -> mido.MidiFile:
     """A type-1 MIDI file with one track per source, times from the events' ``time``.
 
     Each track starts with its pitch-bend range (RPN 0) and, for sources in ``voices``
     (``Voice`` or (program, volume)), its program and volume. ``commands`` become
-    marker meta events on the first track.
+    marker meta events on the first track. With the band's ``timing`` the file carries
+    its tempo map and time signature, the band's downbeats on bar lines
+    (:mod:`improv.timing.tempomap`); without, 120 BPM.
     """
     channels = channels or CHANNELS
     voices = voices or {}
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-    meta = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO, time=0)])
+    tmap = TempoMap.from_bars(timing, TICKS_PER_BEAT)
+    _tick = tmap.tick
+    marks = list(tmap.meta) + [(_tick(cmd.time), mido.MetaMessage("marker", text=cmd.label()))
+                               for cmd in sorted(commands or [], key=lambda c: c.time)]
+    marks.sort(key=lambda x: x[0])
+    meta = mido.MidiTrack()
     last_tick = 0
-    for cmd in sorted(commands or [], key=lambda c: c.time):
-        tick = _tick(cmd.time)
-        meta.append(mido.MetaMessage("marker", text=cmd.label(), time=tick - last_tick))
+    for tick, msg in marks:
+        meta.append(msg.copy(time=tick - last_tick))
         last_tick = tick
     mid.tracks.append(meta)
-    sources = [s for s in (PLAYER, *BANDS) if any(e.source == s for e in events)]
+    sources = [s for s in (PLAYER, *ALL_BANDS) if any(e.source == s for e in events)]
     for source in sources:
         ch = channels.get(source, 0)
         track = mido.MidiTrack([mido.MetaMessage("track_name", name=source, time=0)])
@@ -136,7 +139,7 @@ def event_messages(ev: Event, channel: int, bend_range: float, bends: bool = Tru
     """The MIDI messages one event becomes (a bend goes before its note-on)."""
     if isinstance(ev, NoteOn):
         msgs = []
-        if bends:
+        if bends and ev.source != DRUMS:
             msgs.append(mido.Message("pitchwheel", channel=channel, pitch=cents_to_bend(ev.cents, bend_range)))
         msgs.append(mido.Message("note_on", channel=channel, note=ev.pitch, velocity=ev.velocity))
         return msgs
@@ -159,7 +162,7 @@ def read_midi_events(mid: mido.MidiFile | str | Path) -> list[Event]:
             mid = mido.MidiFile(str(mid))
         except (OSError, EOFError, ValueError) as e:
             raise ConfigError(f"{mid}: not a readable MIDI file ({e}); record the session again") from None
-    tempo = next((m.tempo for t in mid.tracks for m in t if m.type == "set_tempo"), 500_000)
+    tmap = TempoMap.from_midi(mid)
     events: list[Event] = []
     for track in mid.tracks:
         source = next((m.name for m in track if m.type == "track_name"), None)
@@ -168,7 +171,7 @@ def read_midi_events(mid: mido.MidiFile | str | Path) -> list[Event]:
         tick, semis, cents, bend_cents, rpn = 0, 2, 0, 0.0, [127, 127]
         for msg in track:
             tick += msg.time
-            t = mido.tick2second(tick, mid.ticks_per_beat, tempo)
+            t = tmap.seconds(tick)
             if msg.type == "control_change":
                 if msg.control in (101, 100):
                     rpn[0 if msg.control == 101 else 1] = msg.value
@@ -308,7 +311,7 @@ class SessionRecorder:
     """
 
     def __init__(self, folder: Path, bend_range: float = 2.0, save_every: float = 1.0,
-                 voices: Mapping[str, Any] | None = None):
+                 voices: Mapping[str, Any] | None = None, timing: Callable[[], BarTiming | None] | None = None):
         self.folder = Path(folder)
         self.path = self.folder / MIDI_FILE
         self.audio_path = self.folder / AUDIO_FILE
@@ -316,6 +319,7 @@ class SessionRecorder:
         self.bend_range = bend_range
         self.save_every = save_every
         self.voices = dict(voices or {})
+        self.timing = timing    # the band's bars so far (session.mid's tempo map), asked at each save
         self.error: str | None = None
         self._events: list[Event] = []
         self._commands: list[Command] = []
@@ -395,7 +399,9 @@ class SessionRecorder:
         self._cmd_file.flush()
 
     def _save(self) -> None:
-        mid = events_to_midifile(self._events, self.bend_range, voices=self.voices, commands=self._commands)
+        timing = self.timing() if self.timing is not None else None
+        mid = events_to_midifile(self._events, self.bend_range, voices=self.voices, commands=self._commands,
+                                 timing=timing)
         tmp = self.path.with_suffix(".mid.tmp")
         mid.save(str(tmp))
         os.replace(tmp, self.path)

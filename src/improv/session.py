@@ -30,7 +30,7 @@ from .midi import MidiOut
 from .record import CHANNELS, Command, CommandLog, SessionRecorder, event_messages, session_dir, voice_messages
 from .synth import as_voices, open_synth  # [output] built-in synth
 
-BAND_CHANNELS = {b: CHANNELS[b] for b in ("bass", "mid", "high")}
+BAND_CHANNELS = {b: CHANNELS[b] for b in ("bass", "mid", "high", "drums")}
 
 
 @dataclass
@@ -149,7 +149,8 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
         if synth is not None:
             sinks.append(synth)
         if opts.record:
-            recorder = SessionRecorder(session_dir(opts.record), opts.bend_range, voices=voices)
+            recorder = SessionRecorder(session_dir(opts.record), opts.bend_range, voices=voices,
+                                       timing=band.bar_timing if band is not None else None)  # [drums] bars
             result.recording = recorder.folder
             sinks.append(recorder.add)
         # [output] the command log: the band logs every command it is given

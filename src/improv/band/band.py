@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..events import BANDS, PLAYER, Event, NoteOff, NoteOn
+from ..events import ALL_BANDS, BANDS, DRUMS, PLAYER, Event, NoteOff, NoteOn
 from ..model import Grid
 from ..record import Command
 from .commands import check_command
 from .context import EPS, Context, CtxNote, pitch_class_profile
+from .drums import HIT_SECONDS, Drummer, DrumScene, check_style, default_meter
 from .generators import Generator, make_generator
 from .orders import Orders
 from .players import DEFAULT_RANGES, BandPlayer, Scene, fold_into, parse_range
@@ -65,11 +66,20 @@ class BandSettings:
     # yet is planned again with it (the band answers ``lookahead`` sooner; a model rebuild a note)
     seed: int | None = 0
     generator: str = "model"
+    style: str | None = None             # --style: the drummer's grooves (and the default meter, swing)
+    count_in: int = 0                    # --count-in BARS (needs --tempo): sticks, then the band at beat 0
+    click: bool = False                  # --click: a metronome on the drum channel
 
     def check(self) -> "BandSettings":
         for b in self.bands:
-            if b not in BANDS:
-                raise ConfigError(f"--bands: unknown band {b!r}; use {', '.join(BANDS)}")
+            if b not in ALL_BANDS:
+                raise ConfigError(f"--bands: unknown band {b!r}; use {', '.join(ALL_BANDS)}")
+        if self.style is not None:
+            self.style = check_style(self.style)
+        if not 0 <= int(self.count_in) <= 16:
+            raise ConfigError(f"--count-in {self.count_in}: give 0 to 16 bars")
+        if self.count_in and (self.tempo is None or self.free):
+            raise ConfigError("--count-in needs --tempo (and no --free): the count-in sets the band's bars")
         for b, r in self.ranges.items():
             if b not in BANDS:
                 raise ConfigError(f"--range {b}=...: unknown band {b!r}; use {', '.join(BANDS)}")
@@ -103,8 +113,29 @@ class Band:
                  on_silence: Callable[[tuple[str, ...], bool], None] | None = None):
         self.settings = s = (settings or BandSettings()).check()
         self.ranges = {b: s.ranges.get(b, DEFAULT_RANGES[b]) for b in BANDS}
-        self.players = {b: BandPlayer(b, *self.ranges[b], takeover_gap=s.takeover_gap) for b in s.bands}
-        self.time = TimeBase(s.tempo, s.meter, s.swing, s.free, s.follow)
+        self.players = {b: BandPlayer(b, *self.ranges[b], takeover_gap=s.takeover_gap) for b in s.bands
+                        if b != DRUMS}
+        meter = s.meter if s.meter is not None else default_meter(s.style)
+        self.time = TimeBase(s.tempo, meter, s.swing, s.free, s.follow)
+        # [drums] the drummer (not the model's): a player in ``players`` too, so commands reach it;
+        # with --count-in or --click and no drums, it plays only those
+        self.drummer: Drummer | None = None
+        if DRUMS in s.bands or s.count_in or s.click:
+            self.drummer = Drummer(s.style, s.seed, s.takeover_gap, s.count_in, s.click, plays=DRUMS in s.bands,
+                                   swing=self.time.swing if s.swing is not None else None)
+            self.players[DRUMS] = self.drummer
+        self._drum_hits: list[tuple[float, float, int]] = []   # (on, off, note) planned, not yet over
+        self.bars: list[float] = []     # the band's downbeats as planned (session.mid's bar lines)
+        self.timeline: list[tuple[float, bool]] = []  # (from, metered?) of each time map
+        if s.count_in:  # the bars before beat 0 count in (an empty bar first, so none is late)
+            bpb = self.time.meter.beats_per_bar
+            from ..timing import FixedClock
+
+            self.time.fixed = FixedClock(s.tempo, t0=0.0, beat0=-(s.count_in + 1) * bpb, meter=self.time.meter)
+            start = self.time.fixed.time_of(0.0)
+            for p in self.players.values():
+                if p is not self.drummer:
+                    p.hold_until = start
         self.context = Context(s.context_seconds)
         self.gen = generator if generator is not None else make_generator(s.generator, s.seed)
         self.on_command = on_command
@@ -263,6 +294,12 @@ class Band:
         elif name == "player":
             self.register_override = None if value == "auto" else self.ranges[value]
             entry["effect"] = at
+        elif name == "style":
+            c = self._effect_time(at)
+            entry["effect"] = c
+            if self.drummer is not None:
+                self.drummer.set_style(value, c)
+                self._replan_from(DRUMS, c)
         else:
             c = self._effect_time(at)
             entry["effect"] = c
@@ -281,9 +318,12 @@ class Band:
 
     def _order(self, p: BandPlayer, orders: Orders, at: float) -> None:
         p.order(orders, at)
+        self._replan_from(p.name, at)
+
+    def _replan_from(self, name: str, at: float) -> None:
         if self.map is not None and at < self.map.seconds(self.k * self.map.unit) - 1e-9:
-            self._cut(p.name, at)
-            self._replan[p.name] = min(self._replan.get(p.name, at), at)
+            self._cut(name, at)
+            self._replan[name] = min(self._replan.get(name, at), at)
 
     def _react(self) -> None:
         """The player's new note was heard: frames planned but not handed on yet (those
@@ -338,6 +378,10 @@ class Band:
             for name in self.players:
                 self._withdraw(name, t0)
         self.map, self.k = m, k0
+        t0 = m.seconds(k0 * m.unit)
+        self.bars = [b for b in self.bars if b < t0 - 1e-6]
+        self.timeline = [(t, metered) for t, metered in self.timeline if t < t0 - 1e-6]
+        self.timeline.append((t0, m.metered))
         if m.metered:
             self.context.window = self.settings.context_bars * m.meter.beats_per_bar * m.clock.period
         else:
@@ -387,8 +431,12 @@ class Band:
         scene = self._scene(ft, k)
         requests: dict[str, tuple[str, Any]] = {}
         silent: list[str] = []
+        if m.metered and self._bar_start(k):
+            while self.bars and self.bars[-1] >= ft - 1e-6:
+                self.bars.pop()
+            self.bars.append(ft)
         for name, p in self.players.items():
-            if only is not None and name not in only:
+            if (only is not None and name not in only) or name == DRUMS:
                 continue
             req = p.request(scene, self.context)
             if req is not None and req.slot in requests:
@@ -407,8 +455,13 @@ class Band:
                 p.since = ft
             p.slot, p.taking_over = req.slot, req.slot == "lead"
             requests[req.slot] = (name, req)
-        if not requests:
-            return
+        if requests:
+            self._propose(k, requests, silent)
+        if self.drummer is not None and (only is None or DRUMS in only):
+            self._plan_drums(k, scene)
+
+    def _propose(self, k: int, requests: dict, silent: list[str]) -> None:
+        m = self.map
         prop = self.gen.propose(k * m.unit, {slot: r for slot, (_, r) in requests.items()}, tuple(silent), m.unit)
         self.gen.accept(prop)
         for slot, (name, req) in requests.items():
@@ -420,6 +473,45 @@ class Band:
                 self._on(name, slot, pitch, n.pitch, m.seconds(n.start), req.velocity)
                 if n.end is not None:
                     self._off(name, m.seconds(n.end))
+
+    def _bar_start(self, k: int) -> bool:
+        m = self.map
+        a = k * m.unit + m.origin
+        bpb = m.meter.beats_per_bar
+        return abs(a / bpb - round(a / bpb)) < 1e-6
+
+    def _plan_drums(self, k: int, scene: Scene) -> None:
+        """[drums] The drummer's hits of frame ``k`` (after the melodic bands': the kick
+        follows the bass's onsets in the frame)."""
+        m, ctx = self.map, self.context
+        ft, fe = m.seconds(k * m.unit), m.seconds((k + 1) * m.unit)
+        window = 2 * m.meter.beats_per_bar * m.beat_seconds if m.metered else 4.0
+        recent = [n for n in ctx.player(since=ft - window) if n.start < ft]
+        bass = tuple(n.start for n in ctx.band("bass", since=ft - 1e-9, until=fe - 1e-9)) if "bass" in self.players \
+            else ()
+        positions = tuple(m.units(n.start) + m.origin for n in recent) if m.metered else ()
+        ds = DrumScene(ft, fe, scene.beat_seconds, scene.player_sounding, scene.player_silent_for,
+                       ctx.player_notes_heard > 0, tuple((n.start, n.velocity) for n in recent), positions, bass)
+        for h in self.drummer.plan(ds, m):
+            off = h.time + HIT_SECONDS
+            self._drum_hits.append((h.time, off, h.note))
+            self._push(NoteOn(h.time, h.note, h.velocity, DRUMS))
+            self._push(NoteOff(off, h.note, DRUMS))
+        if len(self._drum_hits) > 256:
+            self._drum_hits = [x for x in self._drum_hits if x[1] >= self.now - 1.0]
+
+    def _drop_drums(self, at: float, end: bool) -> None:
+        """[drums] Plans of the drummer from ``at`` dropped; a hit sounding then ends at ``at``
+        (``end``) or when it would have."""
+        self._drop(DRUMS, at)
+        keep = []
+        for on, off, note in self._drum_hits:
+            if on >= at - EPS:
+                continue
+            if off >= at - EPS:
+                self._push(NoteOff(at if end else off, note, DRUMS))
+            keep.append((on, off, note))
+        self._drum_hits = keep
 
     def _do_replans(self) -> None:
         groups: dict[int, set[str]] = {}
@@ -466,6 +558,10 @@ class Band:
 
     def _cut(self, name: str, at: float) -> None:
         """``name`` is silent from ``at``: later plans dropped, a sounding note ends at ``at``."""
+        if name == DRUMS:
+            self._drop_drums(at, end=True)
+            self.drummer.cut(at)
+            return
         self._drop(name, at)
         ending = self.context.cut(name, at)
         if ending is not None:
@@ -477,6 +573,10 @@ class Band:
 
     def _withdraw(self, name: str, at: float) -> None:
         """Plans of ``name`` from ``at`` are dropped; a note sounding then stays open."""
+        if name == DRUMS:
+            self._drop_drums(at, end=False)
+            self.drummer.withdraw(at)
+            return
         self._drop(name, at)
         self._open[name] = self.context.retract(name, at)
         self._stale = True
@@ -492,10 +592,21 @@ class Band:
             label = o.label()
             if o.mode == "take-over" and not o.stopped:
                 label += " (playing)" if p.taking_over else " (waiting)"
+            if name == DRUMS:
+                hits = sum(1 for on, _, _ in self._drum_hits if now - 4 * bs <= on < now)
+                label += f", {self.drummer.latest_style()}"
+                out[name] = {"command": label, "density": hits / 4.0, "last_note": None}
+                continue
             recent = self.context.band(name, since=now - 4 * bs, until=now)
             last = self.context.recent_pitches(name, 1, now)
             out[name] = {"command": label, "density": len(recent) / 4.0, "last_note": last[-1] if last else None}
         return out
+
+    def bar_timing(self):
+        """The session's bars so far, for session.mid's tempo map (any thread)."""
+        from ..timing.tempomap import BarTiming
+
+        return BarTiming(self.time.meter, tuple(self.bars), tuple(self.timeline))
 
     def clock_text(self, now: float) -> tuple[float | None, str | None]:
         """(tempo, beat as shown) for the display: "3/4" on the grid, "free" otherwise."""

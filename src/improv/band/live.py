@@ -77,7 +77,7 @@ class BandOutput:
         self.port = port
         self.synth = synth
         self.sinks = list(sinks or [])
-        self.channels = dict(channels or {b: CHANNELS[b] for b in ("bass", "mid", "high")})
+        self.channels = dict(channels or {b: CHANNELS[b] for b in ("bass", "mid", "high", "drums")})
         self._source = {ch: b for b, ch in self.channels.items()}
         self.now = now
         # program and volume, sent again just before each band's first note (a virtual
