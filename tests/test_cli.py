@@ -80,7 +80,7 @@ def test_truncated_recording_keeps_what_was_heard(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["listen", "--bands", "drums"], ["--bands", "drums", "bass"]),
+    (["listen", "--bands", "piano"], ["--bands", "piano", "bass", "drums"]),
     (["listen", "--blocksize", "0", "--input", "X"], ["blocksize"]),
     (["listen", "--bend-range", "0", "--input", "X"], ["bend-range"]),
     (["listen", "--fmin", "5", "--input", "X"], ["pitch range"]),
