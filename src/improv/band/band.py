@@ -124,7 +124,7 @@ class Band:
             self.drummer = Drummer(s.style, s.seed, s.takeover_gap, s.count_in, s.click, plays=DRUMS in s.bands,
                                    swing=self.time.swing if s.swing is not None else None)
             self.players[DRUMS] = self.drummer
-        self._drum_hits: list[tuple[float, float, int]] = []   # (on, off, note) planned, not yet over
+        self._drum_hits: list[tuple[NoteOn, NoteOff, float]] = []   # (on, off, frame start) of recent hits
         self.bars: list[float] = []     # the band's downbeats as planned (session.mid's bar lines)
         self.timeline: list[tuple[float, bool]] = []  # (from, metered?) of each time map
         if s.count_in:  # the bars before beat 0 count in (an empty bar first, so none is late)
@@ -137,6 +137,10 @@ class Band:
                 if p is not self.drummer:
                     p.hold_until = start
         self.context = Context(s.context_seconds)
+        if generator is None and not any(b != DRUMS for b in s.bands):
+            from .drums import NoModel
+
+            generator = NoModel()  # [drums] the drummer alone needs no model
         self.gen = generator if generator is not None else make_generator(s.generator, s.seed)
         self.on_command = on_command
         self.on_silence = on_silence
@@ -382,6 +386,12 @@ class Band:
         self.bars = [b for b in self.bars if b < t0 - 1e-6]
         self.timeline = [(t, metered) for t, metered in self.timeline if t < t0 - 1e-6]
         self.timeline.append((t0, m.metered))
+        if m.metered:  # the bar line this map starts in, when the band had no bar before it
+            bpb = m.meter.beats_per_bar
+            d = m.seconds(math.floor((k0 * m.unit + m.origin) / bpb + 1e-9) * bpb - m.origin)
+            since = self.timeline[-2][0] if len(self.timeline) > 1 else 0.0
+            if d >= max(0.0, since) - 1e-9 and (not self.bars or d > self.bars[-1] + 1e-6) and d < t0 - 1e-6:
+                self.bars.append(max(d, 0.0))
         if m.metered:
             self.context.window = self.settings.context_bars * m.meter.beats_per_bar * m.clock.period
         else:
@@ -492,26 +502,37 @@ class Band:
         positions = tuple(m.units(n.start) + m.origin for n in recent) if m.metered else ()
         ds = DrumScene(ft, fe, scene.beat_seconds, scene.player_sounding, scene.player_silent_for,
                        ctx.player_notes_heard > 0, tuple((n.start, n.velocity) for n in recent), positions, bass)
+        sent = [on for on, _, f in self._drum_hits if abs(f - ft) < 1e-6]  # handed on before a replan
         for h in self.drummer.plan(ds, m):
-            off = h.time + HIT_SECONDS
-            self._drum_hits.append((h.time, off, h.note))
-            self._push(NoteOn(h.time, h.note, h.velocity, DRUMS))
-            self._push(NoteOff(off, h.note, DRUMS))
+            if any(on.pitch == h.note and abs(on.time - h.time) < 0.03 for on in sent):
+                continue
+            on, off = NoteOn(h.time, h.note, h.velocity, DRUMS), NoteOff(h.time + HIT_SECONDS, h.note, DRUMS)
+            self._drum_hits.append((on, off, ft))
+            self._push(on)
+            self._push(off)
         if len(self._drum_hits) > 256:
-            self._drum_hits = [x for x in self._drum_hits if x[1] >= self.now - 1.0]
+            self._drum_hits = [x for x in self._drum_hits if x[1].time >= self.now - 1.0]
 
     def _drop_drums(self, at: float, end: bool) -> None:
-        """[drums] Plans of the drummer from ``at`` dropped; a hit sounding then ends at ``at``
-        (``end``) or when it would have."""
-        self._drop(DRUMS, at)
+        """[drums] Hits of the frames from ``at`` not handed on yet are withdrawn (a hit can
+        sound a little before its frame); with ``end`` (a cut) also every hit not handed on
+        from ``at``, and the note-offs after ``at`` move to ``at``."""
+        pending = {id(e[3]) for e in self._heap if e[3].source == DRUMS}
+        gone: set[int] = set()
         keep = []
-        for on, off, note in self._drum_hits:
-            if on >= at - EPS:
+        for on, off, f in self._drum_hits:
+            if id(on) in pending and (f >= at - EPS or (end and on.time >= at - EPS)):
+                gone.update((id(on), id(off)))
                 continue
-            if off >= at - EPS:
-                self._push(NoteOff(at if end else off, note, DRUMS))
-            keep.append((on, off, note))
+            if end and id(off) in pending and off.time > at:
+                gone.add(id(off))
+                off = NoteOff(max(at, on.time + 1e-3), off.pitch, DRUMS)
+                self._push(off)
+            keep.append((on, off, f))
         self._drum_hits = keep
+        if gone:
+            self._heap = [e for e in self._heap if id(e[3]) not in gone]
+            heapq.heapify(self._heap)
 
     def _do_replans(self) -> None:
         groups: dict[int, set[str]] = {}
@@ -593,7 +614,7 @@ class Band:
             if o.mode == "take-over" and not o.stopped:
                 label += " (playing)" if p.taking_over else " (waiting)"
             if name == DRUMS:
-                hits = sum(1 for on, _, _ in self._drum_hits if now - 4 * bs <= on < now)
+                hits = sum(1 for on, _, _ in self._drum_hits if now - 4 * bs <= on.time < now)
                 label += f", {self.drummer.latest_style()}"
                 out[name] = {"command": label, "density": hits / 4.0, "last_note": None}
                 continue

@@ -632,5 +632,24 @@ class Drummer:
         return _Gesture(start, t + 0.05, hits)
 
 
-__all__ = ["Drummer", "DrumHit", "DrumScene", "Groove", "KITS", "STYLES", "DEFAULT_STYLE", "DRUM_CHANNEL",
+class NoModel:
+    """The generator of a band with no melodic player (drums alone): nothing to remember."""
+
+    def rebuild(self, grid, notes) -> None:
+        pass
+
+    def note_on(self, slot: str, pitch: int, start: float) -> None:
+        pass
+
+    def note_off(self, slot: str, end: float) -> None:
+        pass
+
+    def propose(self, at, requests, silent, unit):
+        raise RuntimeError("no melodic band player: nothing to propose")
+
+    def accept(self, proposal) -> None:
+        pass
+
+
+__all__ = ["Drummer", "NoModel", "DrumHit", "DrumScene", "Groove", "KITS", "STYLES", "DEFAULT_STYLE", "DRUM_CHANNEL",
            "check_kit", "check_style", "load_groove", "load_grooves", "default_meter", "uniform"]

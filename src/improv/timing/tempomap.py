@@ -111,6 +111,9 @@ class TempoMap:
                 meta.append((tick, mido.MetaMessage("set_tempo", tempo=us)))
 
         def signature(num: int, den: int) -> None:
+            last = next((m for _, m in reversed(meta) if m.type == "time_signature"), None)
+            if last is not None and (last.numerator, last.denominator) == (num, den):
+                return
             meta.append((tick, mido.MetaMessage("time_signature", numerator=num, denominator=den)))
 
         def irregular(length: float, us_near: int) -> None:
