@@ -384,7 +384,7 @@ class Drummer:
     def level(self, o: Orders, breaking: bool = False) -> int:
         lv = o.density
         if o.mode == "make-room":
-            lv -= 1
+            lv -= 2
         elif o.mode == "lead":
             lv += 1
         elif o.mode == "accompany" and o.follows is not None:
@@ -456,7 +456,7 @@ class Drummer:
         fill_from = bpb - fill.beats if fill is not None else bpb
         avoid: set[int] = set()
         if o.mode == "make-room":
-            avoid = {round(p * 4) % (bpb * 4) for p in scene.player_positions}
+            avoid = {round(p * 2) % (bpb * 2) for p in scene.player_positions}  # eighths the player used
         spb = g.steps_per_beat
         hits: list[tuple[float, int, int]] = []   # (straight beat, note, velocity)
         n0, n1 = math.ceil(a0 * spb - 1e-6), math.ceil(a1 * spb - 1e-6)
@@ -477,7 +477,7 @@ class Drummer:
             for li, ln, step in lines:
                 if step is None:
                     continue
-                if avoid and round(a * 4) % (bpb * 4) in avoid:
+                if avoid and round(a * 2) % (bpb * 2) in avoid:
                     continue
                 p, vf = step
                 if p < 1.0:
