@@ -383,3 +383,39 @@ def test_listen_with_drums_records_tempo_meter_and_kit(tmp_path, capsys):
     sticks = sorted(n.start for n in drums[0].notes if n.pitch == VOICES["sticks"])
     db = pm.get_downbeats()
     assert np.min(np.abs(db - sticks[0])) < 0.001 and abs(sticks[0] - bar) < 0.001
+
+
+# ------------------------------------------------------------------ MIDI clock out
+
+
+def test_clock_out_follows_the_bands_tempo():
+    from improv.band.sync import BandClock
+    from improv.timing import MidiClockOut
+
+    band = Band(BandSettings(bands=("drums",), tempo=BPM, seed=1))
+    sent = []
+    out = MidiClockOut(BandClock(band), lambda t, data: sent.append((t, data[0])), horizon=0.08)
+    notes = player(0.5, 12)
+    t, i = 0.0, 0
+    while t <= 6.0:
+        while i < len(notes) and notes[i].time <= t:
+            band.hear(notes[i])
+            i += 1
+        band.step(t)
+        out.pump(t)
+        t = round(t + 0.01, 6)
+    assert sent and sent[0][1] == 0xFA, "Start first, once the band is metered"
+    start = sent[0][0]
+    assert abs(band.map.clock.beat_at(start + 0.001) % 1.0) < 0.01, "Start on a beat"
+    ticks = [t for t, b in sent if b == 0xF8]
+    assert len(ticks) > 100 and np.allclose(np.diff(ticks), BEAT / 24, atol=1e-6)
+    assert abs(ticks[0] - (start + 0.001)) < 1e-6
+    out.stop(6.0)
+    assert sent[-1][1] == 0xFC
+
+
+def test_clock_out_needs_real_time_and_a_port(tmp_path, capsys):
+    rc = main(["listen", "-i", str(_wav(tmp_path)), "--fast", "--no-midi", "--synth", "none", "-q",
+               "--bands", "drums", "--clock-out"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--clock-out" in err and len(err.splitlines()) == 1

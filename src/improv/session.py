@@ -64,6 +64,7 @@ class ListenOptions:
     controls: object | None = None
     channels: dict[str, int] | None = None
     output_latency_ms: float = 0.0
+    clock_out: bool = False             # [drums] send MIDI clock from the band's tempo on the MIDI port
 
 
 @dataclass
@@ -173,7 +174,12 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                 band_sinks = [s for s in (recorder and recorder.add, result.events.append, on_event) if s]
                 output = BandOutput(port, synth, band_sinks, channels, now=clock.now, setup=setup)
                 live = LiveBand(band, output, clock, opts.output_latency_ms, port=port, on_warning=on_warning,
-                                view=view).start()
+                                view=view)
+                if opts.clock_out:  # [drums] MIDI clock out from the band's tempo
+                    from .band.sync import band_clock_out
+
+                    live.on_step.append(band_clock_out(band, live.scheduler).pump)
+                live.start()
         if on_band is not None and band is not None:
             on_band(live if live is not None else band)
         # [control] commands from the foot controller, keyboard and OSC: straight into the live

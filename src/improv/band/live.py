@@ -139,6 +139,7 @@ class LiveBand:
         self._thread: threading.Thread | None = None
         self._port_missing = False
         self.step_seconds: list[float] = []
+        self.on_step: list[Callable[[float], None]] = []   # called after each step, in this thread (clock out)
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------ inputs (any thread)
@@ -180,6 +181,8 @@ class LiveBand:
                         for msg in self.output.messages(ev):
                             self.scheduler.schedule(ev.time, msg, tag=ev.source)
                     self._muted.clear()
+                for hook in self.on_step:
+                    hook(now)
                 self.step_seconds.append(time.perf_counter() - t0)
                 if len(self.step_seconds) > 100_000:
                     del self.step_seconds[:50_000]
