@@ -19,8 +19,14 @@ to the end of the recording.
   generated on the recordings (all held out: the classifier never saw the drummer).
 * kick on the bass (``--kick``, needs the model): share of bass onsets with a kick
   within 30 ms, against the same share with the kick's lock turned off.
+* JACK (``--jack SECONDS``): the drummer in real time (its own thread stepping the band
+  every 10 ms, as :class:`~improv.band.live.LiveBand` does) hands its hits to a
+  :class:`~improv.timing.Scheduler` whose sink is improv's JACK client; another JACK
+  client stamps each message with the session time of its frame; error = that time
+  minus the planned time. improv's listening runs over a recording meanwhile (the
+  load of a session), on a JACK dummy server (48 kHz, 256 frames).
 
-    PYTHONPATH=src python3 benchmarks/bench_drums.py [--quick] [--json out.json]
+    PYTHONPATH=src python3 benchmarks/bench_drums.py [--quick] [--kick] [--jack 30] [--json out.json]
 """
 
 from __future__ import annotations
@@ -293,13 +299,93 @@ def kick_lock(recs, seeds) -> dict:
     return {k: stat(v) for k, v in shares.items()}
 
 
+def jack_timing(seconds: float) -> dict:
+    import threading
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_scheduler import listening_load, stats_ms
+    from jackutil import start_jack
+
+    from improv.timing import Scheduler
+    from improv.timing.jackmidi import JackMidi
+
+    server = start_jack(f"improv-drums-{os.getpid()}")
+    got: list[tuple[float, bytes]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    stats: dict = {}
+    try:
+        t0 = time.perf_counter()
+
+        def now() -> float:
+            return time.perf_counter() - t0
+
+        def on_capture(data: bytes, t: float) -> None:
+            with lock:
+                got.append((t, bytes(data)))
+
+        cap = JackMidi("drums-capture", out=None, inputs={"in": on_capture}, origin=t0)
+        sink = JackMidi("improv-drums", origin=t0)
+        sink.connect_out(cap.in_name("in"))
+        load = threading.Thread(target=listening_load, args=(stop, ROOT / "recordings" / "demo.wav", stats),
+                                daemon=True)
+        load.start()
+        band = Band(BandSettings(bands=("drums",), tempo=120, count_in=1, style="funk", seed=1, handoff=0.1))
+        sched = Scheduler(sink, now=now).start()
+        planned: list[tuple[float, bytes]] = []
+        busier_at = seconds / 2
+        told = False
+        while now() < seconds:
+            t = now()
+            if not told and t >= busier_at:
+                band.command(parse_command("drums: busier", t))
+                told = True
+            band.step(t)
+            for ev in band.due(t + 0.1):
+                if isinstance(ev, NoteOn):
+                    data = bytes([0x99, ev.pitch, ev.velocity])
+                else:
+                    data = bytes([0x89, ev.pitch, 0])
+                sched.schedule(ev.time, data, tag="drums")
+                planned.append((ev.time, data))
+            time.sleep(0.01)
+        time.sleep(0.3)
+        sched.stop(panic=False)
+        lateness = sched.lateness_ms()
+        stop.set()
+        sink.close()
+        cap.close()
+        load.join(5)
+    finally:
+        server.stop()
+    with lock:
+        got = [(t, d) for t, d in got if d[0] & 0xF0 in (0x80, 0x90) and d[0] & 0x0F == 9]
+    errs, gi = [], 0
+    for t, d in sorted(planned, key=lambda x: x[0]):
+        j = gi
+        while j < len(got) and got[j][1] != d:
+            j += 1
+        if j == len(got):
+            continue
+        errs.append(1000.0 * (got[j][0] - t))
+        gi = j + 1
+    within = float(np.mean(np.abs(errs) <= 2.0)) if errs else None
+    return {"seconds": seconds, "planned": len(planned), "captured": len(got), "error_ms": stats_ms(errs),
+            "within_2ms": within, "scheduler_lateness_ms": stats_ms(lateness), "listened_blocks": stats.get("blocks")}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 recordings, 2 seeds, 4 styles")
     ap.add_argument("--kick", action="store_true", help="also the kick on the bass (loads the model)")
+    ap.add_argument("--jack", type=float, metavar="SECONDS", help="also the hits through improv's JACK client")
+    ap.add_argument("--only-jack", action="store_true", help="only the JACK figure")
     ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = ap.parse_args()
-    res = run(args.quick, args.kick)
+    res = {} if args.only_jack else run(args.quick, args.kick)
+    if args.jack:
+        res["jack"] = jack_timing(args.jack)
     print(json.dumps(res, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
