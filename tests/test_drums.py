@@ -419,3 +419,32 @@ def test_clock_out_needs_real_time_and_a_port(tmp_path, capsys):
                "--bands", "drums", "--clock-out"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--clock-out" in err and len(err.splitlines()) == 1
+
+
+def test_the_drummer_follows_a_midi_clock_in():
+    from improv.timing import MidiClockIn
+
+    band = Band(BandSettings(bands=("drums",), style="rock", seed=1))
+    follower = MidiClockIn(band.time.meter)
+    band.time.external = follower
+    bpm, start = 100.0, 1.0
+    tick = 60.0 / bpm / 24
+    follower.feed("start", start - 0.001)
+    out, t, k = [], 0.0, 0
+    while t <= 12.0:
+        while start + k * tick <= t:
+            follower.feed("clock", start + k * tick)
+            k += 1
+        band.step(t)
+        out += band.due(t)
+        t = round(t + 0.01, 6)
+    out += band.finish(t)
+    assert band.map is not None and band.map.metered and abs(band.map.clock.bpm - bpm) < 0.5
+    beat = 60.0 / bpm
+    kicks = [h.time for h in hits(out, 4.0) if h.pitch == 36]
+    # kicks of the rock groove fall on the clock's beats or eighths (micro-timing: 2.5 x 4 ms)
+    offs = [abs(((t - start) / (beat / 2)) - round((t - start) / (beat / 2))) * beat / 2 for t in kicks]
+    assert kicks and max(offs) <= 0.012, max(offs)
+    downbeats = [b for b in band.bars if b > 4.0]
+    assert all(abs(((b - start) / beat) % 4) < 0.01 or abs(((b - start) / beat) % 4 - 4) < 0.01
+               for b in downbeats)

@@ -100,6 +100,8 @@ def add_listen(sub) -> None:
     band.add_argument("--count-in", type=int, default=0, metavar="BARS",
                       help="count in this many bars (sticks) before the band starts; needs --tempo")
     band.add_argument("--click", action="store_true", help="a metronome click on every beat (drum channel)")
+    band.add_argument("--clock-in", metavar="PORT", help="follow the MIDI clock (start/stop, tempo) arriving on "
+                      "this MIDI input port (part of its name)")
     band.add_argument("--clock-out", action="store_true", help="send MIDI clock (24 PPQN, start/stop) from the "
                       "band's tempo on the MIDI port")
     from .control import add_control_options
@@ -196,8 +198,10 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
             raise ConfigError(f"--band-generator {args.band_generator!r}: unknown; use {', '.join(GENERATORS)}")
     if args.clock_out and (not bands or args.fast or not args.midi):
         raise ConfigError("--clock-out needs a band (--bands), real time (no --fast) and a MIDI port (no --no-midi)")
+    if args.clock_in and (not bands or args.fast):
+        raise ConfigError("--clock-in needs a band (--bands) and real time (no --fast)")
     out: dict = {"commands": commands, "channels": channels, "output_latency_ms": args.output_latency_ms,
-                 "voices": voices or None, "clock_out": args.clock_out}
+                 "voices": voices or None, "clock_out": args.clock_out, "clock_in": args.clock_in}
     if bands:
         from .band.band import BandSettings, player_register_setting
 

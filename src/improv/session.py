@@ -65,6 +65,7 @@ class ListenOptions:
     channels: dict[str, int] | None = None
     output_latency_ms: float = 0.0
     clock_out: bool = False             # [drums] send MIDI clock from the band's tempo on the MIDI port
+    clock_in: str | None = None         # [drums] follow the MIDI clock arriving on this input port
 
 
 @dataclass
@@ -135,6 +136,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
     synth = None
     live = None
     controls = None
+    clock_in = None
     voices = as_voices(opts.voices)  # [output]
     channels = {**BAND_CHANNELS, **(opts.channels or {})}
     end = 0.0
@@ -175,6 +177,14 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                 output = BandOutput(port, synth, band_sinks, channels, now=clock.now, setup=setup)
                 live = LiveBand(band, output, clock, opts.output_latency_ms, port=port, on_warning=on_warning,
                                 view=view)
+                if opts.clock_in:  # [drums] follow an external MIDI clock (start/stop, tempo)
+                    from .midi import MidiIn
+                    from .timing import MidiClockIn
+
+                    follower = MidiClockIn(band.time.meter)
+                    band.time.external = follower
+                    clock_in = MidiIn(lambda msg, _d: follower.on_message(msg, clock.now()), opts.clock_in,
+                                      opts.midi_api, client="improv-clock-in")
                 if opts.clock_out:  # [drums] MIDI clock out from the band's tempo
                     from .band.sync import band_clock_out
 
@@ -253,6 +263,8 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
         if isinstance(source, MicSource):
             source.close()
         result.overflows = source.overflows
+        if clock_in is not None:
+            clock_in.close()
         if live is not None:
             live.close()  # every band note off, through the port, synth and recorder
         if port is not None:
