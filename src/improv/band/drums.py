@@ -555,7 +555,7 @@ class Drummer:
         if breaking:
             longest = min(2, bpb)
         else:
-            chance = 1.0 if end8 else (0.75 if level >= -1 else 0.0)
+            chance = 1.0 if end8 else (0.75 if level >= 0 else 0.0)
             if uniform(self.seed, bar, SALT_FILL) >= chance:
                 return None
             longest = (2 if end8 else 1) + (1 if level >= 2 else 0)
