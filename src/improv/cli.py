@@ -232,7 +232,9 @@ def cmd_listen(args) -> int:
     )
     console = _console()
     # [output] live panel on a terminal, log lines otherwise, nothing with --quiet
-    display = make_display(console, quiet=args.quiet)
+    from .events import BANDS
+
+    display = make_display(console, quiet=args.quiet, bands=BANDS + (("drums",) if "drums" in bands else ()))
     try:
         with display:
             result = run_listen(opts, on_event=display.on_event, on_start=display.attach,
