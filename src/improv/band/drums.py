@@ -113,8 +113,8 @@ class Fill:
 class Colour:
     """Free mode: gestures per second (while the player plays / in their gaps) and voices."""
 
-    rate: float = 0.15
-    gap_rate: float = 0.6
+    rate: float = 0.25
+    gap_rate: float = 0.8
     cymbals: tuple[int, ...] = (51, 49)
     toms: tuple[int, ...] = (45, 47, 50, 38)
     accents: tuple[int, ...] = (36, 49)
@@ -204,7 +204,7 @@ def parse_groove(data: dict, name: str) -> Groove:
         fills.append(Fill(beats, flines))
     accents = tuple(float(a) for a in data.get("accents", [1.0]))
     c = data.get("colour", {})
-    colour = Colour(float(c.get("rate", 0.15)), float(c.get("gap_rate", 0.6)),
+    colour = Colour(float(c.get("rate", 0.25)), float(c.get("gap_rate", 0.8)),
                     tuple(_voice(v, where) for v in c.get("cymbals", ["ride", "crash"])),
                     tuple(_voice(v, where) for v in c.get("toms", ["tom-low", "tom-mid", "tom-high", "snare"])),
                     tuple(_voice(v, where) for v in c.get("accents", ["kick", "crash"])),
