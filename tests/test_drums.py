@@ -448,3 +448,16 @@ def test_the_drummer_follows_a_midi_clock_in():
     downbeats = [b for b in band.bars if b > 4.0]
     assert all(abs(((b - start) / beat) % 4) < 0.01 or abs(((b - start) / beat) % 4 - 4) < 0.01
                for b in downbeats)
+
+
+def test_lead_is_busier_and_tap_sets_the_tempo():
+    base, _ = session("rock", seconds=20.0)
+    lead, _ = session("rock", [Command(6.0, "drums", "lead", ("busy", "harmonic"))], seconds=20.0)
+    assert per_beat(lead, 7.0, 20.0) >= 1.3 * per_beat(base, 7.0, 20.0)
+    band = Band(BandSettings(bands=("drums",), style="rock", seed=1))
+    taps = [Command(1.0 + 0.6 * i, "all", "tap") for i in range(4)]   # 100 BPM
+    events = drive(band, [], 12.0, taps)
+    assert band.map is not None and abs(band.map.clock.bpm - 100.0) < 0.5
+    snares = [h.time for h in hits(events, 4.0) if h.pitch == VOICES["snare"] and h.velocity >= 90]
+    gaps = np.diff(snares)   # the backbeat: every two beats of 0.6 s (micro-timing: 2.5 x 4 ms each)
+    assert len(snares) >= 6 and np.allclose(gaps / 1.2, np.round(gaps / 1.2), atol=0.02)
