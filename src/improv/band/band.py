@@ -367,7 +367,9 @@ class Band:
             self._remap()
         elif clock is not None:
             offset, ratio = self.map.drift(clock, self.now)
-            if offset > 0.1 or ratio > 0.04 or clock.source != self.map.clock.source:
+            tight = clock.source in ("midi-clock", "link")  # [drums] an external clock: follow it closely
+            if offset > (0.02 if tight else 0.1) or ratio > (0.02 if tight else 0.04) \
+                    or clock.source != self.map.clock.source:
                 self._remap()
 
     def _remap(self) -> None:
