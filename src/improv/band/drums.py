@@ -150,7 +150,7 @@ class Groove:
 
     def expected_hits(self, level: int) -> float:
         """Hits per bar of the groove lines at ``level`` (probabilities summed; fills left out)."""
-        total = sum(p for ln in self.lines if ln.plays_at(level) for s in ln.steps if s is not None for p in s[:1])
+        total = sum(step[0] for ln in self.lines if ln.plays_at(level) for step in ln.steps if step is not None)
         return total / self.bars
 
 
@@ -510,6 +510,7 @@ class Drummer:
                     hits.append((s16 / 4, g.cross, 80 + int(20 * o.amount)))
         if fill is not None and a0 <= bar * bpb + fill_from < a1:
             self.fills.append((at(bar * bpb + fill_from), at((bar + 1) * bpb)))
+            del self.fills[:-1000]
         out += self._timed(hits, scene, o, g, swing, key_bar, m, lv)
         return out
 
