@@ -174,7 +174,8 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
             raise ConfigError(f"--channel {b}={v}: give a MIDI channel from 1 to 16")
         channels[b] = int(v) - 1
     player_ch = CHANNELS["player"]
-    used = {**{b: CHANNELS[b] for b in ("bass", "mid", "high", "drums")}, **channels}
+    used = {**{b: CHANNELS[b] for b in ("bass", "mid", "high", "drums") if b != "drums" or b in bands},
+            **channels}
     if player_ch in used.values() or len(set(used.values())) < len(used):
         raise ConfigError(f"--channel: each band needs a channel of its own, not the player's ({player_ch + 1})")
     style = None
