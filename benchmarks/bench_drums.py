@@ -310,7 +310,10 @@ def jack_timing(seconds: float) -> dict:
     from improv.timing import Scheduler
     from improv.timing.jackmidi import JackMidi
 
-    server = start_jack(f"improv-drums-{os.getpid()}")
+    try:
+        server = start_jack(f"improv-drums-{os.getpid()}")
+    except (RuntimeError, FileNotFoundError) as e:  # no jackd, or the machine's servers are all taken
+        return {"error": str(e).splitlines()[0]}
     got: list[tuple[float, bytes]] = []
     lock = threading.Lock()
     stop = threading.Event()
