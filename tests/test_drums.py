@@ -461,3 +461,10 @@ def test_lead_is_busier_and_tap_sets_the_tempo():
     snares = [h.time for h in hits(events, 4.0) if h.pitch == VOICES["snare"] and h.velocity >= 90]
     gaps = np.diff(snares)   # the backbeat: every two beats of 0.6 s (micro-timing: 2.5 x 4 ms each)
     assert len(snares) >= 6 and np.allclose(gaps / 1.2, np.round(gaps / 1.2), atol=0.02)
+
+
+def test_a_style_sets_the_bands_meter_and_swing_unless_given():
+    assert Band(BandSettings(bands=("drums",), style="swing")).time.swing.percent == 64.0
+    assert Band(BandSettings(bands=("drums",), style="swing", swing=55)).time.swing.percent == 55.0
+    assert Band(BandSettings(bands=("drums",), style="waltz")).time.meter.name == "3/4"
+    assert Band(BandSettings(bands=("drums",), style="waltz", meter="6/8")).time.meter.name == "6/8"

@@ -37,7 +37,7 @@ from ..model import Grid
 from ..record import Command
 from .commands import check_command
 from .context import EPS, Context, CtxNote, pitch_class_profile
-from .drums import HIT_SECONDS, Drummer, DrumScene, check_style, default_meter
+from .drums import HIT_SECONDS, Drummer, DrumScene, check_style, default_meter, load_groove
 from .generators import Generator, make_generator
 from .orders import Orders
 from .players import DEFAULT_RANGES, BandPlayer, Scene, fold_into, parse_range
@@ -116,7 +116,8 @@ class Band:
         self.players = {b: BandPlayer(b, *self.ranges[b], takeover_gap=s.takeover_gap) for b in s.bands
                         if b != DRUMS}
         meter = s.meter if s.meter is not None else default_meter(s.style)
-        self.time = TimeBase(s.tempo, meter, s.swing, s.free, s.follow)
+        swing = s.swing if s.swing is not None or s.style is None else load_groove(s.style).swing
+        self.time = TimeBase(s.tempo, meter, swing, s.free, s.follow)  # (--style: its meter and swing)
         # [drums] the drummer (not the model's): a player in ``players`` too, so commands reach it;
         # with --count-in or --click and no drums, it plays only those
         self.drummer: Drummer | None = None
