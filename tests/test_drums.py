@@ -468,3 +468,21 @@ def test_a_style_sets_the_bands_meter_and_swing_unless_given():
     assert Band(BandSettings(bands=("drums",), style="swing", swing=55)).time.swing.percent == 55.0
     assert Band(BandSettings(bands=("drums",), style="waltz")).time.meter.name == "3/4"
     assert Band(BandSettings(bands=("drums",), style="waltz", meter="6/8")).time.meter.name == "6/8"
+
+
+def test_the_drummer_plays_to_a_link_timeline():
+    pytest.importorskip("link", reason="LinkPython-extern is not installed (pip install -e .[link])")
+    import time
+
+    from improv.timing import LinkClock
+
+    link = LinkClock(90.0, "4/4", enabled=False, origin=time.perf_counter())  # a local timeline, no network
+    band = Band(BandSettings(bands=("drums",), style="rock", seed=1))
+    band.time.external = link
+    events = drive(band, [], 10.0)
+    link.close()
+    assert band.map.metered and abs(band.map.clock.bpm - 90.0) < 0.01
+    snares = [h.time for h in hits(events, 2.0) if h.pitch == VOICES["snare"] and h.velocity >= 90]
+    beats = [link.beat_at(t) for t in snares]
+    assert len(snares) >= 5 and all(abs(b - round(b)) < 0.02 and round(b) % 2 == 1 for b in beats), beats
+    assert all(abs(link.beat_at(b) % 4) < 1e-3 or abs(link.beat_at(b) % 4 - 4) < 1e-3 for b in band.bars)

@@ -102,6 +102,8 @@ def add_listen(sub) -> None:
     band.add_argument("--click", action="store_true", help="a metronome click on every beat (drum channel)")
     band.add_argument("--clock-in", metavar="PORT", help="follow the MIDI clock (start/stop, tempo) arriving on "
                       "this MIDI input port (part of its name)")
+    band.add_argument("--link", action="store_true", help="play to an Ableton Link session's tempo and phase "
+                      "(--tempo: the tempo it starts with when alone)")
     band.add_argument("--clock-out", action="store_true", help="send MIDI clock (24 PPQN, start/stop) from the "
                       "band's tempo on the MIDI port")
     from .control import add_control_options
@@ -201,8 +203,11 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
         raise ConfigError("--clock-out needs a band (--bands), real time (no --fast) and a MIDI port (no --no-midi)")
     if args.clock_in and (not bands or args.fast):
         raise ConfigError("--clock-in needs a band (--bands) and real time (no --fast)")
+    if args.link and (not bands or args.fast or args.clock_in):
+        raise ConfigError("--link needs a band (--bands), real time (no --fast) and no --clock-in")
     out: dict = {"commands": commands, "channels": channels, "output_latency_ms": args.output_latency_ms,
-                 "voices": voices or None, "clock_out": args.clock_out, "clock_in": args.clock_in}
+                 "voices": voices or None, "clock_out": args.clock_out, "clock_in": args.clock_in,
+                 "link": args.link}
     if bands:
         from .band.band import BandSettings, player_register_setting
 

@@ -66,6 +66,7 @@ class ListenOptions:
     output_latency_ms: float = 0.0
     clock_out: bool = False             # [drums] send MIDI clock from the band's tempo on the MIDI port
     clock_in: str | None = None         # [drums] follow the MIDI clock arriving on this input port
+    link: bool = False                  # [drums] play to an Ableton Link session (tempo and phase)
 
 
 @dataclass
@@ -137,6 +138,7 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
     live = None
     controls = None
     clock_in = None
+    link = None
     voices = as_voices(opts.voices)  # [output]
     channels = {**BAND_CHANNELS, **(opts.channels or {})}
     end = 0.0
@@ -185,6 +187,12 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
                     band.time.external = follower
                     clock_in = MidiIn(lambda msg, _d: follower.on_message(msg, clock.now()), opts.clock_in,
                                       opts.midi_api, client="improv-clock-in")
+                if opts.link:  # [drums] Ableton Link: tempo and phase from the session's peers
+                    from .timing import LinkClock
+
+                    link = LinkClock(band.settings.tempo or 120.0, band.time.meter, origin=clock.origin)
+                    band.time.external = link
+                    live.on_step.append(lambda now: setattr(link, "origin", clock.origin))  # audio-anchored
                 if opts.clock_out:  # [drums] MIDI clock out from the band's tempo
                     from .band.sync import band_clock_out
 
@@ -265,6 +273,8 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
         result.overflows = source.overflows
         if clock_in is not None:
             clock_in.close()
+        if link is not None:
+            link.close()
         if live is not None:
             live.close()  # every band note off, through the port, synth and recorder
         if port is not None:

@@ -4,7 +4,8 @@ The band notes the time of every downbeat it plans (:class:`BarTiming`). From th
 :meth:`TempoMap.from_bars` makes a MIDI tempo map in which every one of them falls on
 a bar line: one tempo per bar (written only when it changes), the session's time
 signature, and before the first downbeat a pickup bar (its own short time signature
-and a tempo that makes it last exactly as long); a stretch without a beat between two
+and a tempo that makes it last exactly as long; less than a sixteenth is added to the
+first bar instead); a stretch without a beat between two
 metered ones becomes one irregular bar the same way. A session that never had a beat
 gets 120 BPM and a marker saying that its bars mean nothing.
 
@@ -126,8 +127,10 @@ class TempoMap:
             sec += quarters * us / 1e6
 
         first_us = int(round((bars[1] - bars[0]) / per_bar * 1e6))
-        if bars[0] > 1e-3:
+        if bars[0] * 1e6 / first_us >= 0.25:   # a pickup bar before the first downbeat
             irregular(bars[0], first_us)
+        else:  # less than a sixteenth: the first bar starts the file (a little longer), no sliver bar
+            bars[0] = 0.0
         signature(meter.numerator, meter.denominator)
         regular = True
         last_us = first_us
