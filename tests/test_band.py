@@ -299,7 +299,7 @@ def test_player_register_is_heard_or_set():
 def test_bad_commands_are_one_line_config_errors():
     band = Band(BandSettings(seed=0), generator=ModelGenerator(model(), 0))
     with pytest.raises(ConfigError, match="unknown band"):
-        band.command(Command(0.0, "drums", "busier"))
+        band.command(Command(0.0, "piano", "busier"))
     with pytest.raises(ConfigError, match="unknown command"):
         band.command(Command(0.0, "bass", "louder"))
     with pytest.raises(ConfigError, match="out of range"):

@@ -84,7 +84,7 @@ def test_truncated_recording_keeps_what_was_heard(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["listen", "--bands", "drums", "--input", "X"], ["--bands", "drums", "bass"]),
+    (["listen", "--bands", "piano", "--input", "X"], ["--bands", "piano", "bass", "drums"]),
     (["listen", "--blocksize", "0", "--input", "X"], ["blocksize"]),
     (["listen", "--bend-range", "0", "--input", "X"], ["bend-range"]),
     (["listen", "--fmin", "5", "--input", "X"], ["pitch range"]),
@@ -279,14 +279,14 @@ def test_instruments_by_general_midi_name():
 
 
 def test_the_first_run_is_a_band_and_bends_stay_out_of_the_log(tmp_path, capsys):
-    """Defaults: the band plays (all three), the log shows notes but not bends unless -v;
+    """Defaults: the band plays (all four, drums too), the log shows notes but not bends unless -v;
     the summary is a status line on stderr, the notes go to stdout."""
     bent = [ToneSpec(0.3, 1.2, 62, vibrato_cents=40), ToneSpec(1.8, 1.2, 67, bend_to=69, bend_time=0.4)]
     wav = _wav(tmp_path, bent)
     code, out, err = run_cli(capsys, "listen", "--input", str(wav), "--fast", "--no-midi", "--synth", "none",
                              "--seed", "1", "--tempo", "120")
     assert code == 0, err
-    assert "the band (bass,mid,high) played" in err and "notes" not in out.split("\n")[-1]
+    assert "the band (bass,mid,high,drums) played" in err and "notes" not in out.split("\n")[-1]
     assert " player on " in out and " bend " not in out
     assert any(f" {b}" in out for b in ("bass", "mid", "high")), "the band's notes are logged"
     code, out, err = run_cli(capsys, "listen", "--input", str(wav), "--fast", "--no-midi", "--synth", "none",

@@ -115,4 +115,4 @@ def test_mapping_command_writes_and_shows(tmp_path, capsys):
 def test_learn_rejects_unknown_commands_in_one_line(capsys):
     assert main(["learn", "bas: stop"]) == 2
     err = capsys.readouterr().err
-    assert err == "improv: unknown band 'bas' in 'bas: stop': use one of bass, mid, high, all\n"
+    assert err == "improv: unknown band 'bas' in 'bas: stop': use one of bass, mid, high, drums, all\n"

@@ -44,7 +44,7 @@ def test_quick_start_plays_and_records_the_band(tmp_path):
                        stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     summary = r.stderr.strip().splitlines()[-1]
-    assert "the band (bass,mid,high) played" in summary and "recorded to out/" in summary, summary
+    assert "the band (bass,mid,high,drums) played" in summary and "recorded to out/" in summary, summary
     assert " bend " not in r.stdout, "bends stay out of the log"
     sessions = list((tmp_path / "out").iterdir())
     assert len(sessions) == 1

@@ -113,7 +113,8 @@ def add_listen(sub) -> None:
                      "(default: the first found in /usr/share/sounds/sf2, sf3)")
     band = p.add_argument_group("band")
     band.add_argument("--bands", default="all",
-                      help="band players: all (default), none, or a comma list of bass,mid,high")
+                      help="band players: all (default: bass, mid, high and drums), none, or a comma list of "
+                      "bass,mid,high,drums")
     band.add_argument("--tempo", type=finite, metavar="BPM", help="play on this tempo (beat 1 on the player's "
                       "first note); default: follow the player's pulse when it is steady, else free mode")
     band.add_argument("--meter", default=None, help="2/4, 3/4, 4/4, 5/4, 6/8, 9/8 or 12/8 (default 4/4)")
@@ -142,6 +143,20 @@ def add_listen(sub) -> None:
                       "(e.g. '2.0 bass: make room'), given when the session reaches them")
     band.add_argument("--seed", type=int, default=None,
                       help="seed for the band's choices, 0 to 2^32-1 (default: random)")
+    # drums and the studio's clock
+    band.add_argument("--style", default=None, metavar="NAME", help="the drummer's style: swing, straight, funk, "
+                      "bossa, ballad, rock, waltz or free (default straight; sets --meter and --swing when not given)")
+    band.add_argument("--kit", default=None, metavar="NAME", help="GM drum kit: standard, room, power, electronic, "
+                      "tr808, jazz, brush, orchestra (default standard)")
+    band.add_argument("--count-in", type=int, default=0, metavar="BARS",
+                      help="count in this many bars (sticks) before the band starts; needs --tempo")
+    band.add_argument("--click", action="store_true", help="a metronome click on every beat (drum channel)")
+    band.add_argument("--clock-in", metavar="PORT", help="follow the MIDI clock (start/stop, tempo) arriving on "
+                      "this MIDI input port (part of its name)")
+    band.add_argument("--link", action="store_true", help="play to an Ableton Link session's tempo and phase "
+                      "(--tempo: the tempo it starts with when alone)")
+    band.add_argument("--clock-out", action="store_true", help="send MIDI clock (24 PPQN, start/stop) from the "
+                      "band's tempo on the MIDI port")
     from .control import add_control_options
 
     add_control_options(p)  # --controller, --mapping, --osc, --no-keys
@@ -163,7 +178,7 @@ GM_DRUM_CHANNEL = 10            # as musicians count channels, 1-16
 
 
 def _parse_bands(text: str) -> tuple[str, ...]:
-    from .events import BANDS
+    from .events import ALL_BANDS as BANDS
 
     if text.strip().lower() in ("", "none"):
         return ()
@@ -182,7 +197,7 @@ def _parse_bands(text: str) -> tuple[str, ...]:
 
 def _assignments(items: list[str], option: str) -> dict[str, str]:
     """``["bass=33", "mid=4"]`` -> {"bass": "33", "mid": "4"} (commas also separate)."""
-    from .events import BANDS
+    from .events import ALL_BANDS as BANDS
 
     out: dict[str, str] = {}
     for item in items:
@@ -256,14 +271,24 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
     for b, v in _assignments(args.channel, "--channel").items():
         if not v.isdigit() or not 1 <= int(v) <= 16:
             raise ConfigError(f"--channel {b}={v}: give a MIDI channel from 1 to 16")
-        if int(v) == GM_DRUM_CHANNEL:
+        if int(v) == GM_DRUM_CHANNEL and b != "drums":
             raise ConfigError(f"--channel {b}={v}: channel {GM_DRUM_CHANNEL} is General MIDI's drum channel and "
                               "would play the band as drums; give another")
         channels[b] = int(v) - 1
     player_ch = CHANNELS["player"]
-    used = {**{b: CHANNELS[b] for b in ("bass", "mid", "high")}, **channels}
+    used = {**{b: CHANNELS[b] for b in ("bass", "mid", "high", "drums") if b != "drums" or b in bands},
+            **channels}
     if player_ch in used.values() or len(set(used.values())) < len(used):
         raise ConfigError(f"--channel: each band needs a channel of its own, not the player's ({player_ch + 1})")
+    style = None
+    if args.style is not None:  # [drums]
+        from .band.drums import check_style
+
+        style = check_style(args.style)
+    if args.kit is not None:
+        from .band.drums import check_kit
+
+        voices["drums"] = Voice(check_kit(args.kit), voices["drums"].volume if "drums" in voices else 100)
     commands = []
     if args.commands:
         from .band.live import read_command_script
@@ -274,8 +299,15 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
 
         if args.band_generator not in GENERATORS:
             raise ConfigError(f"--band-generator {args.band_generator!r}: unknown; use {', '.join(GENERATORS)}")
+    if args.clock_out and (not bands or args.fast or not args.midi):
+        raise ConfigError("--clock-out needs a band (--bands), real time (no --fast) and a MIDI port (no --no-midi)")
+    if args.clock_in and (not bands or args.fast):
+        raise ConfigError("--clock-in needs a band (--bands) and real time (no --fast)")
+    if args.link and (not bands or args.fast or args.clock_in):
+        raise ConfigError("--link needs a band (--bands), real time (no --fast) and no --clock-in")
     out: dict = {"commands": commands, "channels": channels, "output_latency_ms": args.output_latency_ms,
-                 "voices": voices or None}
+                 "voices": voices or None, "clock_out": args.clock_out, "clock_in": args.clock_in,
+                 "link": args.link}
     if bands:
         from .band.band import BandSettings, player_register_setting
         from .output import RANGES
@@ -286,7 +318,8 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
             context_bars=args.context_bars, context_seconds=args.context_seconds,
             player_register=player_register_setting(args.player_register, {
                 **RANGES, **ranges}),
-            seed=args.seed, generator=args.band_generator).check()
+            seed=args.seed, generator=args.band_generator, style=style, count_in=args.count_in,
+            click=args.click).check()
     return out
 
 
@@ -411,7 +444,9 @@ def cmd_listen(args) -> int:
         controls=control_options(args), keep_events=False,
     )
     console = _console()  # the notes (stdout); status lines and the summary go to stderr
-    display = make_display(console, quiet=args.quiet)
+    from .events import BANDS
+
+    display = make_display(console, quiet=args.quiet, bands=BANDS + (("drums",) if "drums" in bands else ()))
     seen: dict = {}
 
     def started(listener, source) -> None:

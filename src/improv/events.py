@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 PLAYER = "player"
-BANDS = ("bass", "mid", "high")
+BANDS = ("bass", "mid", "high")     # the melodic band players (the model's voices)
+DRUMS = "drums"                      # the drummer (grooves from data, not the model)
+ALL_BANDS = (*BANDS, DRUMS)          # every band player: what ``--bands all`` means
 _NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 

@@ -20,11 +20,12 @@ from types import MappingProxyType
 import mido
 
 from .errors import ConfigError
-from .events import BANDS, PLAYER, Event, NoteOff, NoteOn, PitchBend
+from .events import ALL_BANDS, DRUMS, PLAYER, Event, NoteOff, NoteOn, PitchBend
 
-CHANNELS: Mapping[str, int] = MappingProxyType({PLAYER: 0, "bass": 1, "mid": 2, "high": 3})
-RANGES: Mapping[str, tuple[int, int]] = MappingProxyType({"bass": (28, 48), "mid": (48, 72), "high": (72, 96)})
 GM_DRUM_CHANNEL = 9  # MIDI channel 10: General MIDI plays drums there, whatever the program
+CHANNELS: Mapping[str, int] = MappingProxyType({PLAYER: 0, "bass": 1, "mid": 2, "high": 3,
+                                                "drums": GM_DRUM_CHANNEL})
+RANGES: Mapping[str, tuple[int, int]] = MappingProxyType({"bass": (28, 48), "mid": (48, 72), "high": (72, 96)})
 
 
 def cents_to_bend(cents: float, bend_range: float) -> int:
@@ -67,7 +68,7 @@ class BandLayout:
         return next((s for s, c in self.channels.items() if c == channel), None)
 
     def band_channels(self) -> dict[str, int]:
-        return {b: c for b, c in self.channels.items() if b in BANDS}
+        return {b: c for b, c in self.channels.items() if b in ALL_BANDS}
 
     def with_bend_range(self, bend_range: float) -> "BandLayout":
         return replace(self, bend_range=float(bend_range))
@@ -82,7 +83,7 @@ def encode(ev: Event, layout: BandLayout = DEFAULT_LAYOUT, bends: bool = True) -
     channel = layout.channel(ev.source)
     if isinstance(ev, NoteOn):
         msgs = []
-        if bends:
+        if bends and ev.source != DRUMS:  # a drum kit has no pitch to bend
             msgs.append(mido.Message("pitchwheel", channel=channel, pitch=cents_to_bend(ev.cents, layout.bend_range)))
         msgs.append(mido.Message("note_on", channel=channel, note=ev.pitch, velocity=ev.velocity))
         return msgs

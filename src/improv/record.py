@@ -44,8 +44,9 @@ import soundfile
 
 from .audio import Block
 from .errors import ConfigError
-from .events import BANDS, PLAYER, Command, Event, NoteOff, NoteOn, PitchBend
+from .events import ALL_BANDS, PLAYER, Command, Event, NoteOff, NoteOn, PitchBend
 from .output import CHANNELS, BandLayout, encode
+from .timing.tempomap import BarTiming, TempoMap
 
 TICKS_PER_BEAT = 960
 TEMPO = 500_000  # 120 BPM: one tick is 0.52 ms
@@ -100,30 +101,32 @@ def voice_messages(channel: int, voice: Any) -> list[mido.Message]:
     return msgs
 
 
-def _tick(seconds: float) -> int:
-    return int(round(mido.second2tick(max(seconds, 0.0), TICKS_PER_BEAT, TEMPO)))
-
-
 def events_to_midifile(events: list[Event], bend_range: float = 2.0,
                        channels: dict[str, int] | None = None, voices: Mapping[str, Any] | None = None,
-                       commands: list["Command"] | None = None) -> mido.MidiFile:
+                       commands: list["Command"] | None = None, timing: BarTiming | None = None) -> mido.MidiFile:
     """A type-1 MIDI file with one track per source, times from the events' ``time``.
 
     Each track starts with its pitch-bend range (RPN 0) and, for sources in ``voices``
     (``Voice`` or (program, volume)), its program and volume. ``commands`` become
-    marker meta events on the first track.
+    marker meta events on the first track. With the band's ``timing`` the file carries
+    its tempo map and time signature, the band's downbeats on bar lines
+    (:mod:`improv.timing.tempomap`); without, 120 BPM.
     """
     layout = BandLayout.make(channels, bend_range=bend_range)
     voices = voices or {}
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-    meta = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO, time=0)])
+    tmap = TempoMap.from_bars(timing, TICKS_PER_BEAT)
+    _tick = tmap.tick
+    marks = list(tmap.meta) + [(_tick(cmd.time), mido.MetaMessage("marker", text=cmd.label()))
+                               for cmd in sorted(commands or [], key=lambda c: c.time)]
+    marks.sort(key=lambda x: x[0])
+    meta = mido.MidiTrack()
     last_tick = 0
-    for cmd in sorted(commands or [], key=lambda c: c.time):
-        tick = _tick(cmd.time)
-        meta.append(mido.MetaMessage("marker", text=cmd.label(), time=tick - last_tick))
+    for tick, msg in marks:
+        meta.append(msg.copy(time=tick - last_tick))
         last_tick = tick
     mid.tracks.append(meta)
-    sources = [s for s in (PLAYER, *BANDS) if any(e.source == s for e in events)]
+    sources = [s for s in (PLAYER, *ALL_BANDS) if any(e.source == s for e in events)]
     for source in sources:
         ch = layout.channel(source)
         track = mido.MidiTrack([mido.MetaMessage("track_name", name=source, time=0)])
@@ -151,7 +154,7 @@ def read_midi_events(mid: mido.MidiFile | str | Path) -> list[Event]:
             mid = mido.MidiFile(str(mid))
         except (OSError, EOFError, ValueError) as e:
             raise ConfigError(f"{mid}: not a readable MIDI file ({e}); record the session again") from None
-    tempo = next((m.tempo for t in mid.tracks for m in t if m.type == "set_tempo"), 500_000)
+    tmap = TempoMap.from_midi(mid)
     events: list[Event] = []
     for track in mid.tracks:
         source = next((m.name for m in track if m.type == "track_name"), None)
@@ -160,7 +163,7 @@ def read_midi_events(mid: mido.MidiFile | str | Path) -> list[Event]:
         tick, semis, cents, bend_cents, rpn = 0, 2, 0, 0.0, [127, 127]
         for msg in track:
             tick += msg.time
-            t = mido.tick2second(tick, mid.ticks_per_beat, tempo)
+            t = tmap.seconds(tick)
             if msg.type == "control_change":
                 if msg.control in (101, 100):
                     rpn[0 if msg.control == 101 else 1] = msg.value
@@ -293,13 +296,14 @@ def read_journal(path: str | Path) -> Journal:
     return Journal(events + left, float(header.get("bend_range", 2.0)), voices, len(left))
 
 
-def write_session_midi(folder: str | Path) -> Path:
+def write_session_midi(folder: str | Path, timing: BarTiming | None = None) -> Path:
     """``session.mid`` of a session folder, written from its journal and command log
-    (at the end of a session, or to recover one that crashed)."""
+    (at the end of a session, or to recover one that crashed), on the band's bars when
+    ``timing`` is given (the tempo map and time signature), else at 120 BPM."""
     folder = Path(folder)
     journal = read_journal(folder / JOURNAL_FILE)
     mid = events_to_midifile(journal.events, journal.bend_range, voices=journal.voices,
-                             commands=read_commands(folder / COMMANDS_FILE))
+                             commands=read_commands(folder / COMMANDS_FILE), timing=timing)
     path = folder / MIDI_FILE
     tmp = path.with_suffix(".mid.tmp")
     mid.save(str(tmp))
@@ -384,7 +388,8 @@ class SessionRecorder:
     """
 
     def __init__(self, folder: Path, bend_range: float = 2.0, save_every: float = 1.0,
-                 voices: Mapping[str, Any] | None = None, on_error: Callable[[str], None] | None = None):
+                 voices: Mapping[str, Any] | None = None, on_error: Callable[[str], None] | None = None,
+                 timing: Callable[[], BarTiming | None] | None = None):
         self.folder = Path(folder)
         self.path = self.folder / MIDI_FILE
         self.audio_path = self.folder / AUDIO_FILE
@@ -394,6 +399,7 @@ class SessionRecorder:
         self.save_every = save_every
         self.voices = dict(voices or {})
         self.on_error = on_error
+        self.timing = timing    # the band's bars (session.mid's tempo map), asked at the close
         self.error: str | None = None
         self._failed: set[str] = set()   # the files that could not be written
         self._journal = None
@@ -450,7 +456,8 @@ class SessionRecorder:
         if JOURNAL_FILE not in self._failed and self._journal is None:
             self._guard(JOURNAL_FILE, self._open_journal)  # a session with no notes: an empty journal
         if self.journal_path.exists():
-            self._guard(MIDI_FILE, write_session_midi, self.folder)
+            timing = self.timing() if self.timing is not None else None
+            self._guard(MIDI_FILE, write_session_midi, self.folder, timing)
 
     def _sync(self) -> None:
         if self._journal is not None:

@@ -20,14 +20,18 @@ import numpy as np
 import soundfile
 
 from .errors import ConfigError
-from .events import BANDS, PLAYER, Event, Note, notes_from_events, note_name
+from .events import ALL_BANDS as BANDS, PLAYER, Event, Note, notes_from_events, note_name
 from .record import (AUDIO_FILE, COMMANDS_FILE, JOURNAL_FILE, MIDI_FILE, Command, events_to_midifile,
                      read_commands, read_journal, read_midi_events)
 from .synth import find_soundfont, iter_render
 
 MIX_FILE = "mix.wav"
 PIANOROLL_FILE = "pianoroll.png"
-COLOURS = {PLAYER: "#202020", "bass": "#1f5fbf", "mid": "#2a9d3a", "high": "#d9412b"}
+COLOURS = {PLAYER: "#202020", "bass": "#1f5fbf", "mid": "#2a9d3a", "high": "#d9412b", "drums": "#b8860b"}
+# the drums get lanes of their own under the pitches: (name, GM notes)
+DRUM_LANES = (("kick", {35, 36}), ("snare", {37, 38, 39, 40}), ("hi-hat", {42, 44, 46}),
+              ("ride/crash", {49, 51, 52, 53, 55, 57}), ("toms", {41, 43, 45, 47, 48, 50}))
+LANE = 2.5          # a drum lane's height, in semitones of the pitch axis
 COMMAND_COLOUR = "#8e44ad"
 TAIL = 1.5          # seconds of band release after the last note
 CHUNK = 1 << 16     # frames rendered and mixed at a time
@@ -96,7 +100,9 @@ def band_messages(mid: mido.MidiFile | None, sources: tuple[str, ...] = BANDS) -
     """The channel messages of the tracks named after ``sources``, with absolute seconds, in time order."""
     if mid is None:
         return []
-    tempo = next((m.tempo for t in mid.tracks for m in t if m.type == "set_tempo"), 500_000)
+    from .timing.tempomap import TempoMap
+
+    tmap = TempoMap.from_midi(mid)
     out: list[tuple[float, int, mido.Message]] = []
     for track in mid.tracks:
         if next((m.name for m in track if m.type == "track_name"), None) not in sources:
@@ -105,7 +111,7 @@ def band_messages(mid: mido.MidiFile | None, sources: tuple[str, ...] = BANDS) -
         for msg in track:
             tick += msg.time
             if not msg.is_meta:
-                out.append((mido.tick2second(tick, mid.ticks_per_beat, tempo), len(out), msg))
+                out.append((tmap.seconds(tick), len(out), msg))
     out.sort(key=lambda x: (x[0], x[1]))
     return [(t, m) for t, _, m in out]
 
@@ -162,7 +168,7 @@ def pianoroll_figure(session: Session, width: float | None = None, height: float
     from matplotlib.patches import Patch, Rectangle
 
     notes = {src: session.notes(src) for src in (PLAYER, *BANDS)}
-    pitches = [n.pitch for ns in notes.values() for n in ns]
+    pitches = [n.pitch for src, ns in notes.items() if src != "drums" for n in ns]
     if pitch_range is None:
         lo, hi = (int(np.floor(min(pitches))) - 2, int(np.ceil(max(pitches))) + 3) if pitches else (48, 84)
     else:
@@ -172,8 +178,14 @@ def pianoroll_figure(session: Session, width: float | None = None, height: float
     width = width or min(40.0, max(10.0, (t1 - t0) / 4.0))
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     ax = fig.add_subplot()
+    lanes = len(DRUM_LANES) + 1 if notes.get("drums") else 0
     for src, ns in notes.items():
         for n in ns:
+            if src == "drums":  # a stroke in its lane under the pitches, darker when louder
+                lane = next((i for i, (_, keys) in enumerate(DRUM_LANES) if round(n.pitch) in keys), len(DRUM_LANES))
+                ax.add_patch(Rectangle((n.onset, lo - LANE * (lanes - lane) - 0.8), 0.04, 1.6, facecolor=COLOURS[src],
+                                       alpha=0.35 + 0.65 * n.velocity / 127, edgecolor="none", gid=src, zorder=3))
+                continue
             ax.add_patch(Rectangle((n.onset, n.pitch - 0.4), n.offset - n.onset, 0.8, facecolor=COLOURS[src],
                                    edgecolor="none", gid=src, zorder=3))
     for cmd in session.commands:
@@ -182,9 +194,14 @@ def pianoroll_figure(session: Session, width: float | None = None, height: float
         ax.text(cmd.time, hi - 0.3, " " + cmd.label(), rotation=90, va="top", ha="right", fontsize=8,
                 color=COMMAND_COLOUR)
     ax.set_xlim(t0, t1)
-    ax.set_ylim(lo, hi)
-    ax.set_yticks([p for p in range(lo, hi + 1) if p % 12 == 0])
-    ax.set_yticklabels([note_name(p) for p in range(lo, hi + 1) if p % 12 == 0])
+    ax.set_ylim(lo - LANE * lanes - 1.5, hi)
+    ticks = [p for p in range(lo, hi + 1) if p % 12 == 0]
+    names = [note_name(p) for p in ticks]
+    if lanes:
+        ticks = [lo - LANE * (lanes - i) for i in range(lanes)] + ticks
+        names = [name for name, _ in DRUM_LANES] + ["other"] + names
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(names)
     ax.set_yticks(range(lo, hi + 1), minor=True)
     ax.grid(axis="y", which="major", color="#cccccc", linewidth=0.6)
     ax.set_xlabel("time (s)")

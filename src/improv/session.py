@@ -85,6 +85,9 @@ class ListenOptions:
     # keep every event in SessionResult.events (tests, benchmarks); a long live session keeps
     # only the counts (SessionResult.notes), so its memory does not grow with its length
     keep_events: bool = True
+    clock_out: bool = False             # send MIDI clock from the band's tempo on the MIDI port
+    clock_in: str | None = None         # follow the MIDI clock arriving on this input port
+    link: bool = False                  # play to an Ableton Link session (tempo and phase)
 
 
 @dataclass
@@ -341,7 +344,8 @@ class Session:
         recorder = None
         if opts.record:
             recorder = SessionRecorder(session_dir(opts.record), opts.bend_range, voices=voices,
-                                       on_error=self.on_warning)
+                                       on_error=self.on_warning,
+                                       timing=band.bar_timing if band is not None else None)  # the bars
             stack.callback(self._close_recorder, recorder)
             result.recording = recorder.folder
             self.bus.subscribe(recorder.add)
@@ -352,7 +356,7 @@ class Session:
         if self.on_event is not None:
             self.bus.subscribe(self.on_event)
         stack.callback(self._end_player_note)
-        self.driver = make_driver(self, band, log, port, synth, voices)
+        self.driver = make_driver(self, band, log, port, synth, voices, stack)
         stack.callback(self._close_driver)
         if self.on_band is not None and band is not None:
             live = getattr(self.driver, "live", None)
@@ -454,8 +458,9 @@ def _keeper(result: SessionResult, keep_events: bool) -> Callable[[Event], None]
 
 
 def make_driver(session: Session, band: Band | None, log: CommandLog, port, synth: BandSynth | None,
-                voices) -> BandDriver:
-    """The band driver for the session's options: none, audio time (``fast``) or real time."""
+                voices, stack: contextlib.ExitStack) -> BandDriver:
+    """The band driver for the session's options: none, audio time (``fast``) or real time
+    (with the studio's clock: MIDI clock in or out, Link; their closing goes on ``stack``)."""
     opts = session.opts
     if band is None:
         return NoBand(log)
@@ -474,7 +479,28 @@ def make_driver(session: Session, band: Band | None, log: CommandLog, port, synt
     sinks = [s for s in (session.recorder and session.recorder.add, session.keep, session.on_event) if s]
     output = BandOutput(port, synth, sinks, layout, now=clock.now, setup=setup)
     live = LiveBand(band, output, clock, opts.output_latency_ms, port=port, on_warning=session.on_warning,
-                    view=session.view).start()
+                    view=session.view)
+    if opts.clock_in:  # follow an external MIDI clock (start/stop, tempo)
+        from .midi import MidiIn
+        from .timing import MidiClockIn
+
+        follower = MidiClockIn(band.time.meter)
+        band.time.external = follower
+        clock_in = MidiIn(lambda msg, _d: follower.on_message(msg, clock.now()), opts.clock_in,
+                          opts.midi_api, client="improv-clock-in")
+        stack.callback(clock_in.close)
+    if opts.link:  # Ableton Link: tempo and phase from the session's peers
+        from .timing import LinkClock
+
+        link = LinkClock(band.settings.tempo or 120.0, band.time.meter, origin=clock.origin)
+        band.time.external = link
+        live.on_step.append(lambda now: setattr(link, "origin", clock.origin))  # audio-anchored
+        stack.callback(link.close)
+    if opts.clock_out:  # MIDI clock out from the band's tempo
+        from .band.sync import band_clock_out
+
+        live.on_step.append(band_clock_out(band, live.scheduler).pump)
+    live.start()
     session._direct = live.command
     return RealTimeDriver(live)
 

@@ -29,7 +29,7 @@ import mido
 import numpy as np
 
 from .errors import ConfigError, ImprovError
-from .events import BANDS, Event
+from .events import ALL_BANDS as BANDS, DRUMS, Event
 from .output import CHANNELS, BandLayout, encode
 from .record import bend_range_messages
 
@@ -102,7 +102,9 @@ class Voice:
 
 
 # Fingered electric bass, electric piano 1, alto sax (GM programs counted from 0).
-DEFAULT_VOICES: dict[str, Voice] = {"bass": Voice(33, 110), "mid": Voice(4, 90), "high": Voice(65, 90)}
+DEFAULT_VOICES: dict[str, Voice] = {"bass": Voice(33, 110), "mid": Voice(4, 90), "high": Voice(65, 90),
+                                     DRUMS: Voice(0, 100)}  # drums: the program is the GM kit (0 standard)
+DRUM_BANK = 128  # FluidSynth's (and SoundFonts') bank of drum kits
 
 
 def as_voices(voices: Mapping[str, Voice | tuple[int, int]] | None) -> dict[str, Voice]:
@@ -228,7 +230,11 @@ class BandSynth:
         voice = voice if isinstance(voice, Voice) else Voice(*voice)
         self.voices[source] = voice
         channel = CHANNELS[source]
-        self.synth.program_select(channel, self.sfid, voice.bank, voice.program)
+        if source == DRUMS:  # a kit the SoundFont lacks: its standard kit
+            if self.synth.program_select(channel, self.sfid, DRUM_BANK, voice.program) != 0:
+                self.synth.program_select(channel, self.sfid, DRUM_BANK, 0)
+        else:
+            self.synth.program_select(channel, self.sfid, voice.bank, voice.program)
         self.synth.cc(channel, 7, voice.volume)
 
     # ---------------------------------------------------------------- input

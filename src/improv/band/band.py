@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..events import BANDS, PLAYER, Event, NoteOff, NoteOn
+from ..events import ALL_BANDS, BANDS, DRUMS, PLAYER, Event, NoteOff, NoteOn
 from ..model import Grid
 from ..events import Command
 from .commands import check_command
 from .context import EPS, Context, CtxNote, pitch_class_profile
+from .drums import HIT_SECONDS, Drummer, DrumScene, check_style, default_meter, load_groove
 from .generators import Generator, make_generator
 from .orders import Orders
 from .players import DEFAULT_RANGES, BandPlayer, Scene, fold_into, parse_range
@@ -65,11 +66,20 @@ class BandSettings:
     # yet is planned again with it (the band answers ``lookahead`` sooner; a model rebuild a note)
     seed: int | None = 0
     generator: str = "model"
+    style: str | None = None             # --style: the drummer's grooves (and the default meter, swing)
+    count_in: int = 0                    # --count-in BARS (needs --tempo): sticks, then the band at beat 0
+    click: bool = False                  # --click: a metronome on the drum channel
 
     def check(self) -> "BandSettings":
         for b in self.bands:
-            if b not in BANDS:
-                raise ConfigError(f"--bands: unknown band {b!r}; use {', '.join(BANDS)}")
+            if b not in ALL_BANDS:
+                raise ConfigError(f"--bands: unknown band {b!r}; use {', '.join(ALL_BANDS)}")
+        if self.style is not None:
+            self.style = check_style(self.style)
+        if not 0 <= int(self.count_in) <= 16:
+            raise ConfigError(f"--count-in {self.count_in}: give 0 to 16 bars")
+        if self.count_in and (self.tempo is None or self.free):
+            raise ConfigError("--count-in needs --tempo (and no --free): the count-in sets the band's bars")
         for b, r in self.ranges.items():
             if b not in BANDS:
                 raise ConfigError(f"--range {b}=...: unknown band {b!r}; use {', '.join(BANDS)}")
@@ -140,9 +150,35 @@ class Band:
                  on_silence: Callable[[tuple[str, ...], bool], None] | None = None):
         self.settings = s = (settings or BandSettings()).check()
         self.ranges = {b: s.ranges.get(b, DEFAULT_RANGES[b]) for b in BANDS}
-        self.players = {b: BandPlayer(b, *self.ranges[b], takeover_gap=s.takeover_gap) for b in s.bands}
-        self.time = TimeBase(s.tempo, s.meter, s.swing, s.free, s.follow)
+        self.players = {b: BandPlayer(b, *self.ranges[b], takeover_gap=s.takeover_gap) for b in s.bands
+                        if b != DRUMS}
+        meter = s.meter if s.meter is not None else default_meter(s.style)
+        swing = s.swing if s.swing is not None or s.style is None else load_groove(s.style).swing
+        self.time = TimeBase(s.tempo, meter, swing, s.free, s.follow)  # (--style: its meter and swing)
+        # [drums] the drummer (not the model's): a player in ``players`` too, so commands reach it;
+        # with --count-in or --click and no drums, it plays only those
+        self.drummer: Drummer | None = None
+        if DRUMS in s.bands or s.count_in or s.click:
+            self.drummer = Drummer(s.style, s.seed, s.takeover_gap, s.count_in, s.click, plays=DRUMS in s.bands,
+                                   swing=self.time.swing if s.swing is not None else None)
+            self.players[DRUMS] = self.drummer
+        self._drum_hits: list[tuple[NoteOn, NoteOff, float]] = []   # (on, off, frame start) of recent hits
+        self.bars: list[float] = []     # the band's downbeats as planned (session.mid's bar lines)
+        self.timeline: list[tuple[float, bool]] = []  # (from, metered?) of each time map
+        if s.count_in:  # the bars before beat 0 count in (an empty bar first, so none is late)
+            bpb = self.time.meter.beats_per_bar
+            from ..timing import FixedClock
+
+            self.time.fixed = FixedClock(s.tempo, t0=0.0, beat0=-(s.count_in + 1) * bpb, meter=self.time.meter)
+            start = self.time.fixed.time_of(0.0)
+            for p in self.players.values():
+                if p is not self.drummer:
+                    p.hold(start)
         self.context = Context(s.context_seconds)
+        if generator is None and not any(b != DRUMS for b in s.bands):
+            from .drums import NoModel
+
+            generator = NoModel()  # [drums] the drummer alone needs no model
         self.gen = generator if generator is not None else make_generator(s.generator, s.seed)
         self.on_command = on_command
         self.on_silence = on_silence
@@ -302,6 +338,11 @@ class Band:
             bpm, effect = self.time.tap(at), None
         elif name == "player":
             self.register_override = None if value == "auto" else self.ranges[value]
+        elif name == "style":
+            c = effect = self._effect_time(at)
+            if self.drummer is not None:
+                self.drummer.set_style(value, c)
+                self._replan_from(DRUMS, c)
         else:
             c = effect = self._effect_time(at)
             if name == "lead":
@@ -319,9 +360,12 @@ class Band:
 
     def _order(self, p: BandPlayer, orders: Orders, at: float) -> None:
         p.order(orders, at)
+        self._replan_from(p.name, at)
+
+    def _replan_from(self, name: str, at: float) -> None:
         if self.map is not None and at < self.map.seconds(self.k * self.map.unit) - 1e-9:
-            self._cut(p.name, at)
-            self._replan[p.name] = min(self._replan.get(p.name, at), at)
+            self._cut(name, at)
+            self._replan[name] = min(self._replan.get(name, at), at)
 
     def _react(self) -> None:
         """The player's new note was heard: frames planned but not handed on yet (those
@@ -361,7 +405,9 @@ class Band:
             self._remap()
         elif clock is not None:
             offset, ratio = self.map.drift(clock, self.now)
-            if offset > 0.1 or ratio > 0.04 or clock.source != self.map.clock.source:
+            tight = clock.source in ("midi-clock", "link")  # [drums] an external clock: follow it closely
+            if offset > (0.02 if tight else 0.1) or ratio > (0.02 if tight else 0.04) \
+                    or clock.source != self.map.clock.source:
                 self._remap()
 
     def _remap(self) -> None:
@@ -376,6 +422,16 @@ class Band:
             for name in self.players:
                 self._withdraw(name, t0)
         self.map, self.k = m, k0
+        t0 = m.seconds(k0 * m.unit)
+        self.bars = [b for b in self.bars if b < t0 - 1e-6]
+        self.timeline = [(t, metered) for t, metered in self.timeline if t < t0 - 1e-6]
+        self.timeline.append((t0, m.metered))
+        if m.metered:  # the bar line this map starts in, when the band had no bar before it
+            bpb = m.meter.beats_per_bar
+            d = m.seconds(math.floor((k0 * m.unit + m.origin) / bpb + 1e-9) * bpb - m.origin)
+            since = self.timeline[-2][0] if len(self.timeline) > 1 else 0.0
+            if d >= max(0.0, since) - 1e-9 and (not self.bars or d > self.bars[-1] + 1e-6) and d < t0 - 1e-6:
+                self.bars.append(max(d, 0.0))
         if m.metered:
             self.context.window = self.settings.context_bars * m.meter.beats_per_bar * m.clock.period
         else:
@@ -424,8 +480,12 @@ class Band:
         scene = self._scene(ft, k)
         requests: dict[str, tuple[str, Any]] = {}
         silent: list[str] = []
+        if m.metered and self._bar_start(k):
+            while self.bars and self.bars[-1] >= ft - 1e-6:
+                self.bars.pop()
+            self.bars.append(ft)
         for name, p in self.players.items():
-            if only is not None and name not in only:
+            if (only is not None and name not in only) or name == DRUMS:
                 continue
             req = p.request(scene, self.context)
             if req is not None and req.slot in requests:
@@ -441,8 +501,13 @@ class Band:
             if p.plays(req.slot, ft):
                 self.log.append(LogEntry(ft, "take-over", band=name))
             requests[req.slot] = (name, req)
-        if not requests:
-            return
+        if requests:
+            self._propose(k, requests, silent)
+        if self.drummer is not None and (only is None or DRUMS in only):
+            self._plan_drums(k, scene)
+
+    def _propose(self, k: int, requests: dict, silent: list[str]) -> None:
+        m = self.map
         prop = self.gen.propose(k * m.unit, {slot: r for slot, (_, r) in requests.items()}, tuple(silent), m.unit)
         self.gen.accept(prop)
         for slot, (name, req) in requests.items():
@@ -454,6 +519,56 @@ class Band:
                 self._on(name, slot, pitch, n.pitch, m.seconds(n.start), req.velocity)
                 if n.end is not None:
                     self._off(name, m.seconds(n.end))
+
+    def _bar_start(self, k: int) -> bool:
+        m = self.map
+        a = k * m.unit + m.origin
+        bpb = m.meter.beats_per_bar
+        return abs(a / bpb - round(a / bpb)) < 1e-6
+
+    def _plan_drums(self, k: int, scene: Scene) -> None:
+        """[drums] The drummer's hits of frame ``k`` (after the melodic bands': the kick
+        follows the bass's onsets in the frame)."""
+        m, ctx = self.map, self.context
+        ft, fe = m.seconds(k * m.unit), m.seconds((k + 1) * m.unit)
+        window = 2 * m.meter.beats_per_bar * m.beat_seconds if m.metered else 4.0
+        recent = [n for n in ctx.player(since=ft - window) if n.start < ft]
+        bass = tuple(n.start for n in ctx.band("bass", since=ft - 1e-9, until=fe - 1e-9)) if "bass" in self.players \
+            else ()
+        positions = tuple(m.units(n.start) + m.origin for n in recent) if m.metered else ()
+        ds = DrumScene(ft, fe, scene.beat_seconds, scene.player_sounding, scene.player_silent_for,
+                       ctx.player_notes_heard > 0, tuple((n.start, n.velocity) for n in recent), positions, bass)
+        sent = [on for on, _, f in self._drum_hits if abs(f - ft) < 1e-6]  # handed on before a replan
+        for h in self.drummer.plan(ds, m):
+            if any(on.pitch == h.note and abs(on.time - h.time) < 0.03 for on in sent):
+                continue
+            on, off = NoteOn(h.time, h.note, h.velocity, DRUMS), NoteOff(h.time + HIT_SECONDS, h.note, DRUMS)
+            self._drum_hits.append((on, off, ft))
+            self._push(on)
+            self._push(off)
+        if len(self._drum_hits) > 256:
+            self._drum_hits = [x for x in self._drum_hits if x[1].time >= self.now - 1.0]
+
+    def _drop_drums(self, at: float, end: bool) -> None:
+        """[drums] Hits of the frames from ``at`` not handed on yet are withdrawn (a hit can
+        sound a little before its frame); with ``end`` (a cut) also every hit not handed on
+        from ``at``, and the note-offs after ``at`` move to ``at``."""
+        pending = {id(e[3]) for e in self._heap if e[3].source == DRUMS}
+        gone: set[int] = set()
+        keep = []
+        for on, off, f in self._drum_hits:
+            if id(on) in pending and (f >= at - EPS or (end and on.time >= at - EPS)):
+                gone.update((id(on), id(off)))
+                continue
+            if end and id(off) in pending and off.time > at:
+                gone.add(id(off))
+                off = NoteOff(max(at, on.time + 1e-3), off.pitch, DRUMS)
+                self._push(off)
+            keep.append((on, off, f))
+        self._drum_hits = keep
+        if gone:
+            self._heap = [e for e in self._heap if id(e[3]) not in gone]
+            heapq.heapify(self._heap)
 
     def _do_replans(self) -> None:
         groups: dict[int, set[str]] = {}
@@ -500,6 +615,10 @@ class Band:
 
     def _cut(self, name: str, at: float) -> None:
         """``name`` is silent from ``at``: later plans dropped, a sounding note ends at ``at``."""
+        if name == DRUMS:
+            self._drop_drums(at, end=True)
+            self.drummer.cut(at)
+            return
         self._drop(name, at)
         ending = self.context.cut(name, at)
         if ending is not None:
@@ -510,6 +629,10 @@ class Band:
 
     def _withdraw(self, name: str, at: float) -> None:
         """Plans of ``name`` from ``at`` are dropped; a note sounding then stays open."""
+        if name == DRUMS:
+            self._drop_drums(at, end=False)
+            self.drummer.withdraw(at)
+            return
         self._drop(name, at)
         self._open[name] = self.context.retract(name, at)
         self._stale = True
@@ -525,10 +648,21 @@ class Band:
             label = o.label()
             if o.mode == "take-over" and not o.stopped:
                 label += " (playing)" if p.taking_over else " (waiting)"
+            if name == DRUMS:
+                hits = sum(1 for on, _, _ in self._drum_hits if now - 4 * bs <= on.time < now)
+                label += f", {self.drummer.latest_style()}"
+                out[name] = BandView(label, hits / 4.0, None)
+                continue
             recent = self.context.band(name, since=now - 4 * bs, until=now)
             last = self.context.recent_pitches(name, 1, now)
             out[name] = BandView(label, len(recent) / 4.0, last[-1] if last else None)
         return out
+
+    def bar_timing(self):
+        """The session's bars so far, for session.mid's tempo map (any thread)."""
+        from ..timing.tempomap import BarTiming
+
+        return BarTiming(self.time.meter, tuple(self.bars), tuple(self.timeline))
 
     def clock_text(self, now: float) -> tuple[float | None, str | None]:
         """(tempo, beat as shown) for the display: "3/4" on the grid, "free" otherwise."""

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from ..events import BANDS
-from ..events import Command
+from ..events import ALL_BANDS, BANDS, Command
 
-TARGETS: tuple[str, ...] = (*BANDS, "all")
+TARGETS: tuple[str, ...] = (*ALL_BANDS, "all")
+STYLE_NAMES = ("swing", "straight", "funk", "bossa", "ballad", "rock", "waltz", "free")  # = drums.STYLES
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ COMMANDS: dict[str, Spec] = {
     "player": Spec("the player's own register is this band's (the band leaves it room); "
                    "'auto' detects it", kind="choice", default="auto", choices=(*BANDS, "auto"),
                    global_only=True),
+    "style": Spec("the drummer's style: its grooves and feel from the next beat", kind="choice",
+                  default="straight", choices=STYLE_NAMES, global_only=True),
 }
 
 ALIASES = {"room": "make-room", "makeroom": "make-room", "takeover": "take-over", "take": "take-over",

@@ -138,6 +138,7 @@ class LiveBand:
         self._thread: threading.Thread | None = None
         self._port_missing = False
         self.step_seconds: deque[float] = deque(maxlen=10_000)  # the latest steps' durations
+        self.on_step: list[Callable[[float], None]] = []   # called after each step, in this thread (clock out)
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------ inputs (any thread)
@@ -179,6 +180,8 @@ class LiveBand:
                         for msg in self.output.messages(ev):
                             self.scheduler.schedule(ev.time, msg, tag=ev.source)
                     self._muted.clear()
+                for hook in self.on_step:
+                    hook(now)
                 self.step_seconds.append(time.perf_counter() - t0)
                 if now >= next_view:
                     self._update_view(now)

@@ -88,6 +88,7 @@ class TimeBase:
         self.fixed: FixedClock | None = None
         self.tap_tempo = TapTempo(meter=self.meter)
         self.tracker = BeatTracker(meter=self.meter if meter is not None else None)
+        self.external: BeatClock | None = None   # --clock-in: a MIDI clock followed (after tap tempo)
         if tempo is not None:
             FixedClock(tempo, meter=self.meter)  # validates the tempo now (ConfigError)
 
@@ -106,6 +107,8 @@ class TimeBase:
             return None
         if self.tap_tempo.clock is not None:
             return self.tap_tempo.clock
+        if self.external is not None and self.external.state(now).locked:
+            return self.external
         if self.fixed is not None:
             return self.fixed
         if self.follow and self.tracker.state(now).locked:
