@@ -41,6 +41,8 @@ from .generators import Generator, make_generator
 from .orders import Orders
 from .players import DEFAULT_RANGES, BandPlayer, Scene, fold_into, parse_range
 from .timebase import TimeBase, TimeMap
+from ..harmony.source import AutoHarmony, FollowHarmony, FormHarmony, HarmonyNow, make_harmony
+from ..timing import FixedClock
 
 
 @dataclass
@@ -65,6 +67,8 @@ class BandSettings:
     # yet is planned again with it (the band answers ``lookahead`` sooner; a model rebuild a note)
     seed: int | None = 0
     generator: str = "model"
+    changes: str | None = None           # --changes: lead-sheet text or file, "auto"; None: follow the player
+    count_in: int = 0                    # --count-in BARS before the form (with --changes)
 
     def check(self) -> "BandSettings":
         for b in self.bands:
@@ -79,6 +83,10 @@ class BandSettings:
             raise ConfigError("--context-bars/--context-seconds: give a positive length")
         if not 0 < self.takeover_gap <= 8:
             raise ConfigError(f"take-over gap {self.takeover_gap:g} beats: give 0 to 8")
+        lead_sheet = self.changes is not None and self.changes.strip().lower() not in ("", "auto", "follow")
+        if lead_sheet and (self.tempo is None or self.free):
+            raise ConfigError("--changes with a lead sheet needs --tempo (the form runs on a fixed clock) "
+                              "and no --free")
         return self
 
 
@@ -90,6 +98,12 @@ def player_register_setting(text: str | None, ranges: dict[str, tuple[int, int]]
     if t in BANDS:
         return ranges.get(t, DEFAULT_RANGES[t])
     return parse_range(t)
+
+
+def chord_key_name(key: tuple[int, bool]) -> str:
+    from ..harmony.chords import NAMES
+
+    return f"{NAMES[key[0]]} {'minor' if key[1] else 'major'}"
 
 
 PHRASE_BEATS = 8.0  # the player's "last phrase": since their last silence of 1.5 beats, at most 8 beats
@@ -105,6 +119,11 @@ class Band:
         self.ranges = {b: s.ranges.get(b, DEFAULT_RANGES[b]) for b in BANDS}
         self.players = {b: BandPlayer(b, *self.ranges[b], takeover_gap=s.takeover_gap) for b in s.bands}
         self.time = TimeBase(s.tempo, s.meter, s.swing, s.free, s.follow)
+        self.harmony = make_harmony(s.changes, self.time.meter.beats_per_bar, s.count_in, s.seed)
+        if isinstance(self.harmony, FormHarmony):  # the form's clock starts with the session
+            self.time.fixed = FixedClock(s.tempo, t0=0.0, meter=self.time.meter)
+        self.chords: list[dict[str, Any]] = []  # chord changes as planned (chords.jsonl, markers)
+        self.harmony_now: HarmonyNow | None = None
         self.context = Context(s.context_seconds)
         self.gen = generator if generator is not None else make_generator(s.generator, s.seed)
         self.on_command = on_command
@@ -179,6 +198,7 @@ class Band:
             self._plan_frame(self.k)
             self.k += 1
         self.context.forget(self.now)
+        self.harmony.forget(self.now - max(self.context.window, 30.0))
         window_units = self.context.window / m.beat_seconds * m.beats_per_unit
         if m.units(self.now) > 2.0 * window_units + 4:
             self._remap()  # forget in the model too: rebuild it from the context
@@ -222,6 +242,7 @@ class Band:
         self._heard_new = True
         self.time.player_onset(onset, ev.time, ev.velocity)
         self.context.player_on(ev.pitch, onset, ev.velocity)
+        self.harmony.hear_on(ev.pitch, onset)
         if self.map is not None and not self._stale:
             self.gen.note_on("lead", ev.pitch, self.map.units(onset))
         for name, p in self.players.items():
@@ -233,6 +254,7 @@ class Band:
     def _player_off(self, ev: NoteOff) -> None:
         end = ev.end if ev.end is not None else ev.time
         note = self.context.player_off(end)
+        self.harmony.hear_off(end)
         if note is not None and self.map is not None and not self._stale:
             self.gen.note_off("lead", self.map.units(note.end))
 
@@ -268,6 +290,9 @@ class Band:
             entry["effect"] = c
             if name == "lead":
                 density, style = value
+                if style == "harmonic" and isinstance(self.harmony, FollowHarmony):
+                    self.harmony = AutoHarmony(self.settings.seed, self.harmony.follower)  # the band's changes
+                    entry["harmony"] = "auto"
                 for b, p in self.players.items():
                     if cmd.target in ("all", b):
                         self._order(p, p.latest().leading(), c)
@@ -378,13 +403,26 @@ class Band:
                 profile = pitch_class_profile(phrase, self.now)
                 length = (phrase[-1].end or self.now) - phrase[0].start
                 rate = len(phrase) / max(length / bs, 1.0)
+        h = self.harmony.at(ft, self.now, m)
+        strong = m.on_beat(k) and (not m.metered or self._strong(k))
         return Scene(ft, m.metered, bs, m.on_beat(k), register, last.pitch if last is not None else None,
-                     sounding, silent_for, ctx.player_motion(), profile, rate, span)
+                     sounding, silent_for, ctx.player_motion(), profile, rate, span, h, strong)
+
+    def _strong(self, k: int) -> bool:
+        """Frame ``k`` starts the bar or its middle beat (4/4: beats 1 and 3)."""
+        bpb = self.map.meter.beats_per_bar
+        beat = round(k * self.map.unit) % bpb
+        return beat == 0 or (bpb % 2 == 0 and beat == bpb // 2)
 
     def _plan_frame(self, k: int, only: set[str] | None = None) -> None:
         m = self.map
         ft = m.seconds(k * m.unit)
         scene = self._scene(ft, k)
+        self._note_chord(scene.harmony, ft)
+        if scene.harmony is not None and scene.harmony.counting_in:
+            if only is None:
+                self._count_in(k, ft, scene.harmony)
+            return
         requests: dict[str, tuple[str, Any]] = {}
         silent: list[str] = []
         for name, p in self.players.items():
@@ -420,6 +458,37 @@ class Band:
                 self._on(name, slot, pitch, n.pitch, m.seconds(n.start), req.velocity)
                 if n.end is not None:
                     self._off(name, m.seconds(n.end))
+
+    def _note_chord(self, h: HarmonyNow | None, ft: float) -> None:
+        """Keep the chord in force (the display) and log each change once, as planned."""
+        self.harmony_now = h
+        if h is None or h.counting_in or h.chord is None:
+            return
+        name = h.chord.symbol if h.strict and h.source == "changes" else h.chord.name
+        last = self.chords[-1] if self.chords else None
+        if last is not None and ft < last["time"] - 1e-6:  # planned again after a change of mind
+            while self.chords and self.chords[-1]["time"] > ft + 1e-6:
+                self.chords.pop()
+            last = self.chords[-1] if self.chords else None
+        if last is None or last["chord"] != name:
+            entry = {"time": round(ft, 4), "chord": name, "source": h.source,
+                     "key": None if h.key is None else chord_key_name(h.key)}
+            if h.bar is not None:
+                entry.update(bar=h.bar + 1, chorus=h.chorus + 1)
+            self.chords.append(entry)
+
+    def _count_in(self, k: int, ft: float, h: HarmonyNow) -> None:
+        """The count-in: the first chord's root, short, on every beat (the first of each bar
+        louder), from the lowest band playing; nothing else sounds."""
+        if not self.map.on_beat(k) or not self.players:
+            return
+        name = next(b for b in ("mid", "high", "bass") if b in self.players)
+        lo, hi = self.ranges[name]
+        root = h.chord.root if h.chord is not None else 0
+        pitch = fold_into(60 + root, lo, hi)
+        accent = self._strong(k) and round(k * self.map.unit) % self.map.meter.beats_per_bar == 0
+        self._push(NoteOn(ft, pitch, 100 if accent else 70, name))
+        self._push(NoteOff(ft + 0.5 * self.map.beat_seconds * 0.5, pitch, name))
 
     def _do_replans(self) -> None:
         groups: dict[int, set[str]] = {}
@@ -495,6 +564,22 @@ class Band:
             recent = self.context.band(name, since=now - 4 * bs, until=now)
             last = self.context.recent_pitches(name, 1, now)
             out[name] = {"command": label, "density": len(recent) / 4.0, "last_note": last[-1] if last else None}
+        return out
+
+    def harmony_text(self) -> dict[str, Any] | None:
+        """For the display: the chord in force, the next one (when known), key, bar of form."""
+        h = self.harmony_now
+        if h is None:
+            return None
+        out: dict[str, Any] = {"chord": None if h.chord is None else
+                               (h.chord.symbol if h.source == "changes" else h.chord.name),
+                               "source": h.source, "key": None if h.key is None else chord_key_name(h.key)}
+        if h.next is not None:
+            out["next"] = h.next.symbol if h.source == "changes" else h.next.name
+        if h.bar is not None:
+            out["bar"], out["chorus"] = h.bar + 1, h.chorus + 1
+        if h.counting_in:
+            out["count_in"] = True
         return out
 
     def clock_text(self, now: float) -> tuple[float | None, str | None]:

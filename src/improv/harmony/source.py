@@ -1,0 +1,230 @@
+"""Which chord is in force at each frame the band plans: :class:`Harmony` answers
+``at(t, now, map)`` with a :class:`HarmonyNow`.
+
+* ``changes`` (``--changes TEXT|FILE``): the lead sheet's form, looped, on the band's fixed
+  clock (beat 0 at the session's start, the form after ``count_in`` bars).
+* ``follow`` (default): the online :class:`~.follower.ChordFollower` on the player's notes.
+* ``auto`` (``--changes auto``, command ``lead harmonic``): the band's own progression, a
+  chord per bar chosen a beat before the bar from the POP909 transition table in the key
+  heard (so the display can show the next chord).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from .chords import Chord
+from .follower import FREE_STEP, TRIADS, ChordFollower, SecondsGrid, triad, triad_index
+from .leadsheet import Form, read_changes
+from .table import load_table
+
+
+@dataclass(frozen=True)
+class HarmonyNow:
+    """The harmony at one frame."""
+
+    chord: Chord | None
+    tones: np.ndarray = field(repr=False)   # [12] chance that each pitch class is a chord tone
+    roots: np.ndarray = field(repr=False)   # [12] chance that each pitch class is the root
+    began: float = -math.inf                # seconds: when this chord began
+    key: tuple[int, bool] | None = None
+    next: Chord | None = None               # the next chord, when known (changes, auto)
+    next_at: float | None = None
+    bar: int | None = None                  # bar of the form (from 0), changes only
+    chorus: int | None = None
+    counting_in: bool = False
+    strict: bool = False                    # the chord is given (changes, auto), not guessed
+    source: str = "follow"
+
+
+def _certain(c: Chord | None) -> tuple[np.ndarray, np.ndarray]:
+    tones, roots = np.zeros(12), np.zeros(12)
+    if c is not None:
+        tones[list(c.tones)] = 1.0
+        roots[c.root] = 1.0
+    return tones, roots
+
+
+class _HalfBars:
+    """Metered harmonic steps: half bars of a time map (its units are beats from a bar line)."""
+
+    def __init__(self, m, half: float):
+        self.m, self.half = m, half
+
+    def index(self, t: float) -> float:
+        return self.m.units(t) / self.half
+
+    def time(self, k: float) -> float:
+        return self.m.seconds(k * self.half)
+
+
+class Harmony:
+    name = "follow"
+
+    def hear_on(self, pitch: int, t: float) -> None: ...
+
+    def hear_off(self, t: float) -> None: ...
+
+    def forget(self, before: float) -> None: ...
+
+    def at(self, t: float, now: float, m) -> HarmonyNow | None: ...
+
+
+class FollowHarmony(Harmony):
+    name = "follow"
+
+    def __init__(self, follower: ChordFollower | None = None):
+        self.follower = follower if follower is not None else ChordFollower()
+        self._map = None
+        self._grid = SecondsGrid(FREE_STEP)
+
+    def hear_on(self, pitch: int, t: float) -> None:
+        self.follower.hear_on(pitch, t)
+
+    def hear_off(self, t: float) -> None:
+        self.follower.hear_off(t)
+
+    def forget(self, before: float) -> None:
+        self.follower.forget(before)
+
+    def grid(self, m):
+        if m is None or not m.metered:
+            return self._grid
+        if m is not self._map:
+            self._map = m
+            self._metered_grid = _HalfBars(m, m.meter.beats_per_bar / 2.0)
+        return self._metered_grid
+
+    def at(self, t: float, now: float, m) -> HarmonyNow | None:
+        if not self.follower.notes:
+            return None
+        g = self.grid(m)
+        st = self.follower.state(t, now, g)
+        return HarmonyNow(st.chord, st.tones, st.roots, g.time(st.step), st.key, source="follow")
+
+
+class FormHarmony(Harmony):
+    """A lead sheet on the band's fixed clock (beat 0 at session time 0)."""
+
+    name = "changes"
+
+    def __init__(self, form: Form, count_in: int = 0):
+        self.form = form
+        self.count_in = int(count_in)
+
+    def at(self, t: float, now: float, m) -> HarmonyNow | None:
+        if m is None or not m.metered:
+            return None
+        clock = m.clock
+        beat = clock.beat_at(t) - self.count_in * self.form.beats_per_bar
+        lead = self.count_in * self.form.beats_per_bar
+        if beat < -1e-6:
+            c = self.form.at(0.0)[0]
+            tones, roots = _certain(c)
+            return HarmonyNow(c, tones, roots, -math.inf, None, c, clock.time_of(lead), None, None, True, True,
+                              "changes")
+        beat = max(0.0, round(beat, 6))
+        c, bar, chorus, began = self.form.at(beat)
+        nxt, nxt_at = self.form.next_change(beat)
+        tones, roots = _certain(c)
+        return HarmonyNow(c, tones, roots, clock.time_of(began + lead), None, nxt, clock.time_of(nxt_at + lead),
+                          bar, chorus, False, True, "changes")
+
+
+class AutoHarmony(Harmony):
+    """The band's own changes: a chord per bar (free: per :data:`FREE_STEP` x 2 seconds),
+    chosen from the transition table in the key the follower hears, one beat before the
+    bar begins, among the likeliest next chords, the ones holding the player's recent
+    notes first."""
+
+    name = "auto"
+
+    def __init__(self, seed: int | None = 0, follower: ChordFollower | None = None):
+        self.follow = FollowHarmony(follower)
+        self.table = load_table()
+        self.rng = np.random.default_rng(seed)
+        self.chosen: dict[int, int] = {}
+        self._map = None
+
+    def hear_on(self, pitch: int, t: float) -> None:
+        self.follow.hear_on(pitch, t)
+
+    def hear_off(self, t: float) -> None:
+        self.follow.hear_off(t)
+
+    def forget(self, before: float) -> None:
+        self.follow.forget(before)
+
+    def _bars(self, m):
+        if m is None or not m.metered:
+            return SecondsGrid(2 * FREE_STEP)
+        if m is not self._map:
+            self._map = m
+            self._bar_grid = _HalfBars(m, float(m.meter.beats_per_bar))
+            self.chosen = {}
+        return self._bar_grid
+
+    def _choose(self, k: int, key, now: float, g) -> int:
+        if k in self.chosen:
+            return self.chosen[k]
+        prev = self.chosen.get(k - 1)
+        if key is None:
+            heard = self.follow.follower.state(g.time(k), now, g)
+            key = heard.key or (0, False)
+            if prev is None:
+                prev = triad_index(heard.chord)
+        tonic, minor = key
+        rel = np.array([(r - tonic) % 12 + 12 * q for q in (0, 1) for r in range(12)])
+        p = self.table.prior(minor)[rel].copy()
+        if prev is not None:
+            p = 0.6 * self.table.after(rel[prev], minor)[rel] + 0.4 * p
+            p[prev] *= 0.5
+        # the player's last notes: chords that hold them are likelier
+        notes = self.follow.follower.notes[-3:]
+        for n in notes:
+            p *= np.where(TRIADS[:, n.pitch % 12] > 0, 1.6, 1.0)
+        p = p ** 1.5
+        p /= p.sum()
+        c = int(self.rng.choice(24, p=p))
+        self.chosen[k] = c
+        for old in [j for j in self.chosen if j < k - 8]:
+            del self.chosen[old]
+        return c
+
+    def at(self, t: float, now: float, m) -> HarmonyNow | None:
+        if not self.follow.follower.notes:
+            return None
+        g = self._bars(m)
+        k = int(math.floor(g.index(t) + 1e-9))
+        key = self.follow.follower._key_now(now)
+        cur = self._choose(k, key, now, g)
+        nxt = self.chosen.get(k + 1)
+        start, end = g.time(k), g.time(k + 1)
+        if nxt is None and now >= end - (end - start) / 4:  # a beat (a quarter of the bar) ahead
+            nxt = self._choose(k + 1, key, now, g)
+        c = triad(cur)
+        tones, roots = _certain(c)
+        return HarmonyNow(c, tones, roots, start, key, triad(nxt) if nxt is not None else None,
+                          end if nxt is not None else None, None, None, False, True, "auto")
+
+
+def make_harmony(changes: str | None, beats_per_bar: int, count_in: int = 0, seed: int | None = 0) -> Harmony:
+    """``--changes``: None (follow), ``auto``, or lead-sheet text or a file."""
+    if changes is None or changes.strip().lower() in ("", "follow"):
+        if count_in:
+            raise ConfigError("--count-in: give --changes too (the count-in leads into the form)")
+        return FollowHarmony()
+    if changes.strip().lower() == "auto":
+        if count_in:
+            raise ConfigError("--count-in: give a lead sheet with --changes (auto changes start with the player)")
+        return AutoHarmony(seed)
+    if count_in < 0 or count_in > 8:
+        raise ConfigError(f"--count-in {count_in}: give 0 to 8 bars")
+    return FormHarmony(read_changes(changes, beats_per_bar), count_in)
+
+
+__all__ = ["Harmony", "HarmonyNow", "FollowHarmony", "FormHarmony", "AutoHarmony", "make_harmony"]
