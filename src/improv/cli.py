@@ -71,6 +71,14 @@ def add_listen(sub) -> None:
     band.add_argument("--swing", default=None, metavar="PERCENT", help="swing of the band's off-beats, 50 "
                       "(straight, default) to 75")
     band.add_argument("--free", action="store_true", help="never play on a beat grid: answer phrases and gaps")
+    band.add_argument("--changes", default=None, metavar="BARS|FILE|auto",
+                      help="the chord changes the band plays, looped: inline bars '| Dm7 G7 | Cmaj7 | % |', a file "
+                           "(the same, or ChordPro [Am] one bar per line), or auto (the band proposes them); "
+                           "default: follow the player's harmony. A lead sheet needs --tempo")
+    band.add_argument("--key", default=None, help="the key of the changes, e.g. C, Am, 'Bb minor' (shown; "
+                      "with --changes auto, the key the band proposes in)")
+    band.add_argument("--count-in", type=int, default=0, metavar="BARS",
+                      help="with --changes: bars counted in (the first chord's root on each beat) before the form")
     band.add_argument("--output-latency-ms", type=float, default=0.0, metavar="MS",
                       help="send band notes this much early (your synth's delay; default 0)")
     band.add_argument("--range", action="append", default=[], metavar="BAND=LOW-HIGH",
@@ -185,7 +193,8 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
             context_bars=args.context_bars, context_seconds=args.context_seconds,
             player_register=player_register_setting(args.player_register, {
                 **{"bass": (28, 48), "mid": (48, 72), "high": (72, 96)}, **ranges}),
-            seed=args.seed, generator=args.band_generator).check()
+            seed=args.seed, generator=args.band_generator, changes=args.changes, count_in=args.count_in,
+            key=args.key).check()
     return out
 
 

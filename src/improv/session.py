@@ -256,6 +256,10 @@ def run_listen(opts: ListenOptions, on_event: Callable[[Event], None] | None = N
         if recorder is not None:
             recorder.close()
             result.recording_error = recorder.error  # [output]
+            if band is not None:  # [harmony] chords.jsonl and chord markers in session.mid
+                from .harmony.record import write_chords
+
+                write_chords(recorder.folder, band.chords)
     return result
 
 
@@ -281,6 +285,10 @@ def _show(view, band, now: float) -> None:
         if state is not None:
             state.command, state.density, state.active = d["command"], d["density"], True
     view.set_clock(*band.clock_text(now))
+    if hasattr(view, "set_harmony"):
+        from .harmony.source import harmony_line
+
+        view.set_harmony(harmony_line(band.harmony_text()))
 
 
 def describe(ev: Event) -> str:

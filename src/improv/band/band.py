@@ -42,7 +42,8 @@ from .orders import Orders
 from .players import DEFAULT_RANGES, BandPlayer, Scene, fold_into, parse_range
 from .timebase import TimeBase, TimeMap
 from ..harmony.source import AutoHarmony, FollowHarmony, FormHarmony, HarmonyNow, make_harmony
-from ..timing import FixedClock
+from ..harmony.source import parse_key
+from ..timing import FixedClock, parse_meter
 
 
 @dataclass
@@ -69,6 +70,7 @@ class BandSettings:
     generator: str = "model"
     changes: str | None = None           # --changes: lead-sheet text or file, "auto"; None: follow the player
     count_in: int = 0                    # --count-in BARS before the form (with --changes)
+    key: str | None = None               # --key of the changes ("C", "Am", "Bb minor")
 
     def check(self) -> "BandSettings":
         for b in self.bands:
@@ -87,6 +89,8 @@ class BandSettings:
         if lead_sheet and (self.tempo is None or self.free):
             raise ConfigError("--changes with a lead sheet needs --tempo (the form runs on a fixed clock) "
                               "and no --free")
+        make_harmony(self.changes, parse_meter(self.meter).beats_per_bar, self.count_in, self.seed,
+                     parse_key(self.key))  # bad bars, chords or key: ConfigError now
         return self
 
 
@@ -114,12 +118,14 @@ class Band:
 
     def __init__(self, settings: BandSettings | None = None, generator: Generator | None = None,
                  on_command: Callable[[Command], None] | None = None,
-                 on_silence: Callable[[tuple[str, ...], bool], None] | None = None):
+                 on_silence: Callable[[tuple[str, ...], bool], None] | None = None, harmony=None):
         self.settings = s = (settings or BandSettings()).check()
         self.ranges = {b: s.ranges.get(b, DEFAULT_RANGES[b]) for b in BANDS}
         self.players = {b: BandPlayer(b, *self.ranges[b], takeover_gap=s.takeover_gap) for b in s.bands}
         self.time = TimeBase(s.tempo, s.meter, s.swing, s.free, s.follow)
-        self.harmony = make_harmony(s.changes, self.time.meter.beats_per_bar, s.count_in, s.seed)
+        # ``harmony``: an improv.harmony.source.Harmony given directly (benchmarks: timed chords)
+        self.harmony = harmony if harmony is not None else \
+            make_harmony(s.changes, self.time.meter.beats_per_bar, s.count_in, s.seed, parse_key(s.key))
         if isinstance(self.harmony, FormHarmony):  # the form's clock starts with the session
             self.time.fixed = FixedClock(s.tempo, t0=0.0, meter=self.time.meter)
         self.chords: list[dict[str, Any]] = []  # chord changes as planned (chords.jsonl, markers)

@@ -26,6 +26,7 @@ from pathlib import Path
 import mido
 
 from ..errors import ConfigError
+from ..harmony.source import harmony_line
 from ..events import Event, NoteOff, NoteOn
 from ..record import CHANNELS, Command
 from ..timing import Scheduler
@@ -213,6 +214,8 @@ class LiveBand:
                 state.density = d["density"]
                 state.active = True
         self.view.set_clock(*self.band.clock_text(now))
+        if hasattr(self.view, "set_harmony"):
+            self.view.set_harmony(harmony_line(self.band.harmony_text()))
 
     def _check_port(self) -> None:
         """An output port that went away: say so (the band goes on to the synth and the

@@ -231,6 +231,12 @@ class BandPlayer:
             pv += bias
             if release is not None:
                 hooks.append(release)
+            h = scene.harmony
+            if self.name == "bass" and orders.mode != "fight" and h.chord is not None:
+                if abs(scene.time - h.began) < 1e-3:
+                    onset = max(onset, 0.85)      # the bass marks the change
+                elif h.strict and scene.strong_beat:
+                    onset = max(onset, 0.5)
         if orders.mode != "fight":
             contrapuntal = orders.mode == "accompany" and orders.style == "contrapuntal"
             if contrapuntal:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from .chords import Chord
+from .chords import Chord, parse_chord
 from .follower import FREE_STEP, TRIADS, ChordFollower, SecondsGrid, triad, triad_index
 from .leadsheet import Form, read_changes
 from .table import load_table
@@ -112,9 +112,10 @@ class FormHarmony(Harmony):
 
     name = "changes"
 
-    def __init__(self, form: Form, count_in: int = 0):
+    def __init__(self, form: Form, count_in: int = 0, key: tuple[int, bool] | None = None):
         self.form = form
         self.count_in = int(count_in)
+        self.key = key
 
     def at(self, t: float, now: float, m) -> HarmonyNow | None:
         if m is None or not m.metered:
@@ -125,13 +126,13 @@ class FormHarmony(Harmony):
         if beat < -1e-6:
             c = self.form.at(0.0)[0]
             tones, roots = _certain(c)
-            return HarmonyNow(c, tones, roots, -math.inf, None, c, clock.time_of(lead), None, None, True, True,
+            return HarmonyNow(c, tones, roots, -math.inf, self.key, c, clock.time_of(lead), None, None, True, True,
                               "changes")
         beat = max(0.0, round(beat, 6))
         c, bar, chorus, began = self.form.at(beat)
         nxt, nxt_at = self.form.next_change(beat)
         tones, roots = _certain(c)
-        return HarmonyNow(c, tones, roots, clock.time_of(began + lead), None, nxt, clock.time_of(nxt_at + lead),
+        return HarmonyNow(c, tones, roots, clock.time_of(began + lead), self.key, nxt, clock.time_of(nxt_at + lead),
                           bar, chorus, False, True, "changes")
 
 
@@ -143,8 +144,10 @@ class AutoHarmony(Harmony):
 
     name = "auto"
 
-    def __init__(self, seed: int | None = 0, follower: ChordFollower | None = None):
+    def __init__(self, seed: int | None = 0, follower: ChordFollower | None = None,
+                 key: tuple[int, bool] | None = None):
         self.follow = FollowHarmony(follower)
+        self.fixed_key = key
         self.table = load_table()
         self.rng = np.random.default_rng(seed)
         self.chosen: dict[int, int] = {}
@@ -200,7 +203,7 @@ class AutoHarmony(Harmony):
             return None
         g = self._bars(m)
         k = int(math.floor(g.index(t) + 1e-9))
-        key = self.follow.follower._key_now(now)
+        key = self.fixed_key or self.follow.follower._key_now(now)
         cur = self._choose(k, key, now, g)
         nxt = self.chosen.get(k + 1)
         start, end = g.time(k), g.time(k + 1)
@@ -212,7 +215,63 @@ class AutoHarmony(Harmony):
                           end if nxt is not None else None, None, None, False, True, "auto")
 
 
-def make_harmony(changes: str | None, beats_per_bar: int, count_in: int = 0, seed: int | None = 0) -> Harmony:
+class TimedHarmony(Harmony):
+    """Chords given in session seconds, ``[(start, end, chord or None)]`` (a transcribed
+    chart, or a song's annotations in the benchmark): like a lead sheet, strict."""
+
+    name = "changes"
+
+    def __init__(self, chords: list[tuple[float, float, Chord | None]]):
+        self.chords = sorted(chords, key=lambda c: c[0])
+        self.starts = np.array([c[0] for c in self.chords])
+
+    def at(self, t: float, now: float, m) -> HarmonyNow | None:
+        i = int(np.searchsorted(self.starts, t + 1e-6, side="right")) - 1
+        if i < 0 or t >= self.chords[i][1] or self.chords[i][2] is None:
+            return None
+        s, e, c = self.chords[i]
+        tones, roots = _certain(c)
+        nxt = self.chords[i + 1] if i + 1 < len(self.chords) else None
+        return HarmonyNow(c, tones, roots, s, None, nxt[2] if nxt else None, nxt[0] if nxt else None,
+                          None, None, False, True, "changes")
+
+
+def harmony_line(d: dict | None) -> str | None:
+    """The display's line from ``Band.harmony_text()``: ``Dm7 -> G7   key C major   bar 3 chorus 2``."""
+    if not d or d.get("chord") is None:
+        return None
+    text = ("count-in: " if d.get("count_in") else "") + d["chord"]
+    if d.get("next"):
+        text += f" -> {d['next']}"
+    if d.get("key"):
+        text += f"   key {d['key']}"
+    if d.get("bar") is not None:
+        text += f"   bar {d['bar']} chorus {d['chorus']}"
+    return text + f"   ({d['source']})"
+
+
+def parse_key(text: str | None) -> tuple[int, bool] | None:
+    """``--key``: ``C``, ``Am``, ``F# minor``, ``Bb major`` -> (tonic, minor)."""
+    if text is None or not text.strip():
+        return None
+    t = text.strip().replace(" ", "")
+    low = t.lower()
+    minor = low.endswith("minor") or low.endswith("min") or (low.endswith("m") and not low.endswith("maj"))
+    for suffix in ("major", "minor", "maj", "min", "m"):
+        if low.endswith(suffix) and len(t) > len(suffix):
+            t = t[: -len(suffix)]
+            break
+    try:
+        c = parse_chord(t)
+    except ConfigError:
+        c = None
+    if c is None or len(t) > 2:
+        raise ConfigError(f"--key {text!r}: write a key like C, Am, 'F# minor' or 'Bb major'")
+    return c.root, minor
+
+
+def make_harmony(changes: str | None, beats_per_bar: int, count_in: int = 0, seed: int | None = 0,
+                 key: tuple[int, bool] | None = None) -> Harmony:
     """``--changes``: None (follow), ``auto``, or lead-sheet text or a file."""
     if changes is None or changes.strip().lower() in ("", "follow"):
         if count_in:
@@ -221,10 +280,10 @@ def make_harmony(changes: str | None, beats_per_bar: int, count_in: int = 0, see
     if changes.strip().lower() == "auto":
         if count_in:
             raise ConfigError("--count-in: give a lead sheet with --changes (auto changes start with the player)")
-        return AutoHarmony(seed)
+        return AutoHarmony(seed, key=key)
     if count_in < 0 or count_in > 8:
         raise ConfigError(f"--count-in {count_in}: give 0 to 8 bars")
-    return FormHarmony(read_changes(changes, beats_per_bar), count_in)
+    return FormHarmony(read_changes(changes, beats_per_bar), count_in, key)
 
 
-__all__ = ["Harmony", "HarmonyNow", "FollowHarmony", "FormHarmony", "AutoHarmony", "make_harmony"]
+__all__ = ["Harmony", "HarmonyNow", "FollowHarmony", "FormHarmony", "AutoHarmony", "TimedHarmony", "make_harmony", "harmony_line"]

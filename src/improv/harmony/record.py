@@ -1,0 +1,40 @@
+"""The chords of a recorded session: ``chords.jsonl`` (one change per line, as planned:
+``{"time": s, "chord": "Dm7", "source": "changes|follow|auto", "key": ..., "bar": .., "chorus": ..}``)
+and a ``chords`` track of marker events in ``session.mid``, written when the session ends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mido
+
+from ..record import MIDI_FILE, TEMPO, TICKS_PER_BEAT
+
+CHORDS_FILE = "chords.jsonl"
+
+
+def write_chords(folder: str | Path, chords: list[dict]) -> None:
+    folder = Path(folder)
+    with open(folder / CHORDS_FILE, "w") as f:
+        for c in chords:
+            f.write(json.dumps(c) + "\n")
+    path = folder / MIDI_FILE
+    if not chords or not path.exists():
+        return
+    mid = mido.MidiFile(str(path))
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name="chords", time=0)])
+    last = 0
+    for c in chords:
+        tick = int(round(mido.second2tick(max(float(c["time"]), 0.0), TICKS_PER_BEAT, TEMPO)))
+        track.append(mido.MetaMessage("marker", text=str(c["chord"]), time=max(tick - last, 0)))
+        last = max(tick, last)
+    mid.tracks.append(track)
+    tmp = path.with_suffix(".tmp.mid")
+    mid.save(str(tmp))
+    tmp.replace(path)
+
+
+def read_chords(folder: str | Path) -> list[dict]:
+    path = Path(folder) / CHORDS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
