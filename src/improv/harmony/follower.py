@@ -120,6 +120,8 @@ class ChordFollower:
         self.revise_until = revise_until        # share of a step in which the chord may change
         self.margin = margin                    # nats a new chord must win by to replace it
         self.key_memory = key_memory            # seconds of the player's line the key is heard from
+        self.emission = 0.0                     # nats per second of melody (0, the default: templates only; the table measured worse on validation songs, benchmarks/tune_follower.py)
+        self.commit = 0.0                       # how much the committed chord counts over the posterior
         self.carry = 0.2                        # weight of the step before in the evidence
         self.notes: list[Note] = []
         self._open: Note | None = None
@@ -188,12 +190,20 @@ class ChordFollower:
                 p[prev] += hold
         return np.log(p / p.sum() + 1e-6)
 
-    def _match(self, e: np.ndarray, length: float) -> np.ndarray:
-        """Template match of an evidence profile: share of its weight on chord tones,
-        minus a half on the others, scaled by how much was heard."""
+    def _match(self, e: np.ndarray, length: float, key: tuple[int, bool] | None = None) -> np.ndarray:
+        """How well each triad explains an evidence profile (seconds per pitch class). With
+        a key: the log-likelihood of the melody's pitch classes under each chord (POP909's
+        melody-under-chord table), ``emission`` nats per second heard. Without: a template
+        match (share on chord tones, minus a half of the rest), scaled by how much was heard."""
         total = e.sum()
         if total <= 0:
             return np.zeros(24)
+        if key is not None and self.emission > 0:
+            tonic, minor = key
+            rel = np.array([(r - tonic) % 12 + 12 * q for q in (0, 1) for r in range(12)])
+            logp = np.log(self.table.emit[int(minor)])[rel][:, (np.arange(12) - tonic) % 12]  # [24 abs, 12 abs]
+            ll = logp @ e * self.emission
+            return ll - ll.max()
         share = TRIADS @ (e / total)
         amount = min(1.0, total / (0.4 * length))
         return self.sharpness * amount * (share - 0.5 * (1 - share))
@@ -214,14 +224,14 @@ class ChordFollower:
             before = self._committed.get(step - 2, self._last)
             pe = profile(self.notes, grid.time(step - 1), start, now)
             if pe.sum() > 0:
-                lp = self._prior(key, before) + self._match(pe, length)
+                lp = self._prior(key, before) + self._match(pe, length, key)
                 prev = int(np.argmax(lp))
         prior = self._prior(key, prev)
         if now < start:  # deciding ahead of the step: what sounds now is all there is
             e = 0.5 * profile(self.notes, now - length / 2, now + 1e-9, now)
         else:            # the step's notes heard so far, and a little of the step before
             e = profile(self.notes, start, now + 1e-9, now) + self.carry * profile(self.notes, start - length, start, now)
-        logp = prior + self._match(e, length)
+        logp = prior + self._match(e, length, key)
         best = int(np.argmax(logp))
         cur = self._committed.get(step)
         if cur is None:
@@ -236,7 +246,7 @@ class ChordFollower:
         post = np.exp(logp - logp.max())
         post /= post.sum()
         # the committed chord counts more than its share (the band plays one chord)
-        tones = 0.5 * (TRIADS.T @ post) + 0.5 * TRIADS[cur]
+        tones = self.commit * TRIADS[cur] + (1 - self.commit) * (TRIADS.T @ post)
         r = np.zeros(12)
         r[cur % 12] = 1.0
         roots = 0.5 * (post[:12] + post[12:]) + 0.5 * r

@@ -6,7 +6,8 @@ the tonic (0-11) and major/minor. For major and minor keys apart, the table coun
 * ``start``: how often each class is in force (per bar, time-weighted), and
 * ``change``: from each class, which class comes next when the chord changes, and
 * ``hold``: the chance that the chord in force at one bar line is still in force at the
-  next.
+  next, and
+* ``emit``: how long the melody sounds each pitch class (above the tonic) under each class.
 
 It is stored as ``transitions.json`` beside this module (a few kB) and rebuilt with
 ``python3 -m improv.harmony.table`` (reads ``../shared/data/symbolic/pop909``).
@@ -41,6 +42,7 @@ class Table:
     start: np.ndarray    # [2 (major, minor key), 24]: probability of each class
     change: np.ndarray   # [2, 24, 24]: P(next class | class, the chord changes)
     hold: float          # P(same chord at the next bar line)
+    emit: np.ndarray     # [2, 24, 12]: P(the melody's pitch class above the tonic | class), time-weighted
 
     def prior(self, minor_key: bool) -> np.ndarray:
         return self.start[int(minor_key)]
@@ -58,7 +60,9 @@ def load_table(path: str = str(TABLE_PATH)) -> Table:
     for m in range(2):
         np.fill_diagonal(change[m], 0.0)
     change /= change.sum(axis=2, keepdims=True)
-    return Table(start, change, float(d["hold"]))
+    emit = np.asarray(d["emit"], dtype=float) + 1.0
+    emit /= emit.sum(axis=2, keepdims=True)
+    return Table(start, change, float(d["hold"]), emit)
 
 
 def read_pop909_song(folder: Path) -> tuple[list[tuple[float, float, Chord | None]], tuple[int, bool], np.ndarray]:
@@ -77,8 +81,11 @@ def read_pop909_song(folder: Path) -> tuple[list[tuple[float, float, Chord | Non
 def build(shared: Path) -> dict:
     from ..model.data import split_of
 
+    import pretty_midi
+
     start = np.zeros((2, N_CLASSES))
     change = np.zeros((2, N_CLASSES, N_CLASSES))
+    emit = np.zeros((2, N_CLASSES, 12))
     held = total = 0
     songs = 0
     for folder in sorted((shared / "symbolic" / "pop909").iterdir()):
@@ -99,6 +106,14 @@ def build(shared: Path) -> dict:
                     return k
             return None
 
+        pm = pretty_midi.PrettyMIDI(str(folder / f"{folder.name}.mid"))
+        for inst in pm.instruments:
+            if inst.name.strip().upper() != "MELODY":
+                continue
+            for n in inst.notes:
+                k = at(n.start + 0.01)
+                if k is not None:
+                    emit[m, k, (n.pitch - tonic) % 12] += 10 * min(n.end - n.start, 2.0)
         bar_classes = [at(t + 0.05) for t in downs]
         for k in bar_classes:
             if k is not None:
@@ -109,9 +124,9 @@ def build(shared: Path) -> dict:
                 held += a == b
     return {"about": f"POP909 chord annotations, training split ({songs} songs); classes: degree above the "
                      "tonic + 12 if minor; start/change counts for major and minor keys; hold = P(same chord "
-                     "at the next bar line)",
+                     "at the next bar line); emit = melody time (0.1 s) per pitch class above the tonic under each class",
             "start": start.astype(int).tolist(), "change": change.astype(int).tolist(),
-            "hold": round(held / max(total, 1), 4)}
+            "hold": round(held / max(total, 1), 4), "emit": np.round(emit).astype(int).tolist()}
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ _PITCHES = np.arange(PITCH_LO, PITCH_HI + 1)
 _PCS = _PITCHES % 12
 
 # nats against a pitch class that is surely not a chord tone: (given chords, followed)
-OFF_CHORD = {"bass": (9.0, 5.0), "mid": (7.0, 4.0), "high": (6.0, 3.5)}
+OFF_CHORD = {"bass": (9.0, 9.0), "mid": (7.0, 7.0), "high": (6.0, 6.0)}
 OFF_BEAT_HIGH = 0.45        # the high band's penalty off the beat: this share (passing notes)
 
 
