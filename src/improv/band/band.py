@@ -110,7 +110,8 @@ def chord_key_name(key: tuple[int, bool]) -> str:
     return f"{NAMES[key[0]]} {'minor' if key[1] else 'major'}"
 
 
-PHRASE_BEATS = 8.0  # the player's "last phrase": since their last silence of 1.5 beats, at most 8 beats
+PHRASE_BEATS = 8.0
+FORM_START = 0.25   # seconds: a lead sheet's first beat (count-in or form) after the session starts  # the player's "last phrase": since their last silence of 1.5 beats, at most 8 beats
 
 
 class Band:
@@ -127,7 +128,7 @@ class Band:
         self.harmony = harmony if harmony is not None else \
             make_harmony(s.changes, self.time.meter.beats_per_bar, s.count_in, s.seed, parse_key(s.key))
         if isinstance(self.harmony, FormHarmony):  # the form's clock starts with the session
-            self.time.fixed = FixedClock(s.tempo, t0=0.0, meter=self.time.meter)
+            self.time.fixed = FixedClock(s.tempo, t0=FORM_START, meter=self.time.meter)
         self.chords: list[dict[str, Any]] = []  # chord changes as planned (chords.jsonl, markers)
         self.harmony_now: HarmonyNow | None = None
         self.context = Context(s.context_seconds)

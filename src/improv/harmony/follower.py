@@ -121,8 +121,9 @@ class ChordFollower:
         self.margin = margin                    # nats a new chord must win by to replace it
         self.key_memory = key_memory            # seconds of the player's line the key is heard from
         self.emission = 0.0                     # nats per second of melody (0, the default: templates only; the table measured worse on validation songs, benchmarks/tune_follower.py)
+        self.hold_evidence = False              # a held chord is judged on both steps' notes
         self.commit = 0.0                       # how much the committed chord counts over the posterior
-        self.carry = 0.2                        # weight of the step before in the evidence
+        self.carry = 0.0                        # weight of the step before in the evidence
         self.notes: list[Note] = []
         self._open: Note | None = None
         self._grid: Grid | None = None
@@ -232,6 +233,10 @@ class ChordFollower:
         else:            # the step's notes heard so far, and a little of the step before
             e = profile(self.notes, start, now + 1e-9, now) + self.carry * profile(self.notes, start - length, start, now)
         logp = prior + self._match(e, length, key)
+        if prev is not None and now >= start and self.hold_evidence:
+            # if the chord holds, the step before speaks for it too
+            both = self._match(e + profile(self.notes, start - length, start, now), 2 * length, key)
+            logp[prev] = max(logp[prev], prior[prev] + both[prev])
         best = int(np.argmax(logp))
         cur = self._committed.get(step)
         if cur is None:

@@ -93,14 +93,9 @@ def parse_changes(text: str, beats_per_bar: int = 4) -> Form:
             elif "|" in line or line.strip() == "%":
                 raise ConfigError(f"--changes line {i + 1}: mix of ChordPro [chords] and | bars; use one way")
     else:
-        body = " ".join(lines)
-        parts = body.split("|")
-        bars_words = [p.split() for p in parts]
-        # "| A | B |": the empty ends around the outer bar lines are not bars
-        if bars_words and not bars_words[0]:
-            bars_words = bars_words[1:]
-        if bars_words and not bars_words[-1]:
-            bars_words = bars_words[:-1]
+        # "| A | B |": the bar lines at a line's ends close its first and last bar
+        body = " | ".join(line.strip().strip("|").strip() for line in lines)
+        bars_words = [p.split() for p in body.split("|")]
     bars: list[tuple[tuple[float, Chord | None], ...]] = []
     for i, words in enumerate(bars_words):
         where = f"--changes bar {i + 1}"
