@@ -12,22 +12,24 @@ song, the first ``--seconds`` of the MELODY track is played to the band two ways
 and in three harmonic settings:
 
 * **follow** (the default, no tempo given: the band's own beat tracker or free mode);
-* **changes**: the annotated chords given as the changes (``TimedHarmony``), the band's
-  clock fixed on the song's beats (the song's tempo and first downbeat, as a lead sheet
-  with a count-in would set them);
+* **changes**: the annotated chords given as the changes (``TimedHarmony``), each change
+  moved to the nearest beat of the band's clock (as a lead sheet writes them), the
+  band's clock fixed on the song's beats (its median tempo and first downbeat, as a
+  lead sheet with a count-in would set them); scored against the annotations and
+  against the changes as given;
 * **auto**: the band proposes its own changes (``--changes auto``).
 
 Scores, time-weighted over each band voice's sounding notes:
 
 * chord tones: share of sounding time on a tone of the annotated chord (``N`` skipped);
 * bass on strong beats (changes): share of the bass notes sounding at the band's
-  strong beats (beats 1 and 3) that are chord tones;
+  strong beats (beats 1 and 3) that are chord tones of the changes given;
 * consonance: share of the time a band note and a melody note sound together at a
   consonant interval (unison, thirds, fifth, sixths, octaves);
 * the follower's chords (the chord log as the band planned it) against the annotations,
   ``mir_eval.chord`` root and majmin, beside the template-matching baseline on the same
-  heard notes (half-second... steps of 1.5 s: causal = the previous step's notes,
-  offline = the step's own);
+  heard notes (steps of 1.5 s: causal = the previous step's notes, offline = the
+  step's own);
 * auto: the melody's chord-tone share under the band's chords (ReaLchords' "harmony"),
   beside the same under the annotated chords.
 
@@ -262,6 +264,9 @@ def run_song(folder: Path, seconds: float, seed: int, modes=("follow", "changes"
     downs = beats[beats[:, 1] > 0.5, 0]
     first_down = float(downs[0]) if len(downs) else float(beats[0, 0])
     strong = first_down + spb * np.arange(0, (seconds - first_down) / spb, 2.0)  # the band's beats 1 and 3
+    # the changes as a lead sheet gives them: each change on the nearest beat of the band's clock
+    snap = lambda t: first_down + round((t - first_down) / spb) * spb  # noqa: E731
+    given = [(snap(s), snap(e), c) for s, e, c in chords if snap(e) > snap(s)]
     res: dict = {"song": folder.name, "bpm": round(bpm, 1), "melody_chord_tones": None}
     ok, tot = chord_tone_share(mel, chords)
     res["melody_chord_tones"] = (ok, tot)
@@ -272,7 +277,7 @@ def run_song(folder: Path, seconds: float, seed: int, modes=("follow", "changes"
         for mode in modes:
             t0 = time.perf_counter()
             if mode == "changes":
-                band = Band(BandSettings(tempo=bpm, seed=seed), harmony=TimedHarmony(chords))
+                band = Band(BandSettings(tempo=bpm, seed=seed), harmony=TimedHarmony(given))
                 band.time.fixed = FixedClock(bpm, t0=first_down, meter=band.time.meter)
             else:
                 band = Band(BandSettings(seed=seed, changes="auto" if mode == "auto" else None))
@@ -283,7 +288,9 @@ def run_song(folder: Path, seconds: float, seed: int, modes=("follow", "changes"
                 r[f"{b}_chord"] = chord_tone_share(notes, chords)
                 r[f"{b}_cons"] = consonance(notes, mel)
             if mode == "changes":
-                r["bass_strong"] = strong_beat_bass(bn["bass"], chords, strong)
+                r["bass_strong"] = strong_beat_bass(bn["bass"], given, strong)
+                for b, notes in bn.items():
+                    r[f"{b}_given"] = chord_tone_share(notes, given)
             if mode in ("follow", "auto"):
                 est = chord_log_intervals(band.chords, seconds)
                 r["chords_planned"] = len(band.chords)
@@ -318,6 +325,8 @@ def summary(results: list[dict]) -> dict:
                 s[f"{b}_consonance"] = ratio([x[f"{b}_cons"] for x in rs])
             if mode == "changes":
                 s["bass_strong_beats"] = ratio([x["bass_strong"] for x in rs])
+                for b in ("bass", "mid", "high"):
+                    s[f"{b}_chord_tones_given"] = ratio([x[f"{b}_given"] for x in rs])
             if mode == "follow":
                 for name in ("follower", "template_causal", "template_offline"):
                     for m in ("root", "majmin"):

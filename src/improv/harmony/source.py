@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .chords import Chord, parse_chord
-from .follower import FREE_STEP, TRIADS, ChordFollower, SecondsGrid, triad, triad_index
+from .follower import FREE_STEP, ChordFollower, SecondsGrid, profile, triad, triad_index
 from .leadsheet import Form, read_changes
 from .table import load_table
 
@@ -138,9 +138,9 @@ class FormHarmony(Harmony):
 
 class AutoHarmony(Harmony):
     """The band's own changes: a chord per bar (free: per :data:`FREE_STEP` x 2 seconds),
-    chosen from the transition table in the key the follower hears, one beat before the
-    bar begins, among the likeliest next chords, the ones holding the player's recent
-    notes first."""
+    chosen a beat before the bar begins: drawn (``temperature``) from what the POP909
+    transition table expects after the band's chord in the key heard, weighed with the
+    player's last half bar (the follower's prior and template match)."""
 
     name = "auto"
 
@@ -152,6 +152,8 @@ class AutoHarmony(Harmony):
         self.rng = np.random.default_rng(seed)
         self.chosen: dict[int, int] = {}
         self._map = None
+        self.temperature = 0.25     # sampling among the likely next chords (lower: the likeliest)
+        self.repeat = 1.0           # the same chord again is this much less likely (the band moves on)
 
     def hear_on(self, pitch: int, t: float) -> None:
         self.follow.hear_on(pitch, t)
@@ -174,23 +176,17 @@ class AutoHarmony(Harmony):
     def _choose(self, k: int, key, now: float, g) -> int:
         if k in self.chosen:
             return self.chosen[k]
+        f = self.follow.follower
         prev = self.chosen.get(k - 1)
-        if key is None:
-            heard = self.follow.follower.state(g.time(k), now, g)
-            key = heard.key or (0, False)
-            if prev is None:
-                prev = triad_index(heard.chord)
-        tonic, minor = key
-        rel = np.array([(r - tonic) % 12 + 12 * q for q in (0, 1) for r in range(12)])
-        p = self.table.prior(minor)[rel].copy()
-        if prev is not None:
-            p = 0.6 * self.table.after(rel[prev], minor)[rel] + 0.4 * p
-            p[prev] *= 0.5
-        # the player's last notes: chords that hold them are likelier
-        notes = self.follow.follower.notes[-3:]
-        for n in notes:
-            p *= np.where(TRIADS[:, n.pitch % 12] > 0, 1.6, 1.0)
-        p = p ** 1.5
+        if prev is None:
+            heard = f.state(g.time(k), now, SecondsGrid(FREE_STEP))
+            prev = triad_index(heard.chord)
+            key = key or heard.key
+        # what usually comes next in this key (POP909), and what the player plays now
+        length = g.time(k) - g.time(k - 1)
+        logp = f._prior(key, prev) + f._match(profile(f.notes, now - length / 2, now + 1e-9, now), length / 2)
+        logp[prev] += np.log(self.repeat)
+        p = np.exp((logp - logp.max()) / self.temperature)
         p /= p.sum()
         c = int(self.rng.choice(24, p=p))
         self.chosen[k] = c
