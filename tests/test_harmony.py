@@ -254,3 +254,57 @@ def test_count_in():
     after = [e for e in out if isinstance(e, NoteOn) and e.time >= form_start - 1e-6]
     assert after and min(e.time for e in after if e.source == "bass") >= form_start - 1e-6
     assert band.chords[0]["chord"] == "Am" and abs(band.chords[0]["time"] - form_start) < 1e-3
+
+
+# ------------------------------------------------------------------ the session: recording and display
+
+def test_changes_session_records_chords_and_markers(tmp_path, capsys):
+    """``improv listen --changes ... --record``: chords.jsonl and marker events in session.mid,
+    the form's bars and choruses counted, and the display's chord line."""
+    import mido
+    import soundfile as sf
+
+    from improv.display import SessionDisplay, render_snapshot
+    from improv.harmony.record import read_chords
+    from improv.harmony.source import harmony_line
+    from signals import ToneSpec, render
+
+    sr = 22050
+    tones = [ToneSpec(0.6 + 0.5 * i, 0.4, m) for i, m in enumerate([69, 72, 76, 72, 65, 69, 72, 69] * 2)]
+    wav = tmp_path / "take.wav"
+    sf.write(str(wav), render(tones, sr, total=9.0).astype(np.float32), sr)
+    code = main(["listen", "--input", str(wav), "--fast", "--no-midi", "--synth", "none", "--bands", "all",
+                 "--tempo", "120", "--changes", "| Am | F | C | G |", "--key", "A minor",
+                 "--record", str(tmp_path / "rec")])
+    assert code == 0, capsys.readouterr().err
+    folder = next((tmp_path / "rec").iterdir())
+    chords = read_chords(folder)
+    assert [c["chord"] for c in chords[:5]] == ["Am", "F", "C", "G", "Am"]
+    assert [(c["bar"], c["chorus"]) for c in chords[:5]] == [(1, 1), (2, 1), (3, 1), (4, 1), (1, 2)]
+    assert all(abs(b["time"] - a["time"] - 2.0) < 1e-3 for a, b in zip(chords, chords[1:]))  # a bar at 120 BPM
+    mid = mido.MidiFile(str(folder / "session.mid"))
+    markers = [m.text for t in mid.tracks for m in t if m.type == "marker"]
+    assert markers[:5] == ["Am", "F", "C", "G", "Am"]
+    d = SessionDisplay()
+    d.set_harmony(harmony_line({"chord": "Am", "next": "F", "key": "A minor", "bar": 1, "chorus": 2,
+                                "source": "changes"}))
+    from rich.console import Console
+
+    console = Console(record=True, width=120)
+    console.print(render_snapshot(d.snapshot()))
+    assert "Am -> F   key A minor   bar 1 chorus 2" in console.export_text()
+
+
+def test_lead_harmonic_makes_the_band_propose_changes():
+    """``all: lead harmonic`` switches the follower to the band's own changes: a chord a bar,
+    chosen before the bar, in the key heard (C major here)."""
+    from test_band import run
+
+    events, band, _ = run(commands=[(4.0, "mid: lead harmonic")], seconds=14.0)
+    auto = [c for c in band.chords if c["source"] == "auto"]
+    assert len(auto) >= 3
+    times = [c["time"] for c in auto]
+    assert all(abs(((t - times[0]) / (4 * 0.5)) - round((t - times[0]) / (4 * 0.5))) < 1e-3 for t in times), \
+        "one chord a bar, changing on bar lines"
+    scale = {0, 2, 4, 5, 7, 9, 11}
+    assert sum(set(parse_chord(c["chord"]).tones) <= scale for c in auto) >= 0.7 * len(auto)
