@@ -57,7 +57,7 @@ def main() -> int:
         ch, _, _ = read_pop909_song(folder)
         ch = [(s - off, e - off, c) for s, e, c in ch if e > off and s < args.seconds + off]
         data.append((mel, ch))
-    grid_opts = {"step": [1.5, 2.0], "carry": [0.0, 0.2], "margin": [0.8], "hold_evidence": [False, True]}
+    grid_opts = {"step": [1.0, 1.5], "revise_until": [0.5, 1.0], "margin": [0.4, 0.8, 1.5]}
     results = []
     for values in itertools.product(*grid_opts.values()):
         kw = dict(zip(grid_opts, values))

@@ -1,12 +1,15 @@
 """The online chord follower: the key and one chord per harmonic step, from what the
 player plays, causally (no look-ahead), committing like a rhythm section.
 
-Steps are half bars when metered and :data:`FREE_STEP` seconds free (a :class:`Grid`). At a step's start the follower has heard none of the step's notes, so it
-*predicts*: the chord that the POP909 transition table (:mod:`.table`) expects after
-the one in force, in the key heard so far, with the notes that still sound. While the
-first half of the step goes by, every note heard is evidence; the chord is revised
-when another fits the step's notes clearly better (a rhythm section that hears the
-singer go somewhere else follows at once), then it is held to the step's end.
+Steps are half bars when metered and :data:`FREE_STEP` seconds free (a :class:`Grid`).
+At a step's start the follower has heard none of the step's notes, so it *predicts*:
+the chord that the POP909 transition table (:mod:`.table`) expects after the one of the
+step before (decided again with all of that step's notes), in the key heard so far,
+with the notes that still sound. As the step goes by, every note heard is evidence;
+the chord is revised when another fits the step's notes clearly better (by ``margin``
+nats: a rhythm section that hears the singer go somewhere else follows at once) up to
+``revise_until`` of the step (all of it by default: on validation songs, holding the
+second half fixed named 1 point fewer chords, `benchmarks/tune_follower.py`).
 
 Besides the chord, :meth:`ChordFollower.state` gives the chance that each pitch class
 is a tone of the chord in force (the posterior over the 24 major and minor triads):
@@ -113,7 +116,7 @@ class ChordFollower:
     and :meth:`state` with the time of the frame being decided, "now" (what has been
     heard) and the step grid in force."""
 
-    def __init__(self, table: Table | None = None, sharpness: float = 6.0, revise_until: float = 0.5,
+    def __init__(self, table: Table | None = None, sharpness: float = 6.0, revise_until: float = 1.0,
                  margin: float = 0.8, key_memory: float = 24.0):
         self.table = table if table is not None else load_table()
         self.sharpness = sharpness              # nats per unit of template match
