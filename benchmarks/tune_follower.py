@@ -22,8 +22,8 @@ sys.path.insert(0, str(HERE))
 def follow(mel, seconds, grid, **kw):
     from improv.harmony.follower import ChordFollower
 
-    f = ChordFollower(**{k: v for k, v in kw.items() if k not in ("carry", "emission", "hold_evidence")})
-    for k in ("carry", "emission", "hold_evidence"):
+    f = ChordFollower(**{k: v for k, v in kw.items() if k not in ("carry", "emission", "hold_evidence", "key_margin")})
+    for k in ("carry", "emission", "hold_evidence", "key_margin"):
         if k in kw:
             setattr(f, k, kw[k])
     evs = sorted([(s, 1, p) for s, e, p in mel] + [(e, 0, p) for s, e, p in mel])
@@ -57,7 +57,7 @@ def main() -> int:
         ch, _, _ = read_pop909_song(folder)
         ch = [(s - off, e - off, c) for s, e, c in ch if e > off and s < args.seconds + off]
         data.append((mel, ch))
-    grid_opts = {"step": [1.0, 1.5], "revise_until": [0.5, 1.0], "margin": [0.4, 0.8, 1.5]}
+    grid_opts = {"step": [1.5], "emission": [0.0, 1.0, 2.0, 4.0], "key_margin": [2.0, 5.0]}
     results = []
     for values in itertools.product(*grid_opts.values()):
         kw = dict(zip(grid_opts, values))

@@ -7,7 +7,8 @@ the tonic (0-11) and major/minor. For major and minor keys apart, the table coun
 * ``change``: from each class, which class comes next when the chord changes, and
 * ``hold``: the chance that the chord in force at one bar line is still in force at the
   next, and
-* ``emit``: how long the melody sounds each pitch class (above the tonic) under each class.
+* ``emit``: how long the melody sounds each pitch class (above the tonic) under each class,
+* ``keys``: the same over whole songs, for major and minor keys (the key profiles).
 
 It is stored as ``transitions.json`` beside this module (a few kB) and rebuilt with
 ``python3 -m improv.harmony.table`` (reads ``../shared/data/symbolic/pop909``).
@@ -43,6 +44,7 @@ class Table:
     change: np.ndarray   # [2, 24, 24]: P(next class | class, the chord changes)
     hold: float          # P(same chord at the next bar line)
     emit: np.ndarray     # [2, 24, 12]: P(the melody's pitch class above the tonic | class), time-weighted
+    keys: np.ndarray     # [2, 12]: the melody's time per pitch class above the tonic, major and minor keys
 
     def prior(self, minor_key: bool) -> np.ndarray:
         return self.start[int(minor_key)]
@@ -62,7 +64,9 @@ def load_table(path: str = str(TABLE_PATH)) -> Table:
     change /= change.sum(axis=2, keepdims=True)
     emit = np.asarray(d["emit"], dtype=float) + 1.0
     emit /= emit.sum(axis=2, keepdims=True)
-    return Table(start, change, float(d["hold"]), emit)
+    keys = np.asarray(d["keys"], dtype=float) + 1.0
+    keys /= keys.sum(axis=1, keepdims=True)
+    return Table(start, change, float(d["hold"]), emit, keys)
 
 
 def read_pop909_song(folder: Path) -> tuple[list[tuple[float, float, Chord | None]], tuple[int, bool], np.ndarray]:
@@ -86,6 +90,7 @@ def build(shared: Path) -> dict:
     start = np.zeros((2, N_CLASSES))
     change = np.zeros((2, N_CLASSES, N_CLASSES))
     emit = np.zeros((2, N_CLASSES, 12))
+    keys = np.zeros((2, 12))
     held = total = 0
     songs = 0
     for folder in sorted((shared / "symbolic" / "pop909").iterdir()):
@@ -111,6 +116,7 @@ def build(shared: Path) -> dict:
             if inst.name.strip().upper() != "MELODY":
                 continue
             for n in inst.notes:
+                keys[m, (n.pitch - tonic) % 12] += 10 * min(n.end - n.start, 2.0)
                 k = at(n.start + 0.01)
                 if k is not None:
                     emit[m, k, (n.pitch - tonic) % 12] += 10 * min(n.end - n.start, 2.0)
@@ -124,9 +130,10 @@ def build(shared: Path) -> dict:
                 held += a == b
     return {"about": f"POP909 chord annotations, training split ({songs} songs); classes: degree above the "
                      "tonic + 12 if minor; start/change counts for major and minor keys; hold = P(same chord "
-                     "at the next bar line); emit = melody time (0.1 s) per pitch class above the tonic under each class",
+                     "at the next bar line); emit = melody time (0.1 s) per pitch class above the tonic under each class; keys = the same per key mode",
             "start": start.astype(int).tolist(), "change": change.astype(int).tolist(),
-            "hold": round(held / max(total, 1), 4), "emit": np.round(emit).astype(int).tolist()}
+            "hold": round(held / max(total, 1), 4), "emit": np.round(emit).astype(int).tolist(),
+            "keys": np.round(keys).astype(int).tolist()}
 
 
 def main() -> None:
