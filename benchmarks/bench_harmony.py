@@ -89,7 +89,6 @@ def melody(folder: Path, seconds: float) -> tuple[list[tuple[float, float, int]]
 
 def render(folder: Path, notes, seconds: float) -> Path:
     import soundfile as sf
-
     from render_instruments import GRID, SOUNDFONTS, FluidRenderer
 
     path = CACHE / f"{folder.name}-{seconds:g}s-flute.wav"
@@ -97,7 +96,7 @@ def render(folder: Path, notes, seconds: float) -> Path:
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
     r = FluidRenderer(SOUNDFONTS["tim"], SR)
-    g = lambda t: int(round(t * SR / GRID)) * GRID  # noqa: E731
+    g = lambda t: int(round(t * SR / GRID)) * GRID
     events = [(0, 0, ("program", FLUTE, 0))]
     for s, e, p in notes:
         events.append((g(s), 2, ("on", p, 90)))
@@ -265,7 +264,7 @@ def run_song(folder: Path, seconds: float, seed: int, modes=("follow", "changes"
     first_down = float(downs[0]) if len(downs) else float(beats[0, 0])
     strong = first_down + spb * np.arange(0, (seconds - first_down) / spb, 2.0)  # the band's beats 1 and 3
     # the changes as a lead sheet gives them: each change on the nearest beat of the band's clock
-    snap = lambda t: first_down + round((t - first_down) / spb) * spb  # noqa: E731
+    snap = lambda t: first_down + round((t - first_down) / spb) * spb
     given = [(snap(s), snap(e), c) for s, e, c in chords if snap(e) > snap(s)]
     res: dict = {"song": folder.name, "bpm": round(bpm, 1), "melody_chord_tones": None}
     ok, tot = chord_tone_share(mel, chords)

@@ -43,6 +43,7 @@ def follow(mel, seconds, grid, **kw):
 
 def main() -> int:
     import bench_harmony as bh
+
     from improv.harmony.follower import SecondsGrid
     from improv.harmony.table import read_pop909_song
     from improv.model.data import default_shared_data

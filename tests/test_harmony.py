@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_band import band_notes, drive, model, player_events
 
 from improv.band import Band, BandSettings
 from improv.band.band import FORM_START
@@ -18,7 +19,6 @@ from improv.events import NoteOn
 from improv.harmony import parse_chord
 from improv.harmony.follower import ChordFollower, SecondsGrid
 from improv.harmony.leadsheet import parse_changes, read_changes
-from test_band import band_notes, drive, model, player_events
 
 # ------------------------------------------------------------------ chord symbols
 
@@ -263,11 +263,11 @@ def test_changes_session_records_chords_and_markers(tmp_path, capsys):
     the form's bars and choruses counted, and the display's chord line."""
     import mido
     import soundfile as sf
+    from signals import ToneSpec, render
 
     from improv.display import SessionDisplay, render_snapshot
     from improv.harmony.record import read_chords
     from improv.harmony.source import harmony_line
-    from signals import ToneSpec, render
 
     sr = 22050
     tones = [ToneSpec(0.6 + 0.5 * i, 0.4, m) for i, m in enumerate([69, 72, 76, 72, 65, 69, 72, 69] * 2)]

@@ -298,4 +298,4 @@ def _parse_lead(s: str) -> Chord:
     return chord(root, tuple(sorted(iv, key=lambda i: (i != 0, i))), bass, s)
 
 
-__all__ = ["Chord", "parse_chord", "chord", "NAMES", "HARTE"]
+__all__ = ["HARTE", "NAMES", "Chord", "chord", "parse_chord"]

@@ -236,9 +236,7 @@ class ChordFollower:
             logp[prev] = max(logp[prev], prior[prev] + both[prev])
         best = int(np.argmax(logp))
         cur = self._committed.get(step)
-        if cur is None:
-            cur = best
-        elif best != cur and start <= now < start + self.revise_until * length and logp[best] - logp[cur] > self.margin:
+        if cur is None or best != cur and start <= now < start + self.revise_until * length and logp[best] - logp[cur] > self.margin:
             cur = best
         self._committed[step] = cur
         if step >= max(self._committed):
@@ -273,5 +271,15 @@ def template_chords(notes: list[Note], grid: Grid, n_steps: int, causal: bool = 
     return out
 
 
-__all__ = ["ChordFollower", "FollowerState", "Note", "template_chords", "triad", "triad_index", "TRIADS",
-           "FREE_STEP", "Grid", "SecondsGrid"]
+__all__ = [
+    "FREE_STEP",
+    "TRIADS",
+    "ChordFollower",
+    "FollowerState",
+    "Grid",
+    "Note",
+    "SecondsGrid",
+    "template_chords",
+    "triad",
+    "triad_index",
+]

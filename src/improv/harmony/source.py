@@ -282,4 +282,4 @@ def make_harmony(changes: str | None, beats_per_bar: int, count_in: int = 0, see
     return FormHarmony(read_changes(changes, beats_per_bar), count_in, key)
 
 
-__all__ = ["Harmony", "HarmonyNow", "FollowHarmony", "FormHarmony", "AutoHarmony", "TimedHarmony", "make_harmony", "harmony_line"]
+__all__ = ["AutoHarmony", "FollowHarmony", "FormHarmony", "Harmony", "HarmonyNow", "TimedHarmony", "harmony_line", "make_harmony"]

@@ -83,9 +83,9 @@ def read_pop909_song(folder: Path) -> tuple[list[tuple[float, float, Chord | Non
 
 
 def build(shared: Path) -> dict:
-    from ..model.data import split_of
-
     import pretty_midi
+
+    from ..model.data import split_of
 
     start = np.zeros((2, N_CLASSES))
     change = np.zeros((2, N_CLASSES, N_CLASSES))

@@ -84,4 +84,4 @@ def chord_bias(band: str, h: HarmonyNow, mode: str, on_beat: bool, strong: bool,
     return pv, release
 
 
-__all__ = ["chord_bias", "OFF_CHORD"]
+__all__ = ["OFF_CHORD", "chord_bias"]
