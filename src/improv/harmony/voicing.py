@@ -28,7 +28,8 @@ _PCS = _PITCHES % 12
 
 # nats against a pitch class that is surely not a chord tone: (given chords, followed)
 OFF_CHORD = {"bass": (9.0, 9.0), "mid": (7.0, 7.0), "high": (6.0, 6.0)}
-OFF_BEAT_HIGH = 0.45        # the high band's penalty off the beat: this share (passing notes)
+OFF_BEAT_HIGH = 0.45        # the high band's penalty off the beat: this share (passing notes), given chords
+ROOT_FOLLOWED = 1.0         # nats toward the root on strong beats when the chord is followed (given: 3)
 
 
 def chord_bias(band: str, h: HarmonyNow, mode: str, on_beat: bool, strong: bool, t: float,
@@ -42,7 +43,7 @@ def chord_bias(band: str, h: HarmonyNow, mode: str, on_beat: bool, strong: bool,
     strict, loose = OFF_CHORD[band]
     weight = strict if h.strict else loose
     penalty = weight * (1.0 - tones)
-    if band == "high" and not on_beat:
+    if band == "high" and not on_beat and h.strict:
         penalty *= OFF_BEAT_HIGH
     pv -= penalty
     c = h.chord
@@ -53,7 +54,7 @@ def chord_bias(band: str, h: HarmonyNow, mode: str, on_beat: bool, strong: bool,
         if band == "bass":
             roots = h.roots[_PCS]
             if strong:
-                pv += 3.0 * roots
+                pv += (3.0 if h.strict else ROOT_FOLLOWED) * roots
                 if fifth is not None:
                     pv[_PCS == fifth] += 1.0
                 pv[(tones > 0.5) & (roots < 0.5) & (_PCS != (fifth if fifth is not None else -1))] -= 1.5
