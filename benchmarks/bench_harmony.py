@@ -33,7 +33,7 @@ Scores, time-weighted over each band voice's sounding notes:
 * auto: the melody's chord-tone share under the band's chords (ReaLchords' "harmony"),
   beside the same under the annotated chords.
 
-    PYTHONPATH=src python3 benchmarks/bench_harmony.py [--songs 8] [--seconds 40] [--json out.json]
+    PYTHONPATH=src python3 benchmarks/bench_harmony.py [--songs 16] [--seconds 40] [--json out.json]
 """
 
 from __future__ import annotations
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     from improv.model.data import default_shared_data
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--songs", type=int, default=8)
+    ap.add_argument("--songs", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--split", default="test", choices=("test", "val"))
     ap.add_argument("--seed", type=int, default=0)
