@@ -67,6 +67,7 @@ DEFAULT_RUNG = {"bass": 2, "mid": 2, "high": 1}
 CONSONANT = (0, 3, 4, 7, 8, 9)
 PITCH_TOP_P = 0.95                               # nucleus among the pitches (the model's recommended)
 DISSONANT = (1, 2, 6, 10, 11)
+CONSONANCE_FOLLOWED = 2.0                        # the player-consonance bias when the chord is only followed
 _PITCHES = np.arange(PITCH_LO, PITCH_HI + 1)
 
 
@@ -248,6 +249,7 @@ class BandPlayer:
                 # line still meets the player consonantly there)
                 ic = (_PITCHES - scene.player_pitch) % 12
                 amount = (1.0 if scene.on_beat else 0.5) if contrapuntal else (2.0 if scene.on_beat else 1.0)
+                amount *= CONSONANCE_FOLLOWED if scene.harmony is not None and not scene.harmony.strict else 1.0
                 pv += np.where(np.isin(ic, CONSONANT), amount, -amount)
         pitch_temperature, pitch_top_p = self._order_bias(orders.order, pv, ctx, scene.time, last)
         role = "lead" if orders.mode == "lead" else "accompany"
