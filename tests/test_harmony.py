@@ -308,3 +308,22 @@ def test_lead_harmonic_makes_the_band_propose_changes():
         "one chord a bar, changing on bar lines"
     scale = {0, 2, 4, 5, 7, 9, 11}
     assert sum(set(parse_chord(c["chord"]).tones) <= scale for c in auto) >= 0.7 * len(auto)
+
+
+@pytest.mark.parametrize("text,key", [("C", (0, False)), ("Am", (9, True)), ("F# minor", (6, True)),
+                                      ("Bb major", (10, False)), ("Ebm", (3, True))])
+def test_key_option(text, key):
+    from improv.harmony.source import parse_key
+
+    assert parse_key(text) == key
+
+
+def test_harmony_options_need_a_band(capsys):
+    code = main(["listen", "--input", "nothing.wav", "--fast", "--no-midi", "--synth", "none",
+                 "--changes", "| C | G |", "--tempo", "100"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--bands" in err[0]
+    code = main(["listen", "--input", "nothing.wav", "--fast", "--no-midi", "--synth", "none", "--bands", "all",
+                 "--key", "H major"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--key" in err[0]

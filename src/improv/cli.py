@@ -151,6 +151,8 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
     parse_meter(args.meter)
     parse_swing(args.swing)
     check_output_latency(args.output_latency_ms)
+    if not bands and (args.changes is not None or args.count_in or args.key is not None):
+        raise ConfigError("--changes/--key/--count-in: give --bands too (the band plays the changes)")
     ranges = {}
     if args.range:
         from .band.players import parse_range
