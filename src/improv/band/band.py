@@ -41,8 +41,7 @@ from .generators import Generator, make_generator
 from .orders import Orders
 from .players import DEFAULT_RANGES, BandPlayer, Scene, fold_into, parse_range
 from .timebase import TimeBase, TimeMap
-from ..harmony.source import AutoHarmony, FollowHarmony, FormHarmony, HarmonyNow, make_harmony
-from ..harmony.source import parse_key
+from ..harmony.source import AutoHarmony, FollowHarmony, FormHarmony, HarmonyNow, make_harmony, parse_key
 from ..timing import FixedClock, parse_meter
 
 
@@ -110,8 +109,8 @@ def chord_key_name(key: tuple[int, bool]) -> str:
     return f"{NAMES[key[0]]} {'minor' if key[1] else 'major'}"
 
 
-PHRASE_BEATS = 8.0
-FORM_START = 0.25   # seconds: a lead sheet's first beat (count-in or form) after the session starts  # the player's "last phrase": since their last silence of 1.5 beats, at most 8 beats
+PHRASE_BEATS = 8.0  # the player's "last phrase": since their last silence of 1.5 beats, at most 8 beats
+FORM_START = 0.25   # seconds: a lead sheet's first beat (count-in or form) after the session starts
 
 
 class Band:
@@ -472,13 +471,12 @@ class Band:
         if h is None or h.counting_in or h.chord is None:
             return
         name = h.chord.symbol if h.strict and h.source == "changes" else h.chord.name
+        # a frame planned again (a heard note, a command): what was logged from it on is withdrawn
+        while self.chords and self.chords[-1]["time"] >= ft - 1e-6:
+            self.chords.pop()
         last = self.chords[-1] if self.chords else None
-        if last is not None and ft < last["time"] - 1e-6:  # planned again after a change of mind
-            while self.chords and self.chords[-1]["time"] > ft + 1e-6:
-                self.chords.pop()
-            last = self.chords[-1] if self.chords else None
         if last is None or last["chord"] != name:
-            entry = {"time": round(ft, 4), "chord": name, "source": h.source,
+            entry = {"time": ft, "chord": name, "source": h.source,
                      "key": None if h.key is None else chord_key_name(h.key)}
             if h.bar is not None:
                 entry.update(bar=h.bar + 1, chorus=h.chorus + 1)
