@@ -17,7 +17,7 @@ CHORDS_FILE = "chords.jsonl"
 def write_chords(folder: str | Path, chords: list[dict]) -> None:
     folder = Path(folder)
     with open(folder / CHORDS_FILE, "w") as f:
-        f.writelines(json.dumps(c) + "\n" for c in chords)
+        f.writelines(json.dumps({**c, "time": round(float(c["time"]), 4)}) + "\n" for c in chords)
     path = folder / MIDI_FILE
     if not chords or not path.exists():
         return
