@@ -327,3 +327,10 @@ def test_harmony_options_need_a_band(capsys):
                  "--key", "H major"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--key" in err[0]
+
+
+def test_listen_help_shows_the_harmony_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["listen", "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--changes" in out and "--count-in" in out and "| Dm7 G7 | Cmaj7 | % |" in out

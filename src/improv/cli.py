@@ -72,7 +72,7 @@ def add_listen(sub) -> None:
                       "(straight, default) to 75")
     band.add_argument("--free", action="store_true", help="never play on a beat grid: answer phrases and gaps")
     band.add_argument("--changes", default=None, metavar="BARS|FILE|auto",
-                      help="the chord changes the band plays, looped: inline bars '| Dm7 G7 | Cmaj7 | % |', a file "
+                      help="the chord changes the band plays, looped: inline bars '| Dm7 G7 | Cmaj7 | %% |' (%% repeats a bar), a file "
                            "(the same, or ChordPro [Am] one bar per line), or auto (the band proposes them); "
                            "default: follow the player's harmony. A lead sheet needs --tempo")
     band.add_argument("--key", default=None, help="the key of the changes, e.g. C, Am, 'Bb minor' (shown; "
