@@ -22,8 +22,8 @@ sys.path.insert(0, str(HERE))
 def follow(mel, seconds, grid, **kw):
     from improv.harmony.follower import ChordFollower
 
-    f = ChordFollower(**{k: v for k, v in kw.items() if k not in ("carry", "emission", "hold_evidence", "key_margin")})
-    for k in ("carry", "emission", "hold_evidence", "key_margin"):
+    f = ChordFollower(**{k: v for k, v in kw.items() if k not in ("carry", "emission", "hold_evidence", "key_margin", "hold")})
+    for k in ("carry", "emission", "hold_evidence", "key_margin", "hold"):
         if k in kw:
             setattr(f, k, kw[k])
     evs = sorted([(s, 1, p) for s, e, p in mel] + [(e, 0, p) for s, e, p in mel])
@@ -58,7 +58,7 @@ def main() -> int:
         ch, _, _ = read_pop909_song(folder)
         ch = [(s - off, e - off, c) for s, e, c in ch if e > off and s < args.seconds + off]
         data.append((mel, ch))
-    grid_opts = {"step": [1.5], "emission": [0.0, 1.0, 2.0, 4.0], "key_margin": [2.0, 5.0]}
+    grid_opts = {"step": [1.5], "hold": [0.2, 0.35, 0.5, 0.65], "sharpness": [4.0, 6.0, 9.0]}
     results = []
     for values in itertools.product(*grid_opts.values()):
         kw = dict(zip(grid_opts, values))

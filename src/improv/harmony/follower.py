@@ -123,6 +123,7 @@ class ChordFollower:
         self._key: tuple[int, bool] | None = None
         self._key_logs: np.ndarray | None = None
         self.key_margin = 2.0                   # nats the key heard must win by to change
+        self.hold = 0.35                        # P(the chord of the step before goes on), beside the table
 
     def reset(self) -> None:
         self.__init__(self.table, self.sharpness, self.revise_until, self.margin, self.key_memory)
@@ -183,7 +184,7 @@ class ChordFollower:
                 p = base
             else:
                 trans = self.table.after(rel[prev], minor)[rel]
-                hold = 0.35
+                hold = self.hold
                 p = (1 - hold) * (0.7 * trans + 0.3 * base)
                 p[prev] += hold
         return np.log(p / p.sum() + 1e-6)
