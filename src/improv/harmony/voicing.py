@@ -6,8 +6,9 @@ the model. The model still chooses rhythm and line; these move its choice of pit
   else the fifth; on the beat before a change, a step to the next chord's root is
   welcome too (the approach note).
 * mid: chord tones, the guide tones (third, seventh) first.
-* high: a counterline: chord tones on the beats, passing notes between them allowed
-  off the beat (a smaller penalty), so it resolves to chord tones.
+* high: a counterline: chord tones on the beats; with given changes, passing notes
+  between them are allowed off the beat (a smaller penalty), so it resolves to chord
+  tones.
 * fight: the chord's tones are pushed away instead (it bends the changes on purpose).
 
 A note still sounding when the chord no longer holds it is not held on (the hook
