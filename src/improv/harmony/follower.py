@@ -150,7 +150,7 @@ class ChordFollower:
 
     # ------------------------------------------------------------ deciding
 
-    def _key_now(self, now: float) -> tuple[int, bool] | None:
+    def key_now(self, now: float) -> tuple[int, bool] | None:
         """The key of the player's last ``key_memory`` seconds: the likeliest under POP909's
         melody key profiles (70% right on 40 validation songs, against 42% for
         Krumhansl-Schmuckler's), changed only when another is clearly likelier."""
@@ -170,7 +170,7 @@ class ChordFollower:
                 self._key = (new % 12, new >= 12)
         return self._key
 
-    def _prior(self, key: tuple[int, bool] | None, prev: int | None) -> np.ndarray:
+    def prior(self, key: tuple[int, bool] | None, prev: int | None) -> np.ndarray:
         """log P(triad) from the key and the chord of the step before (held or changed)."""
         if key is None:
             p = np.full(24, 1 / 24)
@@ -189,7 +189,7 @@ class ChordFollower:
                 p[prev] += hold
         return np.log(p / p.sum() + 1e-6)
 
-    def _match(self, e: np.ndarray, length: float, key: tuple[int, bool] | None = None) -> np.ndarray:
+    def match(self, e: np.ndarray, length: float, key: tuple[int, bool] | None = None) -> np.ndarray:
         """How well each triad explains an evidence profile (seconds per pitch class). With
         a key: the log-likelihood of the melody's pitch classes under each chord (POP909's
         melody-under-chord table), ``emission`` nats per second heard. Without: a template
@@ -216,24 +216,24 @@ class ChordFollower:
         step = int(math.floor(grid.index(t) + 1e-9))
         start, end = grid.time(step), grid.time(step + 1)
         length = max(end - start, 1e-3)
-        key = self._key_now(now)
+        key = self.key_now(now)
         prev = self._committed.get(step - 1, self._last)
         if now >= start:
             # the step before is over: decide it again with all its notes (still causal)
             before = self._committed.get(step - 2, self._last)
             pe = profile(self.notes, grid.time(step - 1), start, now)
             if pe.sum() > 0:
-                lp = self._prior(key, before) + self._match(pe, length, key)
+                lp = self.prior(key, before) + self.match(pe, length, key)
                 prev = int(np.argmax(lp))
-        prior = self._prior(key, prev)
+        prior = self.prior(key, prev)
         if now < start:  # deciding ahead of the step: what sounds now is all there is
             e = 0.5 * profile(self.notes, now - length / 2, now + 1e-9, now)
         else:            # the step's notes heard so far, and a little of the step before
             e = profile(self.notes, start, now + 1e-9, now) + self.carry * profile(self.notes, start - length, start, now)
-        logp = prior + self._match(e, length, key)
+        logp = prior + self.match(e, length, key)
         if prev is not None and now >= start and self.hold_evidence:
             # if the chord holds, the step before speaks for it too
-            both = self._match(e + profile(self.notes, start - length, start, now), 2 * length, key)
+            both = self.match(e + profile(self.notes, start - length, start, now), 2 * length, key)
             logp[prev] = max(logp[prev], prior[prev] + both[prev])
         best = int(np.argmax(logp))
         cur = self._committed.get(step)

@@ -184,7 +184,7 @@ class AutoHarmony(Harmony):
             key = key or heard.key
         # what usually comes next in this key (POP909), and what the player plays now
         length = g.time(k) - g.time(k - 1)
-        logp = f._prior(key, prev) + f._match(profile(f.notes, now - length / 2, now + 1e-9, now), length / 2)
+        logp = f.prior(key, prev) + f.match(profile(f.notes, now - length / 2, now + 1e-9, now), length / 2)
         logp[prev] += np.log(self.repeat)
         p = np.exp((logp - logp.max()) / self.temperature)
         p /= p.sum()
@@ -199,7 +199,7 @@ class AutoHarmony(Harmony):
             return None
         g = self._bars(m)
         k = int(math.floor(g.index(t) + 1e-9))
-        key = self.fixed_key or self.follow.follower._key_now(now)
+        key = self.fixed_key or self.follow.follower.key_now(now)
         cur = self._choose(k, key, now, g)
         nxt = self.chosen.get(k + 1)
         start, end = g.time(k), g.time(k + 1)
