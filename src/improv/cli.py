@@ -121,6 +121,12 @@ def add_listen(sub) -> None:
     band.add_argument("--swing", default=None, metavar="PERCENT", help="swing of the band's off-beats, 50 "
                       "(straight, default) to 75")
     band.add_argument("--free", action="store_true", help="never play on a beat grid: answer phrases and gaps")
+    band.add_argument("--changes", default=None, metavar="BARS|FILE|auto",
+                      help="the chord changes the band plays, looped: inline bars '| Dm7 G7 | Cmaj7 | %% |' (%% repeats a bar), a file "
+                           "(the same, or ChordPro [Am] one bar per line), or auto (the band proposes them); "
+                           "default: follow the player's harmony. A lead sheet needs --tempo")
+    band.add_argument("--key", default=None, help="the key of the changes, e.g. C, Am, 'Bb minor' (shown; "
+                      "with --changes auto, the key the band proposes in)")
     band.add_argument("--output-latency-ms", type=finite, default=0.0, metavar="MS",
                       help="send band notes this much early (your synth's delay; default 0)")
     band.add_argument("--range", action="append", default=[], metavar="BAND=LOW-HIGH",
@@ -149,7 +155,8 @@ def add_listen(sub) -> None:
     band.add_argument("--kit", default=None, metavar="NAME", help="GM drum kit: standard, room, power, electronic, "
                       "tr808, jazz, brush, orchestra (default standard)")
     band.add_argument("--count-in", type=int, default=0, metavar="BARS",
-                      help="count in this many bars (sticks) before the band starts; needs --tempo")
+                      help="count in this many bars (sticks; with --changes also the first chord's root on each "
+                      "beat) before the band and the form start; needs --tempo")
     band.add_argument("--click", action="store_true", help="a metronome click on every beat (drum channel)")
     band.add_argument("--clock-in", metavar="PORT", help="follow the MIDI clock (start/stop, tempo) arriving on "
                       "this MIDI input port (part of its name)")
@@ -251,6 +258,8 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
     parse_meter(args.meter)
     parse_swing(args.swing)
     check_output_latency(args.output_latency_ms)
+    if not bands and (args.changes is not None or args.count_in or args.key is not None):
+        raise ConfigError("--changes/--key/--count-in: give --bands too (the band plays the changes)")
     ranges = {}
     if args.range:
         from .band.players import parse_range
@@ -319,7 +328,7 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
             player_register=player_register_setting(args.player_register, {
                 **RANGES, **ranges}),
             seed=args.seed, generator=args.band_generator, style=style, count_in=args.count_in,
-            click=args.click).check()
+            click=args.click, changes=args.changes, key=args.key).check()
     return out
 
 

@@ -62,6 +62,7 @@ class Snapshot:
     dropped: int = 0
     notes: int = 0
     lines: tuple[str, ...] = ()
+    harmony: str | None = None                      # chord now -> next, key, bar of the form
 
 
 def event_line(ev: Event) -> str:
@@ -81,6 +82,10 @@ def show_band(view, band, now: float) -> None:
         if state is not None:
             state.command, state.density, state.active = d.command, d.density, True
     view.set_clock(*band.clock_text(now))
+    if hasattr(view, "set_harmony"):
+        from .harmony.source import harmony_line
+
+        view.set_harmony(harmony_line(band.harmony_text()))
 
 
 def command_line(cmd: Command) -> str:
@@ -138,6 +143,10 @@ class SessionDisplay:
         """Tempo in BPM and the beat as shown (e.g. "3/4"), from the band's clock."""
         self.tempo, self.beat = tempo, beat
 
+    def set_harmony(self, text: str | None) -> None:
+        """The harmony line (``improv.harmony.harmony_line``): chord, next chord, key, bar."""
+        self.harmony = text
+
     # ------------------------------------------------------------- reading
 
     def snapshot(self) -> Snapshot:
@@ -167,7 +176,7 @@ class SessionDisplay:
             bands=tuple(BandState(**vars(b)) for b in self.bands.values()),
             tempo=self.tempo, beat=self.beat, latency_ms=latency, latency_count=len(lat),
             dropped=int(getattr(src, "overflows", 0) or 0) if src is not None else 0,
-            notes=self._notes, lines=lines,
+            notes=self._notes, lines=lines, harmony=getattr(self, "harmony", None),
         )
 
     # ------------------------------------------------------------ lifetime
@@ -238,7 +247,8 @@ def render_snapshot(snap: Snapshot):
         table.add_row(b.name, b.command or dash, note_name(b.last_note) if b.last_note is not None else dash,
                       f"{b.density:.2f}" if b.density is not None else dash)
     log = Text("\n".join(snap.lines), style="dim") if snap.lines else Text("")
-    return Group(top, level, heard, playing, clock, figures, table, log)
+    chords = Text.assemble(("chord   ", "bold"), (snap.harmony or dash, "yellow bold" if snap.harmony else ""))
+    return Group(top, level, heard, playing, clock, chords, figures, table, log)
 
 
 class LiveDisplay(SessionDisplay):

@@ -443,6 +443,10 @@ class Session:
     def _close_recorder(self, recorder: SessionRecorder) -> None:
         recorder.close()
         self.result.recording_error = recorder.error
+        if self.band is not None and recorder.error is None:  # chords.jsonl and chord markers in session.mid
+            from .harmony.record import write_chords
+
+            write_chords(recorder.folder, self.band.chords)
 
 
 def _keeper(result: SessionResult, keep_events: bool) -> Callable[[Event], None]:

@@ -42,6 +42,8 @@ from .generators import Generator, make_generator
 from .orders import Orders
 from .players import DEFAULT_RANGES, BandPlayer, Scene, fold_into, parse_range
 from .timebase import TimeBase, TimeMap
+from ..harmony.source import AutoHarmony, FollowHarmony, FormHarmony, HarmonyNow, make_harmony, parse_key
+from ..timing import FixedClock, parse_meter
 
 
 @dataclass
@@ -67,8 +69,11 @@ class BandSettings:
     seed: int | None = 0
     generator: str = "model"
     style: str | None = None             # --style: the drummer's grooves (and the default meter, swing)
-    count_in: int = 0                    # --count-in BARS (needs --tempo): sticks, then the band at beat 0
+    count_in: int = 0                    # --count-in BARS (needs --tempo): sticks (and the first chord's
+    # root with a lead sheet), then the band (and the form) at beat 0
     click: bool = False                  # --click: a metronome on the drum channel
+    changes: str | None = None           # --changes: lead-sheet text or file, "auto"; None: follow the player
+    key: str | None = None               # --key of the changes ("C", "Am", "Bb minor")
 
     def check(self) -> "BandSettings":
         for b in self.bands:
@@ -89,6 +94,12 @@ class BandSettings:
             raise ConfigError("--context-bars/--context-seconds: give a positive length")
         if not 0 < self.takeover_gap <= 8:
             raise ConfigError(f"take-over gap {self.takeover_gap:g} beats: give 0 to 8")
+        lead_sheet = self.changes is not None and self.changes.strip().lower() not in ("", "auto", "follow")
+        if lead_sheet and (self.tempo is None or self.free):
+            raise ConfigError("--changes with a lead sheet needs --tempo (the form runs on a fixed clock) "
+                              "and no --free")
+        make_harmony(self.changes, parse_meter(self.meter).beats_per_bar, 0, self.seed,
+                     parse_key(self.key))  # bad bars, chords or key: ConfigError now
         return self
 
 
@@ -139,7 +150,14 @@ class BandView:
     last_note: int | None
 
 
+def chord_key_name(key: tuple[int, bool]) -> str:
+    from ..harmony.chords import NAMES
+
+    return f"{NAMES[key[0]]} {'minor' if key[1] else 'major'}"
+
+
 PHRASE_BEATS = 8.0  # the player's "last phrase": since their last silence of 1.5 beats, at most 8 beats
+FORM_START = 0.25   # seconds: a lead sheet's first beat (count-in or form) after the session starts
 
 
 class Band:
@@ -147,7 +165,7 @@ class Band:
 
     def __init__(self, settings: BandSettings | None = None, generator: Generator | None = None,
                  on_command: Callable[[Command], None] | None = None,
-                 on_silence: Callable[[tuple[str, ...], bool], None] | None = None):
+                 on_silence: Callable[[tuple[str, ...], bool], None] | None = None, harmony=None):
         self.settings = s = (settings or BandSettings()).check()
         self.ranges = {b: s.ranges.get(b, DEFAULT_RANGES[b]) for b in BANDS}
         self.players = {b: BandPlayer(b, *self.ranges[b], takeover_gap=s.takeover_gap) for b in s.bands
@@ -167,13 +185,19 @@ class Band:
         self.timeline: list[tuple[float, bool]] = []  # (from, metered?) of each time map
         if s.count_in:  # the bars before beat 0 count in (an empty bar first, so none is late)
             bpb = self.time.meter.beats_per_bar
-            from ..timing import FixedClock
-
             self.time.fixed = FixedClock(s.tempo, t0=0.0, beat0=-(s.count_in + 1) * bpb, meter=self.time.meter)
             start = self.time.fixed.time_of(0.0)
             for p in self.players.values():
                 if p is not self.drummer:
                     p.hold(start)
+        # ``harmony``: an improv.harmony.source.Harmony given directly (benchmarks: timed chords);
+        # with --count-in the form starts at the drummer's beat 0, after the count-in
+        self.harmony = harmony if harmony is not None else \
+            make_harmony(s.changes, self.time.meter.beats_per_bar, 0, s.seed, parse_key(s.key))
+        if isinstance(self.harmony, FormHarmony) and not s.count_in:  # the form's clock starts with the session
+            self.time.fixed = FixedClock(s.tempo, t0=FORM_START, meter=self.time.meter)
+        self.chords: list[dict[str, Any]] = []  # chord changes as planned (chords.jsonl, markers)
+        self.harmony_now: HarmonyNow | None = None
         self.context = Context(s.context_seconds)
         if generator is None and not any(b != DRUMS for b in s.bands):
             from .drums import NoModel
@@ -257,6 +281,7 @@ class Band:
             self._plan_frame(self.k)
             self.k += 1
         self.context.forget(self.now)
+        self.harmony.forget(self.now - max(self.context.window, 30.0))
         window_units = self.context.window / m.beat_seconds * m.beats_per_unit
         if m.units(self.now) > 2.0 * window_units + 4:
             self._remap()  # forget in the model too: rebuild it from the context
@@ -300,6 +325,7 @@ class Band:
         self._heard_new = True
         self.time.player_onset(onset, ev.time, ev.velocity)
         self.context.player_on(ev.pitch, onset, ev.velocity)
+        self.harmony.hear_on(ev.pitch, onset)
         if self.map is not None and not self._stale:
             self.gen.note_on("lead", ev.pitch, self.map.units(onset))
         for name, p in self.players.items():
@@ -311,6 +337,7 @@ class Band:
     def _player_off(self, ev: NoteOff) -> None:
         end = ev.end if ev.end is not None else ev.time
         note = self.context.player_off(end)
+        self.harmony.hear_off(end)
         if note is not None and self.map is not None and not self._stale:
             self.gen.note_off("lead", self.map.units(note.end))
 
@@ -347,6 +374,8 @@ class Band:
             c = effect = self._effect_time(at)
             if name == "lead":
                 density, style = value
+                if style == "harmonic" and isinstance(self.harmony, FollowHarmony):
+                    self.harmony = AutoHarmony(self.settings.seed, self.harmony.follower)  # the band's changes
                 for b, p in self.players.items():
                     if cmd.target in ("all", b):
                         self._order(p, p.latest().leading(), c)
@@ -471,19 +500,34 @@ class Band:
                 profile = pitch_class_profile(phrase, self.now)
                 length = (phrase[-1].end or self.now) - phrase[0].start
                 rate = len(phrase) / max(length / bs, 1.0)
+        h = self.harmony.at(ft, self.now, m)
+        strong = m.on_beat(k) and (not m.metered or self._strong(k))
         return Scene(ft, m.metered, bs, m.on_beat(k), register, last.pitch if last is not None else None,
-                     sounding, silent_for, ctx.player_motion(), profile, rate, span)
+                     sounding, silent_for, ctx.player_motion(), profile, rate, span, h, strong)
+
+    def _strong(self, k: int) -> bool:
+        """Frame ``k`` starts the bar or its middle beat (4/4: beats 1 and 3)."""
+        bpb = self.map.meter.beats_per_bar
+        beat = round(k * self.map.unit) % bpb
+        return beat == 0 or (bpb % 2 == 0 and beat == bpb // 2)
 
     def _plan_frame(self, k: int, only: set[str] | None = None) -> None:
         m = self.map
         ft = m.seconds(k * m.unit)
         scene = self._scene(ft, k)
-        requests: dict[str, tuple[str, Any]] = {}
-        silent: list[str] = []
+        self._note_chord(scene.harmony, ft)
         if m.metered and self._bar_start(k):
             while self.bars and self.bars[-1] >= ft - 1e-6:
                 self.bars.pop()
             self.bars.append(ft)
+        if scene.harmony is not None and scene.harmony.counting_in:
+            if only is None:
+                self._count_in(k, ft, scene.harmony)
+            if self.drummer is not None and (only is None or DRUMS in only):
+                self._plan_drums(k, scene)  # the sticks of the count-in
+            return
+        requests: dict[str, tuple[str, Any]] = {}
+        silent: list[str] = []
         for name, p in self.players.items():
             if (only is not None and name not in only) or name == DRUMS:
                 continue
@@ -569,6 +613,40 @@ class Band:
         if gone:
             self._heap = [e for e in self._heap if id(e[3]) not in gone]
             heapq.heapify(self._heap)
+    def _note_chord(self, h: HarmonyNow | None, ft: float) -> None:
+        """Keep the chord in force (the display) and log each change once, as planned."""
+        self.harmony_now = h
+        if h is None or h.counting_in or h.chord is None:
+            return
+        name = h.chord.symbol if h.strict and h.source == "changes" else h.chord.name
+        # a frame planned again (a heard note, a command): what was logged from it on is withdrawn
+        while self.chords and self.chords[-1]["time"] >= ft - 1e-6:
+            self.chords.pop()
+        last = self.chords[-1] if self.chords else None
+        if last is None or last["chord"] != name:
+            entry = {"time": ft, "chord": name, "source": h.source,
+                     "key": None if h.key is None else chord_key_name(h.key)}
+            if h.bar is not None:
+                entry.update(bar=h.bar + 1, chorus=h.chorus + 1)
+            self.chords.append(entry)
+
+    def _count_in(self, k: int, ft: float, h: HarmonyNow) -> None:
+        """The count-in: the first chord's root, short, on every beat (the first of each bar
+        louder), from the lowest band playing; nothing else sounds."""
+        if not self.map.on_beat(k) or not self.players:
+            return
+        bpb = self.map.meter.beats_per_bar
+        if self.map.clock.beat_at(ft) < -self.settings.count_in * bpb - 1e-6:
+            return  # the empty bar before the count-in (so that no click is late)
+        name = next((b for b in ("mid", "high", "bass") if b in self.players), None)
+        if name is None:
+            return  # the drummer alone: its sticks count in
+        lo, hi = self.ranges[name]
+        root = h.chord.root if h.chord is not None else 0
+        pitch = fold_into(60 + root, lo, hi)
+        accent = self._strong(k) and round(k * self.map.unit) % self.map.meter.beats_per_bar == 0
+        self._push(NoteOn(ft, pitch, 100 if accent else 70, name))
+        self._push(NoteOff(ft + 0.5 * self.map.beat_seconds * 0.5, pitch, name))
 
     def _do_replans(self) -> None:
         groups: dict[int, set[str]] = {}
@@ -663,6 +741,21 @@ class Band:
         from ..timing.tempomap import BarTiming
 
         return BarTiming(self.time.meter, tuple(self.bars), tuple(self.timeline))
+    def harmony_text(self) -> dict[str, Any] | None:
+        """For the display: the chord in force, the next one (when known), key, bar of form."""
+        h = self.harmony_now
+        if h is None:
+            return None
+        out: dict[str, Any] = {"chord": None if h.chord is None else
+                               (h.chord.symbol if h.source == "changes" else h.chord.name),
+                               "source": h.source, "key": None if h.key is None else chord_key_name(h.key)}
+        if h.next is not None:
+            out["next"] = h.next.symbol if h.source == "changes" else h.next.name
+        if h.bar is not None:
+            out["bar"], out["chorus"] = h.bar + 1, h.chorus + 1
+        if h.counting_in:
+            out["count_in"] = True
+        return out
 
     def clock_text(self, now: float) -> tuple[float | None, str | None]:
         """(tempo, beat as shown) for the display: "3/4" on the grid, "free" otherwise."""

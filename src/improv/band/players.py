@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..harmony.voicing import chord_bias
 from ..model import VoiceControl, fight, heard_key, keep_key
 from ..model.encoding import PITCH_HI, PITCH_LO
 from ..output import RANGES as DEFAULT_RANGES
@@ -66,6 +67,7 @@ DEFAULT_RUNG = {"bass": 2, "mid": 2, "high": 1}
 CONSONANT = (0, 3, 4, 7, 8, 9)
 PITCH_TOP_P = 0.95                               # nucleus among the pitches (the model's recommended)
 DISSONANT = (1, 2, 6, 10, 11)
+CONSONANCE_FOLLOWED = 2.0                        # the player-consonance bias when the chord is only followed
 _PITCHES = np.arange(PITCH_LO, PITCH_HI + 1)
 
 
@@ -85,6 +87,8 @@ class Scene:
     phrase_profile: np.ndarray | None = field(default=None, repr=False)  # pitch classes of the last phrase
     phrase_rate: float = 0.0          # the player's notes per beat in the last phrase
     player_span: tuple[int, int] | None = None  # lowest and highest pitch lately (make room keeps clear)
+    harmony: object | None = None     # improv.harmony.HarmonyNow: the chord in force at this frame
+    strong_beat: bool = False         # the bar's first beat or its middle (metered)
 
 
 @dataclass(frozen=True)
@@ -238,8 +242,21 @@ class BandPlayer:
             hooks.append(out_of_key(1.0 + 2.0 * budget))  # clashes with whatever the player plays next too
             pv += self._contrary(scene, last, 1.0)
             onset = min(0.95, onset * (0.4 if scene.on_beat else 1.25))  # rhythmic displacement: off the beat
-        else:
+        elif scene.harmony is None or not scene.harmony.strict:  # (given changes may leave the key)
             hooks.append(keep_key(2.5 if orders.style == "harmonic" or orders.mode != "accompany" else 2.0))
+        if scene.harmony is not None:
+            bias, release = chord_bias(self.name, scene.harmony, orders.mode, scene.on_beat, scene.strong_beat,
+                                       scene.time, scene.beat_seconds)
+            pv += bias
+            if release is not None:
+                hooks.append(release)
+            h = scene.harmony
+            if self.name == "bass" and orders.mode != "fight" and h.chord is not None:
+                if abs(scene.time - h.began) < 1e-3:
+                    onset = max(onset, 0.85)      # the bass marks the change
+                elif h.strict and scene.strong_beat:
+                    onset = max(onset, 0.5)
+        if orders.mode != "fight":
             contrapuntal = orders.mode == "accompany" and orders.style == "contrapuntal"
             if contrapuntal:
                 pv += self._contrary(scene, last, 1.0)
@@ -250,6 +267,7 @@ class BandPlayer:
                 # line still meets the player consonantly there)
                 ic = (_PITCHES - scene.player_pitch) % 12
                 amount = (1.0 if scene.on_beat else 0.5) if contrapuntal else (2.0 if scene.on_beat else 1.0)
+                amount *= CONSONANCE_FOLLOWED if scene.harmony is not None and not scene.harmony.strict else 1.0
                 pv += np.where(np.isin(ic, CONSONANT), amount, -amount)
         pitch_temperature, pitch_top_p = self._order_bias(orders.order, pv, ctx, scene.time, last)
         role = "lead" if orders.mode == "lead" else "accompany"
@@ -365,6 +383,9 @@ class BandPlayer:
                     share = played / played.sum()
                     bias += 2.0 * (1.0 - 0.7 * variation) * np.clip(np.log((w + 0.05) / (share + 0.05)), -3.0, 3.0)
             pv += bias[_PITCHES % 12]
+        if scene.harmony is not None and scene.harmony.strict:  # the changes hold in a take-over too
+            pv += chord_bias("high", scene.harmony, "take-over", scene.on_beat, scene.strong_beat, scene.time,
+                             scene.beat_seconds)[0]
         control = VoiceControl(role="lead", density=min(target, 16.0), register=(reg[0] + reg[1]) / 2,
                                low=low, high=high, temperature=1.0, top_p=1.0)
         hook = shaped(pv, onset, [], start_note=kick, pitch_temperature=0.6 + 0.6 * variation,
