@@ -311,3 +311,10 @@ def test_journal_of_a_crash_ends_the_notes_left_sounding(tmp_path):
     assert [(n.onset, n.offset) for n in notes_from_events(events, "player")] == \
         pytest.approx([(0.1, 0.3), (0.4, 0.6)], abs=0.001)
     assert [(n.onset, n.offset) for n in notes_from_events(events, "bass")] == pytest.approx([(0.5, 0.6)], abs=0.001)
+
+
+def test_recover_says_in_one_line_when_there_is_nothing_to_recover(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "improv.cli", "recover", str(tmp_path)], capture_output=True, text=True,
+                       env=_env(), timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "events.jsonl" in r.stderr + r.stdout
