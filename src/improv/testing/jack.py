@@ -275,7 +275,14 @@ def release_slot(name: str) -> None:
     already active"). Starting one under the dead server's name and stopping it
     cleanly frees the slot.
     """
+    before = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     try:
         start_jack(name).stop()
     except RuntimeError:
         pass
+    finally:  # start_jack made the released server this process's default: the one before stays so
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
