@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mapping": ("improv.control.learn", "show (and check) the command mapping, or write the default one"),
     "clock": ("improv.timing.cli", "send MIDI clock (fixed, tapped or Link tempo) or follow one"),
     "bench": ("improv.cli", "score recordings through the live pipeline"),
+    "transcribe": ("improv.transcribecli", "write recordings' notes as MIDI transcripts (offline)"),
     "train": ("improv.model.cli", "train the band model on the symbolic corpora"),
     "eval-model": ("improv.model.cli", "score the band model on held-out pieces"),
     "continue": ("improv.model.cli", "continue MIDI files with the band model"),

@@ -36,9 +36,11 @@ import soundfile
 
 from .audio import Block
 from .errors import ConfigError
-from .events import BANDS, PLAYER, Command, Event, NoteOff, NoteOn, PitchBend
+from .events import BANDS, PLAYER, Command, Event, Note, NoteOff, NoteOn, PitchBend, notes_from_events
 from .output import CHANNELS, BandLayout, encode
 
+TRANSCRIPT = "transcript"  # track name of the player's corrected transcript in session.mid
+TRANSCRIPT_CHANNEL = 15   # MIDI channel 16: its own, so it never cuts a sent note short
 TICKS_PER_BEAT = 960
 TEMPO = 500_000  # 120 BPM: one tick is 0.52 ms
 AUDIO_FILE = "input.wav"
@@ -94,14 +96,36 @@ def _tick(seconds: float) -> int:
     return int(round(mido.second2tick(max(seconds, 0.0), TICKS_PER_BEAT, TEMPO)))
 
 
+def transcript_track(notes: list[Note], channel: int = TRANSCRIPT_CHANNEL,
+                     name: str = TRANSCRIPT) -> mido.MidiTrack:
+    """The player's corrected transcript as a track: each note at its estimated onset and
+    end, on the key nearest its held pitch (``events.notes_from_events``: retakes resolved,
+    onsets back-dated, pitch from the held bend) — what goes to notation or a DAW."""
+    msgs: list[tuple[int, int, mido.Message]] = []  # (tick, note-offs first, message)
+    for n in notes:
+        key = int(min(127, max(0, round(n.pitch))))
+        on, off = _tick(n.onset), max(_tick(n.offset), _tick(n.onset) + 1)
+        msgs.append((on, 1, mido.Message("note_on", channel=channel, note=key, velocity=n.velocity)))
+        msgs.append((off, 0, mido.Message("note_off", channel=channel, note=key, velocity=0)))
+    msgs.sort(key=lambda m: (m[0], m[1]))
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
+    last = 0
+    for tick, _, msg in msgs:
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    return track
+
+
 def events_to_midifile(events: list[Event], bend_range: float = 2.0,
                        channels: dict[str, int] | None = None, voices: Mapping[str, Any] | None = None,
-                       commands: list["Command"] | None = None) -> mido.MidiFile:
+                       commands: list["Command"] | None = None, transcript: bool = True) -> mido.MidiFile:
     """A type-1 MIDI file with one track per source, times from the events' ``time``.
 
     Each track starts with its pitch-bend range (RPN 0) and, for sources in ``voices``
     (``Voice`` or (program, volume)), its program and volume. ``commands`` become
-    marker meta events on the first track.
+    marker meta events on the first track. The player's track holds what was sent (every
+    NoteOn, retakes included, when it was sent: what the band heard); with ``transcript``
+    a last track, "transcript", holds the corrected notes (:func:`transcript_track`).
     """
     layout = BandLayout.make(channels, bend_range=bend_range)
     voices = voices or {}
@@ -127,6 +151,8 @@ def events_to_midifile(events: list[Event], bend_range: float = 2.0,
                 track.append(msg.copy(time=max(0, tick - last_tick)))
                 last_tick = max(last_tick, tick)
         mid.tracks.append(track)
+    if transcript and PLAYER in sources:
+        mid.tracks.append(transcript_track(notes_from_events(events, PLAYER)))
     return mid
 
 
