@@ -177,12 +177,16 @@ class SegmenterSettings:
 
 
 # When a note is sent (``--decide``): the trade between latency and a right first key.
-# "early": at the first confident frame, corrected afterwards by bends and retakes;
-# "settled": once the pitch has held still (up to a bound); "balanced": in between.
+# "early": at the first confident frame, a legato key change after 15 ms on the new key,
+# corrected afterwards by bends and retakes (a scoop's key is retaken once the pitch holds
+# on another key); "settled": once the pitch has held still (15 ms within 25 cents, moving
+# less than 10), up to 60 ms; "balanced": in between (the SegmenterSettings defaults).
+# Measured side by side in benchmarks/README.md ("Decide early or settled").
 DECIDE_PRESETS: dict[str, dict[str, object]] = {
-    "early": {"min_voiced_ms": 5.0, "settle_ms": 5.0, "max_wait_ms": 20.0, "retake_bends": True},
+    "early": {"min_voiced_ms": 5.0, "settle_ms": 5.0, "max_wait_ms": 20.0, "retake_bends": True,
+              "hold_ms": 15.0, "retake_hold_ms": 10.0},
     "balanced": {},
-    "settled": {"settle_ms": 30.0, "settle_cents": 30.0, "max_wait_ms": 70.0},
+    "settled": {"settle_ms": 15.0, "settle_cents": 25.0, "settle_slope_cents": 10.0, "max_wait_ms": 60.0},
 }
 DEFAULT_DECIDE = "balanced"
 
