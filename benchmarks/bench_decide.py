@@ -17,7 +17,12 @@ import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 
-from improv.bench import run_file, summarise
+from dataclasses import replace
+
+import numpy as np
+
+from improv.bench import score_notes, run_file, summarise
+from improv.truth import find_truth
 from improv.listen.segmenter import DECIDE_PRESETS, decide_settings
 
 
@@ -28,12 +33,62 @@ def _job(item):
     return r
 
 
+def _peer_job(item):
+    """A peer's notes scored as a transcript and, for a causal peer, as sent (each note at
+    the time it was decided, with its key)."""
+    path, name = item
+    from improv.testing.peers import make_peer
+
+    peer = make_peer(name)
+    tr = peer.transcribe(path)
+    truth = find_truth(path)
+    out = {"transcript": score_notes(truth, tr.notes)["notes"], "cpu": tr.cpu_seconds, "duration": tr.duration}
+    if peer.causal:
+        sent = [replace(n, onset=n.decided, pitch=float(round(n.pitch))) for n in tr.notes if n.decided is not None]
+        sc = score_notes(truth, sent)
+        out["sent"] = sc["notes"]
+        out["lat"] = sc["latencies_ms"]
+    return out
+
+
+def _pct(lat: list[float]) -> str:
+    return f"{np.percentile(lat, 50):.0f} / {np.percentile(lat, 95):.0f}" if lat else "-"
+
+
+def _peers(name: str, files: list[str], peers: list[str], jobs: int) -> None:
+    from improv.bench import Counts
+
+    for peer in peers:
+        items = [(f, peer) for f in files]
+        if jobs > 1:
+            with ProcessPoolExecutor(jobs) as ex:
+                res = list(ex.map(_peer_job, items))
+        else:
+            res = [_peer_job(i) for i in items]
+        tr, sent, lat = Counts(), Counts(), []
+        for r in res:
+            tr.add(r["transcript"])
+            if "sent" in r:
+                sent.add(r["sent"])
+                lat += r["lat"]
+        rtf = sum(r["cpu"] for r in res) / sum(r["duration"] for r in res)
+        if sent.ref:
+            print(f"| {name} | {peer} | {len(files)} | {tr.ref} | **{sent.f1:.3f}** | "
+                  f"{np.mean([r['sent'].f1 for r in res]):.3f} | {sent.precision:.3f} / {sent.recall:.3f} | - | "
+                  f"{_pct(lat)} | - | {tr.f1:.3f} | {rtf:.3f} |")
+        else:
+            print(f"| {name} | {peer} (offline) | {len(files)} | {tr.ref} | - | - | - | - | offline | - | "
+                  f"{tr.f1:.3f} | {rtf:.3f} |", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--set", action="append", required=True, metavar="NAME=GLOB[,GLOB]")
     p.add_argument("--decide", default=",".join(DECIDE_PRESETS))
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--json", metavar="FILE")
+    p.add_argument("--peers", default="", help="also these peers (improv.testing.peers: aubio-notes, "
+                   "basic-pitch, pyin-offline); a causal one is scored as sent too")
     args = p.parse_args(argv)
     sets = {}
     for spec in args.set:
@@ -62,6 +117,7 @@ def main(argv=None) -> int:
                   f"{s.sent_key_f1_mean:.3f} | {s.sent_keys.precision:.3f} / {s.sent_keys.recall:.3f} | "
                   f"{s.sent_bends.f1:.3f} | {s.sent_latency_p50:.0f} / {s.sent_latency_p95:.0f} | {s.retakes} | "
                   f"{s.notes.f1:.3f} | {s.rtf:.3f} |", flush=True)
+        _peers(name, files, [q for q in args.peers.split(",") if q], args.jobs)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
