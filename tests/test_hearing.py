@@ -124,6 +124,11 @@ def test_decide_presets_on_scooped_notes():
     assert [e.pitch for e in early_ons if e.retake] == targets
     assert all(on.time - s.onset < 0.03 for on, s in zip([e for e in early_ons if not e.retake], SCOOPS))
     assert [round(n.pitch) for n in notes_from_events(early)] == targets
+    # scored as sent, each wrong first guess is a false note; the transcript has none
+    truth = _truth([(sp.onset, sp.onset + sp.duration, t) for sp, t in zip(SCOOPS, targets)])
+    sent = score_sent(truth, early, until=len(x) / SR)["sent_keys"]
+    assert sent.est == 6 and sent.precision <= 0.5
+    assert score_notes(truth, notes_from_events(early))["keys"].f1 == 1.0
     balanced, balanced_ons = ons("balanced")  # sent on the scoop's key, carried by pitch bend
     assert any(isinstance(e, PitchBend) and e.cents > 50 for e in balanced)
     settled, settled_ons = ons("settled")
