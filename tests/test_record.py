@@ -218,7 +218,7 @@ def test_recorder_writes_all_three_files(tmp_path):
     assert read_commands(tmp_path / COMMANDS_FILE) == [cmd]
     mid = mido.MidiFile(str(tmp_path / MIDI_FILE))
     names = [next(m.name for m in t if m.type == "track_name") for t in mid.tracks[1:]]
-    assert names == ["player", "bass"]
+    assert names == ["player", "bass", "transcript"]
     bass = mid.tracks[2]
     assert [m.program for m in bass if m.type == "program_change"] == [33]
     assert [m.channel for m in bass if m.type == "note_on"] == [1]

@@ -11,8 +11,17 @@ Each file is read block by block exactly as the microphone would deliver it (sam
 * frame pitch accuracy (mir_eval.melody) where a frame truth exists;
 * CPU real-time factor: process CPU seconds per second of audio.
 
-Note pitch: the key plus the median pitch bend sent while it sounded (what a synth
-following the stream plays). ``key_f1`` scores the bare keys, as with ``--no-bends``.
+Two views of the same run, scored the same way:
+
+* **as sent** (``sent_keys``, ``sent_bends``): every NoteOn improv emitted, retakes
+  included, starting at the time it was sent, with its key (and key + the bend sent with
+  it). A wrong first guess counts against precision even when a retake corrects it, and
+  a note decided more than 50 ms after its true onset counts as missed. This is what the
+  band, the player's gear and ``session.mid``'s player track got. Latency: true onset to
+  NoteOn sent, over the notes matched as sent.
+* **transcript** (``notes``, ``keys``, ``onsets``, ``notes_offset``): the corrected
+  transcript (``events.notes_from_events``): retakes resolved, back-dated onsets, pitch =
+  the key plus the median pitch bend held while it sounded. ``keys`` scores its bare keys.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import mir_eval
 import numpy as np
 
 from .audio import FileSource
-from .events import Note, NoteOn, notes_from_events
+from .events import Note, NoteOn, notes_from_events, sent_notes_from_events
 from .listen.pipeline import Listener
 from .listen.segmenter import SegmenterSettings
 from .listen.trackers import ANALYSIS_RATE, make_tracker
@@ -75,6 +84,10 @@ class FileResult:
     frame_accuracy: float | None = None
     voicing_recall: float | None = None
     voicing_false_alarm: float | None = None
+    sent_keys: Counts = field(default_factory=Counts)
+    sent_bends: Counts = field(default_factory=Counts)
+    sent_latencies_ms: list[float] = field(default_factory=list)
+    retakes: int = 0
     est_notes: list[Note] = field(default_factory=list, repr=False)
 
     @property
@@ -122,6 +135,25 @@ def score_notes(truth: Truth, notes: list[Note]) -> dict[str, object]:
     return counts
 
 
+def score_sent(truth: Truth, events, until: float) -> dict[str, object]:
+    """As-sent scores of a run's events: key only and key + bend, and the latency of
+    each matched NoteOn from its true onset (see the module docstring)."""
+    out: dict[str, object] = {}
+    ref_iv, ref_p = truth.intervals, truth.pitches
+    for name, bends in (("sent_keys", False), ("sent_bends", True)):
+        notes = sent_notes_from_events(events, until=until, bends=bends)
+        est_iv, est_p = _arrays(notes)
+        m = []
+        if len(est_iv) and len(ref_iv):
+            m = mir_eval.transcription.match_notes(
+                ref_iv, _hz(ref_p), est_iv, _hz(est_p), onset_tolerance=ONSET_TOL,
+                pitch_tolerance=PITCH_TOL, offset_ratio=None)
+        out[name] = Counts(len(ref_iv), len(est_iv), len(m))
+        if not bends:
+            out["sent_latencies_ms"] = [1000.0 * (notes[j].onset - ref_iv[i, 0]) for i, j in m]
+    return out
+
+
 def frame_scores(truth: Truth, frame_times: np.ndarray, frame_hz: np.ndarray) -> dict[str, float]:
     """mir_eval.melody raw pitch accuracy and voicing on the truth's time grid."""
     assert truth.f0_times is not None and truth.f0_hz is not None
@@ -156,6 +188,8 @@ def run_file(path: str | Path, tracker: str = "yin", blocksize: int = 256,
         path=str(path), tracker=tracker, duration=source.duration,
         notes=sc["notes"], notes_offset=sc["notes_offset"], onsets=sc["onsets"], keys=sc["keys"],
         latencies_ms=sc["latencies_ms"], cpu_seconds=cpu, wall_seconds=wall, est_notes=notes,
+        retakes=sum(1 for e in events if isinstance(e, NoteOn) and e.retake),
+        **score_sent(truth, events, source.duration),
     )
     if truth.f0_times is not None:
         frames = listener.stats.frame_log
@@ -181,24 +215,32 @@ class Summary:
     latency_p95: float
     rtf: float
     frame_accuracy: float | None
+    sent_keys: Counts = field(default_factory=Counts)
+    sent_bends: Counts = field(default_factory=Counts)
+    sent_latency_p50: float = float("nan")
+    sent_latency_p95: float = float("nan")
+    sent_key_f1_mean: float = float("nan")  # as-sent key F1, mean over files
+    retakes: int = 0
 
     def row(self) -> dict:
         d = asdict(self)
-        for k in ("notes", "notes_offset", "onsets", "keys"):
+        for k in ("notes", "notes_offset", "onsets", "keys", "sent_keys", "sent_bends"):
             c: Counts = getattr(self, k)
             d[k] = {"precision": c.precision, "recall": c.recall, "f1": c.f1, **asdict(c)}
         return d
 
 
 def summarise(tracker: str, results: list[FileResult]) -> Summary:
-    total = {k: Counts() for k in ("notes", "notes_offset", "onsets", "keys")}
+    total = {k: Counts() for k in ("notes", "notes_offset", "onsets", "keys", "sent_keys", "sent_bends")}
     lat: list[float] = []
+    sent_lat: list[float] = []
     cpu = dur = 0.0
     fa = []
     for r in results:
         for k in total:
             total[k].add(getattr(r, k))
         lat.extend(r.latencies_ms)
+        sent_lat.extend(r.sent_latencies_ms)
         cpu += r.cpu_seconds
         dur += r.duration
         if r.frame_accuracy is not None:
@@ -209,6 +251,10 @@ def summarise(tracker: str, results: list[FileResult]) -> Summary:
         latency_p95=float(np.percentile(lat, 95)) if lat else float("nan"),
         rtf=cpu / dur if dur else float("nan"),
         frame_accuracy=float(np.mean(fa)) if fa else None,
+        sent_latency_p50=float(np.percentile(sent_lat, 50)) if sent_lat else float("nan"),
+        sent_latency_p95=float(np.percentile(sent_lat, 95)) if sent_lat else float("nan"),
+        sent_key_f1_mean=float(np.mean([r.sent_keys.f1 for r in results])) if results else float("nan"),
+        retakes=sum(r.retakes for r in results),
     )
 
 

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mapping": ("improv.control.learn", "show (and check) the command mapping, or write the default one"),
     "clock": ("improv.timing.cli", "send MIDI clock (fixed, tapped or Link tempo) or follow one"),
     "bench": ("improv.cli", "score recordings through the live pipeline"),
+    "transcribe": ("improv.transcribecli", "write recordings' notes as MIDI transcripts (offline)"),
     "train": ("improv.model.cli", "train the band model on the symbolic corpora"),
     "eval-model": ("improv.model.cli", "score the band model on held-out pieces"),
     "continue": ("improv.model.cli", "continue MIDI files with the band model"),
@@ -39,6 +40,18 @@ COMMAND_MODULES: list[str] = list(dict.fromkeys(m for m, _ in COMMANDS.values())
 # checks that the two agree).
 TRACKER_NAMES: tuple[str, ...] = ("yin", "crepe-tiny", "crepe-full", "pesto")
 DEFAULT_TRACKER = "yin"
+
+
+# When a heard note is sent (improv.listen.segmenter.DECIDE_PRESETS; a test checks they agree).
+DECIDE_NAMES: tuple[str, ...] = ("early", "balanced", "settled")
+DEFAULT_DECIDE = "balanced"
+
+
+def add_decide(p) -> None:
+    p.add_argument("--decide", choices=list(DECIDE_NAMES), default=DEFAULT_DECIDE,
+                   help="when a note is sent: early (the first confident frame, corrected by bends and "
+                        "retakes), settled (once its pitch holds, up to 70 ms), or balanced "
+                        f"(default {DEFAULT_DECIDE})")
 
 
 class Parser(argparse.ArgumentParser):
@@ -97,6 +110,7 @@ def add_listen(sub) -> None:
     lis.add_argument("--no-bends", dest="bends", action="store_false",
                      help="quantise to keys instead of sending pitch bend")
     lis.add_argument("--bend-range", type=finite, default=2.0, help="pitch-bend range in semitones (default 2)")
+    add_decide(lis)
     out = p.add_argument_group("MIDI out")
     out.add_argument("--midi-out", "-o", metavar="PORT", help="existing MIDI output port (part of its name); "
                      "default: a virtual port improv:improv")
@@ -448,7 +462,7 @@ def cmd_listen(args) -> int:
     opts = ListenOptions(
         input=args.input, device=args.device, samplerate=args.samplerate, blocksize=args.blocksize,
         fast=args.fast, tracker=args.tracker, bends=args.bends, bend_range=args.bend_range,
-        midi_out=args.midi_out, midi_api=args.midi_api, midi=midi, record=args.record, bands=bands,
+        decide=args.decide, midi_out=args.midi_out, midi_api=args.midi_api, midi=midi, record=args.record, bands=bands,
         fmin=args.fmin, tuning=args.tuning, synth=args.synth, soundfont=args.soundfont, **band_opts,
         controls=control_options(args), keep_events=False,
     )
@@ -526,6 +540,7 @@ def add_bench(sub) -> None:
     p.add_argument("--jobs", "-j", type=int, default=1, help="files in parallel (default 1)")
     p.add_argument("--json", metavar="FILE", help="write all figures to FILE as JSON")
     p.add_argument("--per-file", action="store_true", help="a row per file")
+    add_decide(p)
     p.set_defaults(func=cmd_bench)
 
 

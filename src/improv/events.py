@@ -131,6 +131,40 @@ def notes_from_events(events: list[Event], source: str = PLAYER, until: float | 
     return notes
 
 
+def sent_notes_from_events(events: list[Event], source: str = PLAYER, until: float | None = None,
+                           bends: bool = False) -> list[Note]:
+    """Every NoteOn of one source as it went out on the wire, retakes included.
+
+    A note starts at the time it was *sent* (``NoteOn.time``, not the back-dated onset) and
+    ends at its NoteOff or the next NoteOn, whichever is sent first. Its pitch is the bare
+    key, or with ``bends`` the key plus the bend sent with it (``NoteOn.cents``): what the
+    band and the player's gear heard when the note was decided, right or wrong.
+    """
+    notes: list[Note] = []
+    current: NoteOn | None = None
+    last_time = 0.0
+
+    def close(end: float) -> None:
+        pitch = current.pitch + (current.cents / 100.0 if bends else 0.0)
+        notes.append(Note(onset=current.time, offset=max(end, current.time + 1e-3), pitch=pitch,
+                          velocity=current.velocity, decided=current.time))
+
+    for ev in events:
+        if ev.source != source:
+            continue
+        last_time = max(last_time, ev.time)
+        if isinstance(ev, NoteOn):
+            if current is not None:
+                close(ev.time)
+            current = ev
+        elif isinstance(ev, NoteOff) and current is not None and ev.pitch == current.pitch:
+            close(ev.time)
+            current = None
+    if current is not None:
+        close(until if until is not None else last_time)
+    return notes
+
+
 def _close(on: NoteOn, bends: list[tuple[float, float]], end: float) -> Note:
     start = on.onset if on.onset is not None else on.time
     # each bend holds until the next one (the last until the note's end, at least 1 ms)

@@ -44,10 +44,12 @@ import soundfile
 
 from .audio import Block
 from .errors import ConfigError
-from .events import ALL_BANDS, PLAYER, Command, Event, NoteOff, NoteOn, PitchBend
+from .events import ALL_BANDS, PLAYER, Command, Event, Note, NoteOff, NoteOn, PitchBend, notes_from_events
 from .output import CHANNELS, BandLayout, encode
 from .timing.tempomap import BarTiming, TempoMap
 
+TRANSCRIPT = "transcript"  # track name of the player's corrected transcript in session.mid
+TRANSCRIPT_CHANNEL = 15   # MIDI channel 16: its own, so it never cuts a sent note short
 TICKS_PER_BEAT = 960
 TEMPO = 500_000  # 120 BPM: one tick is 0.52 ms
 AUDIO_FILE = "input.wav"
@@ -101,9 +103,31 @@ def voice_messages(channel: int, voice: Any) -> list[mido.Message]:
     return msgs
 
 
+def transcript_track(notes: list[Note], tick: Callable[[float], int], channel: int = TRANSCRIPT_CHANNEL,
+                     name: str = TRANSCRIPT) -> mido.MidiTrack:
+    """The player's corrected transcript as a track: each note at its estimated onset and
+    end, on the key nearest its held pitch (``events.notes_from_events``: retakes resolved,
+    onsets back-dated, pitch from the held bend) — what goes to notation or a DAW.
+    ``tick`` turns session seconds into the file's ticks (its tempo map)."""
+    msgs: list[tuple[int, int, mido.Message]] = []  # (tick, note-offs first, message)
+    for n in notes:
+        key = int(min(127, max(0, round(n.pitch))))
+        on, off = tick(n.onset), max(tick(n.offset), tick(n.onset) + 1)
+        msgs.append((on, 1, mido.Message("note_on", channel=channel, note=key, velocity=n.velocity)))
+        msgs.append((off, 0, mido.Message("note_off", channel=channel, note=key, velocity=0)))
+    msgs.sort(key=lambda m: (m[0], m[1]))
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
+    last = 0
+    for t, _, msg in msgs:
+        track.append(msg.copy(time=t - last))
+        last = t
+    return track
+
+
 def events_to_midifile(events: list[Event], bend_range: float = 2.0,
                        channels: dict[str, int] | None = None, voices: Mapping[str, Any] | None = None,
-                       commands: list["Command"] | None = None, timing: BarTiming | None = None) -> mido.MidiFile:
+                       commands: list["Command"] | None = None, timing: BarTiming | None = None,
+                       transcript: bool = True) -> mido.MidiFile:
     """A type-1 MIDI file with one track per source, times from the events' ``time``.
 
     Each track starts with its pitch-bend range (RPN 0) and, for sources in ``voices``
@@ -111,6 +135,9 @@ def events_to_midifile(events: list[Event], bend_range: float = 2.0,
     marker meta events on the first track. With the band's ``timing`` the file carries
     its tempo map and time signature, the band's downbeats on bar lines
     (:mod:`improv.timing.tempomap`); without, 120 BPM.
+    The player's track holds what was sent (every NoteOn, retakes included, when it was
+    sent: what the band heard); with ``transcript`` a last track, "transcript", holds the
+    corrected notes (:func:`transcript_track`).
     """
     layout = BandLayout.make(channels, bend_range=bend_range)
     voices = voices or {}
@@ -140,6 +167,8 @@ def events_to_midifile(events: list[Event], bend_range: float = 2.0,
                 track.append(msg.copy(time=max(0, tick - last_tick)))
                 last_tick = max(last_tick, tick)
         mid.tracks.append(track)
+    if transcript and PLAYER in sources:
+        mid.tracks.append(transcript_track(notes_from_events(events, PLAYER), _tick))
     return mid
 
 
@@ -232,10 +261,17 @@ def event_to_json(ev: Event) -> str:
     """One journal line (no newline) for a note event: what its MIDI messages carry."""
     t = round(ev.time, 6)
     if isinstance(ev, NoteOn):
-        return json.dumps({"time": t, "source": ev.source, "on": ev.pitch, "velocity": ev.velocity,
-                           "cents": round(ev.cents, 3)})
+        d = {"time": t, "source": ev.source, "on": ev.pitch, "velocity": ev.velocity, "cents": round(ev.cents, 3)}
+        if ev.onset is not None:  # the transcript's back-dated onset, and its retakes
+            d["onset"] = round(ev.onset, 6)
+        if ev.retake:
+            d["retake"] = True
+        return json.dumps(d)
     if isinstance(ev, NoteOff):
-        return json.dumps({"time": t, "source": ev.source, "off": ev.pitch})
+        d = {"time": t, "source": ev.source, "off": ev.pitch}
+        if ev.end is not None:
+            d["end"] = round(ev.end, 6)
+        return json.dumps(d)
     if isinstance(ev, PitchBend):
         return json.dumps({"time": t, "source": ev.source, "bend": round(ev.cents, 3)})
     raise TypeError(f"not a note event: {ev!r}")
@@ -244,9 +280,12 @@ def event_to_json(ev: Event) -> str:
 def _event_from_json(d: dict) -> Event:
     t, source = float(d["time"]), str(d["source"])
     if "on" in d:
-        return NoteOn(t, int(d["on"]), int(d["velocity"]), source, cents=float(d.get("cents", 0.0)))
+        onset = d.get("onset")
+        return NoteOn(t, int(d["on"]), int(d["velocity"]), source, cents=float(d.get("cents", 0.0)),
+                      onset=None if onset is None else float(onset), retake=bool(d.get("retake", False)))
     if "off" in d:
-        return NoteOff(t, int(d["off"]), source)
+        end = d.get("end")
+        return NoteOff(t, int(d["off"]), source, end=None if end is None else float(end))
     return PitchBend(t, float(d["bend"]), source)
 
 

@@ -40,7 +40,7 @@ from .audio import FileSource, MicSource
 from .errors import ConfigError
 from .events import PLAYER, Command, Event, NoteOn
 from .listen.pipeline import Listener
-from .listen.segmenter import SegmenterSettings
+from .listen.segmenter import DEFAULT_DECIDE, decide_settings
 from .listen.trackers import DEFAULT_TRACKER, make_tracker
 from .output import BandLayout, encode
 from .record import CommandLog, SessionRecorder, session_dir, voice_messages
@@ -64,6 +64,7 @@ class ListenOptions:
     tracker: str = DEFAULT_TRACKER
     bends: bool = True
     bend_range: float = 2.0
+    decide: str = DEFAULT_DECIDE
     midi_out: str | None = None
     midi_api: str | None = None
     midi: bool = True
@@ -275,7 +276,8 @@ class Session:
         self.tracker = make_tracker(opts.tracker, **tracker_opts)
         configure_process()  # once its parts are loaded: torch (if any of them use it) on one thread
         self.source = source if source is not None else _open_source(opts)
-        settings = SegmenterSettings(bends=opts.bends, bend_range=opts.bend_range, fixed_tuning=opts.tuning)
+        settings = decide_settings(opts.decide, bends=opts.bends, bend_range=opts.bend_range,
+                                   fixed_tuning=opts.tuning)
         self.listener = Listener(self.tracker, self.source.sample_rate, settings)
         self.bus = EventBus()
         self.result = SessionResult(band=self.band)

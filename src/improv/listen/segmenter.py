@@ -153,6 +153,8 @@ class SegmenterSettings:
     retake_ms: float = 80.0          # this early in a note, a pitch that never held on its key ...
     retake_hold_ms: float = 15.0     # ... and then holds this long on another one, beyond the bend
                                      # range (any other key with bends off), corrects the key
+    retake_bends: bool = False       # ... or on any other key even within the bend range (a scoop
+                                     # decided early is corrected by a retake, not only bent)
     big_step: float = 1.6            # semitones: a step no vibrato reaches
     vibrato_ms: float = 160.0        # window of the vibrato-proof mean
     vibrato_min_cents: float = 25.0  # oscillation this wide counts as vibrato
@@ -172,6 +174,28 @@ class SegmenterSettings:
     velocity_top_db: float = -6.0    # velocity 127 at this level ...
     velocity_per_db: float = 2.2     # ... and this much less per dB below it
     silence_db: float = -90.0        # digital silence: left out of the noise floor
+
+
+# When a note is sent (``--decide``): the trade between latency and a right first key.
+# "early": at the first confident frame, a legato key change after 15 ms on the new key,
+# corrected afterwards by bends and retakes (a scoop's key is retaken once the pitch holds
+# on another key); "settled": once the pitch has held still (15 ms within 25 cents, moving
+# less than 10), up to 60 ms; "balanced": in between (the SegmenterSettings defaults).
+# Measured side by side in benchmarks/README.md ("Decide early or settled").
+DECIDE_PRESETS: dict[str, dict[str, object]] = {
+    "early": {"min_voiced_ms": 5.0, "settle_ms": 5.0, "max_wait_ms": 20.0, "retake_bends": True,
+              "hold_ms": 15.0, "retake_hold_ms": 10.0},
+    "balanced": {},
+    "settled": {"settle_ms": 15.0, "settle_cents": 25.0, "settle_slope_cents": 10.0, "max_wait_ms": 60.0},
+}
+DEFAULT_DECIDE = "balanced"
+
+
+def decide_settings(decide: str = DEFAULT_DECIDE, **overrides) -> SegmenterSettings:
+    """The segmenter settings of a ``--decide`` preset, with ``overrides`` on top."""
+    if decide not in DECIDE_PRESETS:
+        raise ValueError(f"unknown decide preset {decide!r}; choose from {', '.join(DECIDE_PRESETS)}")
+    return SegmenterSettings(**{**DECIDE_PRESETS[decide], **overrides})
 
 
 class TuningTracker:
@@ -500,7 +524,7 @@ class KeyChangeDetector:
         med = float(np.median(tail))
         if key_of(med) == note.key or float(np.max(np.abs(tail - med))) * 100.0 > s.hold_cents:
             return None
-        if s.bends and abs(med - note.key) <= s.bend_range:
+        if s.bends and not s.retake_bends and abs(med - note.key) <= s.bend_range:
             return None  # the bend carries it
         return KeyChange("retake", med, note.start, time, max(recent_level, note.peak_db))
 
