@@ -137,6 +137,20 @@ def test_fills_end_on_phrase_ends_and_a_crash_follows():
     assert all(any(s - 0.02 <= h.time < e for s, e in fills) for h in toms), "toms only in fills"
 
 
+def test_a_fill_leads_into_every_chorus_of_a_lead_sheet():
+    """With changes of 6 bars (not a 4-bar phrase), the drummer fills the last bar of every
+    chorus, before the changes start again, and a crash marks the chorus's first bar."""
+    events, band = session("rock", seconds=40.0, changes="| Am | F | C | G | Dm | E7 |")
+    m = band.map
+    ends = {round(m.clock.beat_at(e) / 4) for _, e in band.drummer.fills}
+    choruses = [b for b in (6, 12, 18) if m.clock.time_of(4.0 * b) < 38.0]
+    assert len(choruses) >= 2
+    assert set(choruses) <= ends, f"fills end bars {sorted(ends)}; choruses start at {choruses}"
+    for b in choruses:
+        t = m.clock.time_of(4.0 * b)
+        assert [h for h in hits(events, t - 0.02, t + 0.02) if h.pitch == VOICES["crash"]], f"no crash at bar {b}"
+
+
 def test_the_kick_follows_the_bass():
     from improv.band.drums import DrumScene
     from improv.band.timebase import TimeMap

@@ -580,8 +580,10 @@ class Band:
         bass = tuple(n.start for n in ctx.band("bass", since=ft - 1e-9, until=fe - 1e-9)) if "bass" in self.players \
             else ()
         positions = tuple(m.units(n.start) + m.origin for n in recent) if m.metered else ()
+        form_bars = len(self.harmony.form.bars) if isinstance(self.harmony, FormHarmony) else 0
         ds = DrumScene(ft, fe, scene.beat_seconds, scene.player_sounding, scene.player_silent_for,
-                       ctx.player_notes_heard > 0, tuple((n.start, n.velocity) for n in recent), positions, bass)
+                       ctx.player_notes_heard > 0, tuple((n.start, n.velocity) for n in recent), positions, bass,
+                       form_bars)
         sent = [on for on, _, f in self._drum_hits if abs(f - ft) < 1e-6]  # handed on before a replan
         for h in self.drummer.plan(ds, m):
             if any(on.pitch == h.note and abs(on.time - h.time) < 0.03 for on in sent):

@@ -298,6 +298,8 @@ class DrumScene:
     player_onsets: tuple[tuple[float, int], ...] = ()  # (onset, velocity) over the last two bars (4 s free)
     player_positions: tuple[float, ...] = ()    # metered: those onsets in straight beats of the clock
     bass_onsets: tuple[float, ...] = ()         # the bass's onsets planned in this frame
+    form_bars: int = 0                          # a lead sheet's chorus in bars (0: none); its last bar
+    # leads into the next chorus, a section of changes: a fill there too
 
 
 @dataclass
@@ -459,7 +461,7 @@ class Drummer:
         lv = self.level(o, breaking)
         inten = self.intensity(scene, 2 * bpb * scene.beat_seconds)
         key_bar = bar if o.order <= 0 else bar % (g.bars * (2 if o.order == 1 else 1))
-        fill = self.fill_at(g, bar, lv, bpb, breaking)
+        fill = self.fill_at(g, bar, lv, bpb, breaking, scene.form_bars)
         fill_from = bpb - fill.beats if fill is not None else bpb
         avoid: set[int] = set()
         if o.mode == "make-room":
@@ -478,7 +480,8 @@ class Drummer:
                          for fi, ln in enumerate(fill.lines, start=100)]
             else:
                 lines = [(li, ln, g.step(ln, bar, j, sub)) for li, ln in enumerate(g.lines) if ln.plays_at(lv)]
-            if j == 0 and sub == 0 and o.mode != "make-room" and self.fill_at(g, bar - 1, lv, bpb, breaking):
+            if j == 0 and sub == 0 and o.mode != "make-room" and self.fill_at(g, bar - 1, lv, bpb, breaking,
+                                                                              scene.form_bars):
                 lines.append((200, Line(g.crash, (), velocity=(95, 118)), (1.0, 1.0)))
                 lines.append((201, Line(VOICES["kick"], (), velocity=(95, 115)), (1.0, 1.0)))
             for li, ln, step in lines:
@@ -553,11 +556,15 @@ class Drummer:
                 merged[same] = replace(merged[same], velocity=h.velocity)
         return merged
 
-    def fill_at(self, g: Groove, bar: int, level: int, bpb: int, breaking: bool = False) -> Fill | None:
-        """The fill that ends ``bar`` (at 4- and 8-bar phrase ends; every bar of a break)."""
+    def fill_at(self, g: Groove, bar: int, level: int, bpb: int, breaking: bool = False,
+                form_bars: int = 0) -> Fill | None:
+        """The fill that ends ``bar`` (at 4- and 8-bar phrase ends, and always at the end of
+        a lead sheet's chorus of ``form_bars``, before the changes start again; every bar of
+        a break)."""
         if bar < 0 or not g.fills:
             return None
-        end8, end4 = bar % 8 == 7, bar % 4 == 3
+        end8 = bar % 8 == 7 or (form_bars > 0 and bar % form_bars == form_bars - 1)
+        end4 = end8 or bar % 4 == 3
         if not (end4 or breaking):
             return None
         if breaking:
