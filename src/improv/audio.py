@@ -116,6 +116,13 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
+def _wait_until(due: float) -> None:
+    """Real-time pacing: a block is handed on when its last sample would have arrived."""
+    delay = due - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
 @dataclass
 class FileSource:
     """A recording played block by block, paced in real time unless ``fast``."""
@@ -150,10 +157,7 @@ class FileSource:
                 block = Block(to_mono(data), index, self.sample_rate)
                 index += len(data)
                 if not self.fast:
-                    due = start_wall + index / self.sample_rate
-                    delay = due - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
+                    _wait_until(start_wall + index / self.sample_rate)
                 yield block
 
     @property
@@ -188,9 +192,7 @@ class SilentSource:
             block = Block(silence[:n].copy(), index, self.sample_rate)
             index += n
             if not self.fast:
-                delay = start_wall + index / self.sample_rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
+                _wait_until(start_wall + index / self.sample_rate)
             yield block
 
     @property

@@ -41,7 +41,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..timing import Meter, Swing, parse_meter, parse_swing
 from .commands import STYLE_NAMES
-from .orders import Orders
+from .orders import Orders, Player, Timeline
 
 GROOVE_DIR = Path(__file__).with_name("grooves")
 STYLES: tuple[str, ...] = STYLE_NAMES      # (the ``style`` command's choices: one list)
@@ -312,67 +312,35 @@ class _Gesture:
 SALT_STEP, SALT_VEL, SALT_TIME, SALT_FILL, SALT_LOCK, SALT_CROSS, SALT_FREE = 1, 2, 3, 4, 5, 6, 7
 
 
-class Drummer:
+class Drummer(Player):
     """The drums player (see the module doc). Not monophonic; no model."""
-
-    name = "drums"
 
     def __init__(self, style: str | None = None, seed: int | None = 0, takeover_gap: float = 0.6,
                  count_in: int = 0, click: bool = False, plays: bool = True, swing: Swing | None = None,
                  grooves: dict[str, Groove] | None = None):
+        super().__init__("drums")
         self.grooves = grooves if grooves is not None else load_grooves()
-        self.style = check_style(style or DEFAULT_STYLE)
-        self._styles: list[tuple[float, str]] = []
+        self._styles: Timeline[str] = Timeline(check_style(style or DEFAULT_STYLE))
         self.seed = 0 if seed is None else int(seed)
         self.takeover_gap = takeover_gap
         self.count_in = int(count_in)
         self.click = bool(click)
-        self.plays = plays                     # False: only the count-in and the click
+        self.grooving = plays                  # False: only the count-in and the click
         self.swing = swing if swing is not None and swing.percent != 50.0 else None  # --swing overrides
-        self.orders = Orders()
-        self._pending: list[tuple[float, Orders]] = []
-        self.hold_until = -math.inf
-        # (the band's bookkeeping for its players; the drummer never takes over a model voice)
-        self.since: float | None = None
-        self.slot: str | None = None
-        self.taking_over = False
         self._gestures: list[_Gesture] = []
         self.fills: list[tuple[float, float]] = []   # (start, end) seconds of the fills planned (figures)
 
-    # ------------------------------------------------------------ orders (as BandPlayer)
-
-    def order(self, orders: Orders, at: float) -> None:
-        self._pending = [(t, o) for t, o in self._pending if t < at]
-        self._pending.append((at, orders))
-
-    def current(self, t: float) -> Orders:
-        while self._pending and self._pending[0][0] <= t + 1e-9:
-            self.orders = self._pending.pop(0)[1]
-        return self.orders
-
-    def latest(self) -> Orders:
-        return self._pending[-1][1] if self._pending else self.orders
-
-    def hold(self, until: float) -> None:
-        """Silent until ``until`` (a panic, a count-in)."""
-        self.hold_until = until
-
-    def rest(self) -> None:
-        self.slot, self.since, self.taking_over = None, None, False
+    # ------------------------------------------------------------ style
 
     def set_style(self, style: str, at: float) -> None:
         """The groove of ``style`` from ``at`` on."""
-        style = check_style(style, "style")
-        self._styles = [(t, s) for t, s in self._styles if t < at]
-        self._styles.append((at, style))
+        self._styles.set(check_style(style, "style"), at)
 
     def style_at(self, t: float) -> str:
-        while self._styles and self._styles[0][0] <= t + 1e-9:
-            self.style = self._styles.pop(0)[1]
-        return self.style
+        return self._styles.at(t)
 
     def latest_style(self) -> str:
-        return self._styles[-1][1] if self._styles else self.style
+        return self._styles.latest()
 
     # ------------------------------------------------------------ plans the band withdraws
 
@@ -427,7 +395,7 @@ class Drummer:
             return []
         style = self.style_at(scene.time)
         if not m.metered:
-            return self._free(scene, o, self.grooves[style].colour) if self.plays else []
+            return self._free(scene, o, self.grooves[style].colour) if self.grooving else []
         a0 = m.units(scene.time) + m.origin
         a1 = m.units(scene.end) + m.origin
         a0, a1 = round(a0 * 48) / 48, round(a1 * 48) / 48   # frames start on the grid: no rounding drift
@@ -451,7 +419,7 @@ class Drummer:
             return out
         if self.click:
             out += [DrumHit(at(b), VOICES["click-bell" if b % bpb == 0 else "click"], 100) for b in beats]
-        if not self.plays:
+        if not self.grooving:
             return out
         g = self.grooves[style]
         if style == "free":

@@ -59,7 +59,7 @@ from ..model import VoiceControl, fight, heard_key, keep_key
 from ..model.encoding import PITCH_HI, PITCH_LO
 from ..output import RANGES as DEFAULT_RANGES
 from .context import Context, pitch_class_profile
-from .orders import Orders
+from .orders import Orders, Player
 
 DEFAULT_VELOCITY = {"bass": 90, "mid": 72, "high": 80}
 DENSITY_LADDER = (0.25, 0.5, 1.0, 2.0, 4.0)     # notes per beat (free mode: per half second)
@@ -136,60 +136,19 @@ def _pitch(word: str, whole: str) -> int:
     raise ConfigError(f"range {whole!r}: {word!r} is not a note (like E1, C#3) or a MIDI number")
 
 
-class BandPlayer:
+class BandPlayer(Player):
     """One monophonic band player. ``orders`` change through :meth:`order` (with the time
     they take effect); the band calls :meth:`request` for every frame it plans."""
 
     def __init__(self, name: str, low: int | None = None, high: int | None = None, velocity: int | None = None,
                  takeover_gap: float = 0.6, free_gap: float = 0.4):
-        self.name = name
+        super().__init__(name)
         lo, hi = DEFAULT_RANGES[name]
         self.low = lo if low is None else int(low)
         self.high = hi if high is None else int(high)
         self.velocity = DEFAULT_VELOCITY[name] if velocity is None else int(velocity)
         self.takeover_gap = takeover_gap      # beats of the player's silence before taking over
         self.free_gap = free_gap              # seconds: free mode answers gaps at least this long
-        self.orders = Orders()
-        self._pending: list[tuple[float, Orders]] = []
-        self.hold_until = -math.inf           # silent before this (after a panic)
-        self.since: float | None = None       # when the current stretch of playing began
-        self.slot: str | None = None          # the model voice it played last frame
-        self.taking_over = False              # playing the lead voice right now
-
-    # ------------------------------------------------------------ what it is doing
-
-    def rest(self) -> None:
-        """Silent from this frame: the next note starts a new stretch of playing."""
-        self.slot, self.since, self.taking_over = None, None, False
-
-    def plays(self, slot: str, t: float) -> bool:
-        """Plays model voice ``slot`` in the frame at ``t``; True when this starts a take-over."""
-        starts = slot == "lead" and not self.taking_over
-        if self.since is None:
-            self.since = t
-        self.slot, self.taking_over = slot, slot == "lead"
-        return starts
-
-    def hold(self, until: float) -> None:
-        """Silent until ``until`` (a panic: the band stays as it was told, after a breath)."""
-        self.hold_until = until
-
-    # ------------------------------------------------------------ orders
-
-    def order(self, orders: Orders, at: float) -> None:
-        """New orders from ``at`` (session seconds). Stop takes effect at once."""
-        self._pending = [(t, o) for t, o in self._pending if t < at]
-        self._pending.append((at, orders))
-
-    def current(self, t: float) -> Orders:
-        """The orders in force at ``t`` (applying what has become due)."""
-        while self._pending and self._pending[0][0] <= t + 1e-9:
-            self.orders = self._pending.pop(0)[1]
-        return self.orders
-
-    def latest(self) -> Orders:
-        """The orders once everything pending is in force (what the display shows)."""
-        return self._pending[-1][1] if self._pending else self.orders
 
     # ------------------------------------------------------------ deciding
 
