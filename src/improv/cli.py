@@ -20,6 +20,7 @@ from .errors import ConfigError, ImprovError
 # A new command: add_parser(name, ...) in its module's add_commands, and a line here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("improv.cli", "hear the microphone (or --input FILE) and play with the band over MIDI"),
+    "jam": ("improv.cli", "the band plays by itself, endlessly (--listen: the microphone joins)"),
     "devices": ("improv.cli", "list audio inputs"),
     "ports": ("improv.cli", "list MIDI ports"),
     "render": ("improv.rendercli", "mix a recorded session to WAV and draw its piano roll"),
@@ -92,9 +93,34 @@ def add_listen(sub) -> None:
     p = sub.add_parser("listen", help=COMMANDS["listen"][1],
                        description="Hear a monophonic player and play with them: the notes heard, and the band's "
                                    "answer, go out over MIDI and through the built-in synth.")
+    _session_options(p)
+    p.set_defaults(func=cmd_listen, parser=p)
+
+
+def add_jam(sub) -> None:
+    p = sub.add_parser("jam", help=COMMANDS["jam"][1],
+                       description="The band plays by itself, from the first beat, on a tempo (default 110 BPM) "
+                                   "and its own changes (default --changes auto), until Ctrl-C or --seconds. "
+                                   "--listen turns the microphone on: a player can join at any time and the "
+                                   "band answers. Commands, recording and output work as in `listen`.")
+    _session_options(p, jam=True)
+    p.set_defaults(func=cmd_jam, parser=p, tempo=110.0, changes="auto")
+
+
+def _session_options(p, jam: bool = False) -> None:
+    """The options of a session (listen, jam)."""
     src = p.add_argument_group("audio in")
-    src.add_argument("--input", "-i", metavar="FILE", help="a recording (WAV/FLAC/OGG) instead of the microphone")
-    src.add_argument("--fast", action="store_true", help="with --input: as fast as possible, not in real time")
+    if jam:
+        src.add_argument("--listen", action="store_true", help="the microphone on: a player may join the band")
+        src.add_argument("--seconds", type=finite, metavar="S", help="stop after this many seconds "
+                         "(default: until Ctrl-C)")
+        src.add_argument("--fast", action="store_true", help="with --seconds, no --listen: as fast as possible, "
+                         "not in real time (to record or render a jam)")
+        p.set_defaults(input=None)
+    else:
+        src.add_argument("--input", "-i", metavar="FILE", help="a recording (WAV/FLAC/OGG) instead of the "
+                         "microphone")
+        src.add_argument("--fast", action="store_true", help="with --input: as fast as possible, not in real time")
     src.add_argument("--device", "-d", help="audio input: number or part of its name (see `improv devices`)")
     src.add_argument("--samplerate", "-r", type=int, help="audio input sample rate (default: the device's)")
     src.add_argument("--blocksize", "-b", type=int, default=256,
@@ -189,7 +215,6 @@ def add_listen(sub) -> None:
     log = p.add_argument_group("log")
     log.add_argument("--quiet", "-q", action="store_true", help="no note log")
     log.add_argument("--verbose", "-v", action="store_true", help="log pitch bends too")
-    p.set_defaults(func=cmd_listen, parser=p)
 
 
 BLOCKSIZE = (16, 8192)          # samples per block: 8192 is 170 ms at 48 kHz, already far too late to answer
@@ -237,7 +262,14 @@ def _assignments(items: list[str], option: str) -> dict[str, str]:
 
 def _check_listen(args) -> None:
     """Refuse values out of range and options that contradict each other (one line each)."""
-    if args.fast and not args.input:
+    jam = args.func is cmd_jam
+    if jam and args.fast and (args.seconds is None or args.listen):
+        raise ConfigError("jam --fast needs --seconds and no --listen: the microphone can only be heard in real time")
+    if jam and args.seconds is not None and not 0 < args.seconds <= 24 * 3600:
+        raise ConfigError(f"--seconds {args.seconds:g}: give more than 0, at most a day")
+    if jam and args.tempo is None and not args.free:
+        raise ConfigError("jam needs a tempo (--tempo BPM): the band starts on the first beat, with no player")
+    if args.fast and not args.input and not jam:
         raise ConfigError("--fast needs --input FILE: the microphone can only be heard in real time")
     if not BLOCKSIZE[0] <= args.blocksize <= BLOCKSIZE[1]:
         raise ConfigError(f"--blocksize {args.blocksize}: give {BLOCKSIZE[0]} to {BLOCKSIZE[1]} samples "
@@ -441,7 +473,16 @@ def _midi_available(api: str) -> bool:
         return jack_running()
 
 
-def cmd_listen(args) -> int:
+def cmd_jam(args) -> int:
+    """The band alone (a session whose source is silence, or the microphone with --listen),
+    its clock running from the first beat."""
+    if args.free:
+        raise ConfigError("jam plays on a tempo; --free needs a player to answer (use listen --free)")
+    return cmd_listen(args, jam=True)
+
+
+def cmd_listen(args, jam: bool = False) -> int:
+    import threading
     import time
 
     from .control import control_options
@@ -450,7 +491,18 @@ def cmd_listen(args) -> int:
 
     _check_listen(args)
     bands = _parse_bands(args.bands)
+    if jam and not bands:
+        raise ConfigError("jam --bands none: nothing would play; give the bands, e.g. --bands all")
     band_opts = _band_options(args, bands)
+    source = None
+    if jam:
+        from dataclasses import replace
+
+        band_opts["band"] = replace(band_opts["band"], start_clock=True)
+        if not args.listen:
+            from .audio import SilentSource
+
+            source = SilentSource(48000, args.blocksize, fast=args.fast, seconds=args.seconds)
     if args.save_config:
         write_settings(args.save_config, listen_settings(args.parser, args))
     err = _console(stderr=True)
@@ -478,9 +530,14 @@ def cmd_listen(args) -> int:
 
     on_event = display.on_event if args.verbose else _without_bends(display.on_event)
     t0 = time.monotonic()
+    stop = threading.Event()
+    if jam and args.listen and args.seconds is not None:  # the microphone has no end of its own
+        timer = threading.Timer(args.seconds, stop.set)
+        timer.daemon = True
+        timer.start()
     try:
         with display:
-            result = run_listen(opts, on_event=on_event, on_start=started,
+            result = run_listen(opts, stop=stop, source=source, on_event=on_event, on_start=started,
                                 on_command=display.on_command, view=display,
                                 on_warning=lambda text: err.print(f"improv: {text}", markup=False))
     except KeyboardInterrupt:  # before the session's loop ran: nothing was recorded
@@ -602,7 +659,7 @@ def cmd_ports(args) -> int:
 
 
 def add_commands(sub) -> None:
-    for add in (add_listen, add_bench, add_devices, add_ports):
+    for add in (add_listen, add_jam, add_bench, add_devices, add_ports):
         add(sub)
 
 

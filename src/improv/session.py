@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .audio import FileSource, MicSource
+from .audio import FileSource, MicSource, SilentSource
 from .errors import ConfigError
 from .events import PLAYER, Command, Event, NoteOn
 from .listen.pipeline import Listener
@@ -376,12 +376,13 @@ class Session:
         clock = live.clock if live is not None else None
         next_view = 0.0
         notes: list = []  # player notes from elsewhere, heard when audio time reaches them
+        heard_audio = not isinstance(self.source, SilentSource)  # (no input: no input.wav of silence)
         order = itertools.count()
         for block in self.source.blocks(stop):
             self.end = end = block.end / block.sample_rate
             if clock is not None:
                 clock.block(end)
-            if self.recorder is not None:  # input audio, written by the recorder's thread
+            if self.recorder is not None and heard_audio:  # input audio, written by the recorder's thread
                 self.recorder.add_audio(block)
             events = listener.process(block)
             while not self._notes.empty():
@@ -405,7 +406,7 @@ class Session:
                 next_view = end + 0.1
         tail = listener.finish(self.end)
         self._player_done = True
-        self.result.input_warnings = listener.input_warnings()
+        self.result.input_warnings = listener.input_warnings() if heard_audio else []
         for line in self.result.input_warnings if self.on_warning is not None else ():
             self.on_warning(line)
         driver.hear(tail)

@@ -72,6 +72,8 @@ class BandSettings:
     count_in: int = 0                    # --count-in BARS (needs --tempo): sticks (and the first chord's
     # root with a lead sheet), then the band (and the form) at beat 0
     click: bool = False                  # --click: a metronome on the drum channel
+    start_clock: bool = False            # jam: the band's clock runs from the session's start (needs a
+    # tempo), no player needed
     changes: str | None = None           # --changes: lead-sheet text or file, "auto"; None: follow the player
     key: str | None = None               # --key of the changes ("C", "Am", "Bb minor")
 
@@ -193,8 +195,9 @@ class Band:
         # ``harmony``: an improv.harmony.source.Harmony given directly (benchmarks: timed chords);
         # with --count-in the form starts at the drummer's beat 0, after the count-in
         self.harmony = harmony if harmony is not None else \
-            make_harmony(s.changes, self.time.meter.beats_per_bar, 0, s.seed, parse_key(s.key))
-        if isinstance(self.harmony, FormHarmony) and not s.count_in:  # the form's clock starts with the session
+            make_harmony(s.changes, self.time.meter.beats_per_bar, 0, s.seed, parse_key(s.key), alone=s.start_clock)
+        if (isinstance(self.harmony, FormHarmony) or s.start_clock) and not s.count_in and s.tempo is not None:
+            # the form's (or the jam's) clock starts with the session
             self.time.fixed = FixedClock(s.tempo, t0=FORM_START, meter=self.time.meter)
         self.chords: list[dict[str, Any]] = []  # chord changes as planned (chords.jsonl, markers)
         self.harmony_now: HarmonyNow | None = None

@@ -136,6 +136,9 @@ class FormHarmony(Harmony):
                           bar, chorus, False, True, "changes")
 
 
+ALONE_KEY = (0, False)  # C major: the band's key when it starts alone and no --key is given
+
+
 class AutoHarmony(Harmony):
     """The band's own changes: a chord per bar (free: per :data:`FREE_STEP` x 2 seconds),
     chosen a beat before the bar begins: drawn (``temperature``) from what the POP909
@@ -145,15 +148,18 @@ class AutoHarmony(Harmony):
     name = "auto"
 
     def __init__(self, seed: int | None = 0, follower: ChordFollower | None = None,
-                 key: tuple[int, bool] | None = None):
+                 key: tuple[int, bool] | None = None, alone: bool = False):
         self.follow = FollowHarmony(follower)
         self.fixed_key = key
+        self.alone = alone          # no player to wait for (jam): start on the key's tonic at once
         self.table = load_table()
         self.rng = np.random.default_rng(seed)
         self.chosen: dict[int, int] = {}
         self._map = None
         self.temperature = 0.25     # sampling among the likely next chords (lower: the likeliest)
         self.repeat = 1.0           # below 1: the same chord again is less likely (1 measured best on validation)
+        if alone:
+            self.repeat = 0.3       # with no player to lead the harmony, the band moves it on itself
 
     def hear_on(self, pitch: int, t: float) -> None:
         self.follow.hear_on(pitch, t)
@@ -178,7 +184,10 @@ class AutoHarmony(Harmony):
             return self.chosen[k]
         f = self.follow.follower
         prev = self.chosen.get(k - 1)
-        if prev is None:
+        if prev is None and not f.notes:  # nothing heard (the band alone): from the key's tonic
+            key = key or ALONE_KEY
+            prev = key[0] + (12 if key[1] else 0)
+        elif prev is None:
             heard = f.state(g.time(k), now, SecondsGrid(FREE_STEP))
             prev = triad_index(heard.chord)
             key = key or heard.key
@@ -195,11 +204,12 @@ class AutoHarmony(Harmony):
         return c
 
     def at(self, t: float, now: float, m) -> HarmonyNow | None:
-        if not self.follow.follower.notes:
+        heard = bool(self.follow.follower.notes)
+        if not heard and not self.alone:
             return None
         g = self._bars(m)
         k = int(math.floor(g.index(t) + 1e-9))
-        key = self.fixed_key or self.follow.follower.key_now(now)
+        key = self.fixed_key or (self.follow.follower.key_now(now) if heard else ALONE_KEY)
         cur = self._choose(k, key, now, g)
         nxt = self.chosen.get(k + 1)
         start, end = g.time(k), g.time(k + 1)
@@ -267,7 +277,7 @@ def parse_key(text: str | None) -> tuple[int, bool] | None:
 
 
 def make_harmony(changes: str | None, beats_per_bar: int, count_in: int = 0, seed: int | None = 0,
-                 key: tuple[int, bool] | None = None) -> Harmony:
+                 key: tuple[int, bool] | None = None, alone: bool = False) -> Harmony:
     """``--changes``: None (follow), ``auto``, or lead-sheet text or a file."""
     if changes is None or changes.strip().lower() in ("", "follow"):
         if count_in:
@@ -276,7 +286,7 @@ def make_harmony(changes: str | None, beats_per_bar: int, count_in: int = 0, see
     if changes.strip().lower() == "auto":
         if count_in:
             raise ConfigError("--count-in: give a lead sheet with --changes (auto changes start with the player)")
-        return AutoHarmony(seed, key=key)
+        return AutoHarmony(seed, key=key, alone=alone)
     if count_in < 0 or count_in > 8:
         raise ConfigError(f"--count-in {count_in}: give 0 to 8 bars")
     return FormHarmony(read_changes(changes, beats_per_bar), count_in, key)
