@@ -82,7 +82,7 @@ def test_clock_out_from_the_bands_tempo(jack_server, tmp_path):
     # 24 ticks a beat at the band's 120 BPM, each within a JACK period (5.3 ms) of the grid;
     # through rtmidi a message waits for the next period, and now and then (a loaded machine)
     # for two or three more: the p90, not the worst tick (bench_drums measures the timing)
-    assert abs(np.median(np.diff(ticks)) - tick) < 0.01 * tick
+    assert abs(np.polyfit(k, np.array(ticks), 1)[0] - tick) < 0.01 * tick  # the tempo, over the whole run
     assert np.percentile(np.abs(err - np.median(err)), 90) < 0.006
     # the drummer's beats (sticks, then the groove's backbeat) fall on the clock's beats (every 24 ticks)
     sticks = [t for t, n in hits if n == 31]
