@@ -17,7 +17,7 @@ import mido
 import rtmidi
 
 from .errors import MidiError
-from .output import Port, cents_to_bend  # noqa: F401 - cents_to_bend: its old home
+from .output import Port
 
 APIS = {"jack": rtmidi.API_UNIX_JACK, "alsa": rtmidi.API_LINUX_ALSA}
 DEFAULT_PORT_NAME = "improv"
@@ -186,6 +186,13 @@ class MidiOut(Port):
                 f"the session goes on (synth, recording)")
         if self.on_gone is not None:
             self.on_gone(line)
+
+    def panic(self) -> None:
+        if self.gone is not None:  # the server is gone: nothing to turn off, nothing to count
+            with self._lock:
+                self._sounding.clear()
+            return
+        super().panic()
 
     def _write(self, data) -> None:
         if self.gone is not None:

@@ -2,7 +2,7 @@
 
 :class:`BandSynth` wraps one FluidSynth instance (pyfluidsynth over Debian's
 libfluidsynth). It takes the same events as the MIDI port — each source on its
-channel from :data:`improv.record.CHANNELS` — or raw mido messages, so a live
+channel from :data:`improv.output.CHANNELS` — or raw mido messages, so a live
 session and ``improv render`` play the band through exactly the same code. Each
 band has a :class:`Voice` (General MIDI program and channel volume).
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..timing.tempomap import tempo_changes
 from .encoding import (CONTROL_BLOCK, FRAME_SECONDS, FRAMES_PER_BEAT, LEAD, POS_UNKNOWN, Grid, notes_to_frames,
                        split_polyphony)
 
@@ -184,20 +185,6 @@ def _m21_items(source: str) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------ MIDI corpora
 
 
-def _tempo_map(mid) -> list[tuple[int, int]]:
-    changes = []
-    for track in mid.tracks:
-        tick = 0
-        for msg in track:
-            tick += msg.time
-            if msg.type == "set_tempo":
-                changes.append((tick, msg.tempo))
-    changes.sort()
-    if not changes or changes[0][0] > 0:
-        changes.insert(0, (0, 500_000))
-    return changes
-
-
 def _ticks_to_seconds(ticks: np.ndarray, tempo_map, tpb: int) -> np.ndarray:
     starts = np.array([t for t, _ in tempo_map], dtype=np.float64)
     tempos = np.array([tp for _, tp in tempo_map], dtype=np.float64)
@@ -232,7 +219,7 @@ def _midi_tracks(path: Path):
 def _pop909_song(path: Path) -> list[Piece]:
     mid, tracks, _ = _midi_tracks(path)
     tpb = mid.ticks_per_beat
-    tmap = _tempo_map(mid)
+    tmap = tempo_changes(mid)
     byname = {n.strip().upper(): notes for n, notes in tracks}
     if "MELODY" not in byname or "PIANO" not in byname:
         return []

@@ -20,6 +20,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
+from ..timing.tempomap import tempo_changes
 from . import SHARED_DATA
 
 SHARED = SHARED_DATA
@@ -92,7 +93,7 @@ def pop909_piece(folder: Path, rng: np.random.Generator, jitter: float = 0.02, n
     melody = next((t for t in mid.tracks if t.name.strip().upper() == "MELODY"), None)
     if melody is None:
         return None
-    tempo_map = _tempo_map(mid)
+    tempo_map = tempo_changes(mid)
     notes = _notes(melody)
     if len(notes) < 16:
         return None
@@ -114,20 +115,6 @@ def pop909_piece(folder: Path, rng: np.random.Generator, jitter: float = 0.02, n
     shift = 0.5 - float(on.min())
     bpm = 60.0 / float(np.median(np.diff(beats)))
     return Piece(f"pop909-{folder.name}", on + shift, off + shift, pitches, vels, beats + shift, "4/4", bpm)
-
-
-def _tempo_map(mid: mido.MidiFile) -> list[tuple[int, int]]:
-    changes = []
-    for tr in mid.tracks:
-        now = 0
-        for m in tr:
-            now += m.time
-            if m.type == "set_tempo":
-                changes.append((now, m.tempo))
-    changes.sort()
-    if not changes or changes[0][0] > 0:
-        changes.insert(0, (0, 500000))
-    return changes
 
 
 def _tick_to_sec(tick: int, tempo_map: list[tuple[int, int]], tpb: int) -> float:

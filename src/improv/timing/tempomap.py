@@ -55,6 +55,22 @@ def _irregular(quarters: float) -> tuple[int, int, float]:
     return best[0], best[1], best[2]
 
 
+def tempo_changes(mid: mido.MidiFile) -> list[tuple[int, int]]:
+    """(tick, microseconds a beat) of every set_tempo on any track, in order, starting at
+    tick 0 (120 BPM until the first change, as MIDI readers take it)."""
+    changes = []
+    for track in mid.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo":
+                changes.append((tick, msg.tempo))
+    changes.sort()
+    if not changes or changes[0][0] > 0:
+        changes.insert(0, (0, DEFAULT_US))
+    return changes
+
+
 class TempoMap:
     """Piecewise-constant tempo: segments of (first tick, its seconds, microseconds per quarter)."""
 
@@ -157,14 +173,7 @@ class TempoMap:
     @classmethod
     def from_midi(cls, mid: mido.MidiFile) -> "TempoMap":
         """The tempo map a MIDI reader sees (set_tempo events on any track)."""
-        changes = []
-        for track in mid.tracks:
-            tick = 0
-            for msg in track:
-                tick += msg.time
-                if msg.type == "set_tempo":
-                    changes.append((tick, msg.tempo))
-        changes.sort(key=lambda x: x[0])
+        changes = tempo_changes(mid)
         segs: list[tuple[int, float, int]] = []
         tick, sec, us = 0, 0.0, DEFAULT_US
         for t, new in changes:
