@@ -73,7 +73,8 @@ def add_commands(sub) -> None:
         p.add_argument("--seconds", type=finite, default=20.0, help="length to generate (default 20)")
         p.add_argument("--variations", type=int, default=1, help="versions per input, seeds seed, seed+1, ...")
         p.add_argument("--voices", default="all", help="voices to generate: comma list of player,bass,mid,high "
-                                                      "(default all; the others rest, or in continue keep silent)")
+                                                      "(default all; the others rest, or in continue keep silent; "
+                                                      "notes on the input's channel 10 are drums, kept as they are)")
         p.add_argument("--tempo", dest="bpm", type=finite, default=None, metavar="BPM",
                        help="tempo (default: the file's, or 100 for generate)")
         p.add_argument("--bpm", dest="bpm", type=finite, help=argparse.SUPPRESS)  # the old spelling of --tempo
@@ -85,6 +86,9 @@ def add_commands(sub) -> None:
         p.add_argument("--out-dir", dest="out", metavar="DIR", default=None,
                        help="folder to write to (default: beside the input, or .)")
         p.add_argument("--out", "-o", dest="out", help=argparse.SUPPRESS)  # the old spelling; -o is a MIDI port elsewhere
+        p.add_argument("--json", action="store_true",
+                       help="also write the notes as JSON beside each MIDI file (NAME.json: seed, bpm and "
+                            "notes, each {onset, duration, pitch, velocity, voice} in seconds, as the HTTP API)")
         p.set_defaults(func=cmd_continue if name == "continue" else cmd_generate)
 
 
@@ -329,57 +333,29 @@ def _print_eval(console, report: dict) -> None:
 
 
 def _voices(text: str) -> tuple[str, ...]:
-    from .encoding import VOICES
+    from .offline import parse_voices
 
-    if text == "all":
-        return VOICES
-    names = tuple("lead" if v.strip() == "player" else v.strip() for v in text.split(",") if v.strip())
-    bad = [v for v in names if v not in VOICES]
-    if bad or not names:
-        raise ConfigError(f"--voices {text!r}: use all or a comma list of player,bass,mid,high")
-    return names
+    try:
+        return parse_voices(text)
+    except ValueError as e:
+        raise ConfigError(f"--voices {text!r}: {e}") from None
 
 
-def _run_generation(model, prompt, metered: bool, beats_per_bar: float, seconds_per_beat: float, seconds: float,
-                    voices, seed: int, temperature: float, top_p: float):
-    """Observe the prompt notes, then propose ``voices`` a beat at a time for ``seconds``; all notes."""
-    import numpy as np
+def _write_json(path: Path, notes, velocities, seconds_per_unit: float, seed: int, bpm: float | None,
+                drums=None) -> None:
+    """The notes in the HTTP API's ``notes`` form, beside the MIDI file."""
+    from .offline import notes_to_json
 
-    from .encoding import VOICES
-
-    sess = model.session(metered=metered, beats_per_bar=beats_per_bar, seed=seed, temperature=temperature,
-                         top_p=top_p, lead_guess="hold")
-    end = float(prompt[:, 3].max()) if len(prompt) else 0.0
-    for v, p, s, e in prompt:
-        sess.observe(VOICES[int(v)], int(p), float(s), float(e))
-    unit_per_second = 1 / seconds_per_beat if metered else 1.0
-    beat = 1.0 if metered else 0.5
-    start = np.ceil(end / beat - 1e-9) * beat
-    stop = start + seconds * unit_per_second
-    controls = {}
-    from .session import VoiceControl
-
-    for v in VOICES:
-        if v not in voices:
-            controls[v] = VoiceControl(role="silent")
-        elif v == "lead":
-            controls[v] = VoiceControl(role="lead")
-    now = start
-    while now < stop - 1e-9:
-        prop = sess.propose(now, voices=voices, controls=controls, horizon=beat)
-        sess.accept(prop)
-        now += beat
-    rows = []
-    for v in VOICES:
-        for p, s, e in sess.notes(v):
-            rows.append((VOICES.index(v), p, s, min(e if e is not None else stop, stop)))
-    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+    head = json.dumps({"seed": seed, "bpm": bpm})[:-1]
+    rows = ",\n  ".join(json.dumps(n) for n in notes_to_json(notes, velocities, seconds_per_unit, drums))
+    path.write_text(f'{head}, "notes": [\n  {rows}\n]}}\n')  # one note a line
 
 
 def cmd_continue(args) -> int:
     import mido
 
     from .encoding import read_midi, write_midi
+    from .offline import carry_velocities, generate_notes
     from .store import load_model
 
     _check_gen_args(args)
@@ -393,22 +369,35 @@ def cmd_continue(args) -> int:
         path = Path(f)
         try:
             piece = read_midi(path)
-        except (OSError, ValueError, EOFError, mido.KeySignatureError) as e:
+        except (OSError, ValueError, EOFError, KeyError, IndexError, mido.KeySignatureError) as e:
             raise ConfigError(f"{path}: not a readable MIDI file ({e}); give a standard MIDI file") from None
         spb = 60.0 / args.bpm if args.bpm else piece.seconds_per_beat
         metered = not args.unmetered
         prompt = piece.notes(metered)
-        if not metered and args.bpm:
-            prompt = piece.notes_beats.copy()
-            prompt[:, 2:] *= spb
+        drums = piece.drums.copy()
+        if not metered:
+            drums[:, 1:3] *= spb
+            if args.bpm:
+                prompt = piece.notes_beats.copy()
+                prompt[:, 2:] *= spb
         out_dir = Path(args.out) if args.out else path.parent
         out_dir.mkdir(parents=True, exist_ok=True)
+        if not len(prompt):
+            console.print(f"{path}: no pitched notes (drums only or empty); the band starts from silence")
         for k in range(args.variations):
-            notes = _run_generation(model, prompt, metered, piece.beats_per_bar, spb, args.seconds, voices,
-                                    args.seed + k, args.temperature, args.top_p)
+            notes = generate_notes(model, prompt, metered=metered, beats_per_bar=piece.beats_per_bar,
+                                   seconds_per_beat=spb, seconds=args.seconds, voices=voices, seed=args.seed + k,
+                                   temperature=args.temperature, top_p=args.top_p)
+            unit = 0.25 if metered else 0.125
+            vel = carry_velocities(notes, prompt, piece.velocities, unit)
             out = out_dir / f"{path.stem}-cont{k + 1}.mid"
-            write_midi(out, notes, metered, spb, piece.beats_per_bar)
-            console.print(f"wrote {out} ({len(notes) - len(prompt)} new notes, seed {args.seed + k})")
+            write_midi(out, notes, metered, spb, piece.beats_per_bar, velocity=vel, drums=drums)
+            line = f"wrote {out} ({len(notes) - len(prompt)} new notes, seed {args.seed + k})"
+            if args.json:
+                _write_json(out.with_suffix(".json"), notes, vel, spb if metered else 1.0, args.seed + k,
+                            60.0 / spb, drums)
+                line += f" and {out.with_suffix('.json').name}"
+            console.print(line)
     return 0
 
 
@@ -416,6 +405,7 @@ def cmd_generate(args) -> int:
     import numpy as np
 
     from .encoding import write_midi
+    from .offline import generate_notes
     from .store import load_model
 
     _check_gen_args(args)
@@ -426,11 +416,17 @@ def cmd_generate(args) -> int:
     out_dir = Path(args.out) if args.out else Path(".")
     out_dir.mkdir(parents=True, exist_ok=True)
     for k in range(args.variations):
-        notes = _run_generation(model, np.zeros((0, 4)), not args.unmetered, 4.0, spb, args.seconds, voices,
-                                args.seed + k, args.temperature, args.top_p)
+        notes = generate_notes(model, np.zeros((0, 4)), metered=not args.unmetered, beats_per_bar=4.0,
+                               seconds_per_beat=spb, seconds=args.seconds, voices=voices, seed=args.seed + k,
+                               temperature=args.temperature, top_p=args.top_p)
         out = out_dir / f"generated-{k + 1}.mid"
         write_midi(out, notes, not args.unmetered, spb, 4.0)
-        console.print(f"wrote {out} ({len(notes)} notes, seed {args.seed + k})")
+        line = f"wrote {out} ({len(notes)} notes, seed {args.seed + k})"
+        if args.json:
+            _write_json(out.with_suffix(".json"), notes, 80, spb if not args.unmetered else 1.0, args.seed + k,
+                        60.0 / spb)
+            line += f" and {out.with_suffix('.json').name}"
+        console.print(line)
     return 0
 
 

@@ -253,14 +253,23 @@ def split_polyphony(notes: list[tuple[float, float, int]], voices: tuple[int, ..
     return out
 
 
+GM_DRUM_CHANNEL = 9  # MIDI channel 10: General MIDI's drums, never a pitched voice
+
+
 @dataclass
 class MidiPiece:
-    """Notes of a MIDI file mapped onto the four voices, in beats and seconds."""
+    """Notes of a MIDI file mapped onto the four voices, in beats and seconds.
+
+    ``velocities`` runs beside ``notes_beats``. Notes on channel 10 (General MIDI drums) are
+    no voice's: they are kept apart in ``drums`` (pitch, start, end, velocity; beats).
+    """
 
     notes_beats: np.ndarray   # [N, 4] (voice, pitch, start, end) in quarter notes
     seconds_per_beat: float   # the file's first tempo
     beats_per_bar: float
     tempo_changes: bool
+    velocities: np.ndarray | None = None  # [N] beside notes_beats
+    drums: np.ndarray | None = None       # [M, 4] (pitch, start, end, velocity) in quarter notes
 
     def notes(self, metered: bool) -> np.ndarray:
         if metered:
@@ -271,23 +280,33 @@ class MidiPiece:
 
 
 def read_midi(path) -> MidiPiece:
-    """A MIDI file's notes on the four voices.
+    """A MIDI file's notes on the four voices (``path``: a file name or a binary file object).
 
     Tracks named player/lead/melody, bass, mid, high (as ``improv`` writes them) keep
     their voice. Otherwise the first track with notes is the lead (its top line) and
     the notes of all other tracks are split over bass/mid/high; a file with a single
-    polyphonic track gives its top line to the lead and the rest to the bands.
-    Raises ``mido``/``OSError`` errors for unreadable files (the CLI turns them into
-    ConfigError).
+    polyphonic track gives its top line to the lead and the rest to the bands. Notes on
+    channel 10 go to ``drums``, never to a voice. Raises ``mido``/``OSError`` errors for
+    unreadable files (the CLI turns them into ConfigError).
     """
-    mid = mido.MidiFile(str(path))
+    mid = mido.MidiFile(str(path)) if isinstance(path, str) or hasattr(path, "__fspath__") \
+        else mido.MidiFile(file=path)
     tpb = mid.ticks_per_beat
     tempo, beats_per_bar, tempo_changes = None, 4.0, False
-    tracks: list[tuple[str, list[tuple[float, float, int]]]] = []
+    tracks: list[tuple[str, list[tuple[float, float, int, int]]]] = []
+    drums: list[tuple[int, float, float, int]] = []
     for track in mid.tracks:
         tick, name = 0, ""
-        open_: dict[tuple[int, int], float] = {}
-        notes: list[tuple[float, float, int]] = []
+        open_: dict[tuple[int, int], tuple[float, int]] = {}
+        notes: list[tuple[float, float, int, int]] = []
+
+        def close(key, end):
+            start, vel = open_.pop(key)
+            if key[0] == GM_DRUM_CHANNEL:
+                drums.append((key[1], start, end, vel))
+            else:
+                notes.append((start, end, key[1], vel))
+
         for msg in track:
             tick += msg.time
             if msg.type == "track_name":
@@ -302,32 +321,35 @@ def read_midi(path) -> MidiPiece:
             elif msg.type == "note_on" and msg.velocity > 0:
                 key = (msg.channel, msg.note)
                 if key in open_:
-                    notes.append((open_.pop(key), tick / tpb, msg.note))
-                open_[key] = tick / tpb
+                    close(key, tick / tpb)
+                open_[key] = (tick / tpb, msg.velocity)
             elif msg.type in ("note_off", "note_on"):
                 key = (msg.channel, msg.note)
                 if key in open_:
-                    notes.append((open_.pop(key), tick / tpb, msg.note))
-        for (ch, note), s in open_.items():
-            notes.append((s, tick / tpb, note))
+                    close(key, tick / tpb)
+        for key in list(open_):
+            close(key, tick / tpb)
         if notes:
             tracks.append((name, notes))
     seconds_per_beat = (tempo or 500_000) / 1e6
-    rows: list[tuple[int, int, float, float]] = []
+    rows: list[tuple[int, int, float, float, int]] = []
     named = [t for t in tracks if t[0] in TRACK_NAMES]
     if named and len(named) == len(tracks):
         for name, notes in tracks:
             v = VOICES.index(TRACK_NAMES[name])
-            rows.extend((v, p, s, e) for s, e, p in notes)
+            rows.extend((v, p, s, e, vel) for s, e, p, vel in notes)
     elif tracks:
         lead_notes = tracks[0][1]
         rest = [n for _, notes in tracks[1:] for n in notes]
         if len(tracks) == 1:
             lead_notes, rest = _top_line(lead_notes)
-        rows.extend((LEAD, p, s, e) for s, e, p in lead_notes)
-        rows.extend(split_polyphony(rest))
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
-    return MidiPiece(arr, seconds_per_beat, beats_per_bar, tempo_changes)
+        rows.extend((LEAD, p, s, e, vel) for s, e, p, vel in lead_notes)
+        vel_of = {(s, p): vel for s, e, p, vel in rest}
+        rows.extend((v, p, s, e, vel_of[(s, p)]) for v, p, s, e in split_polyphony([n[:3] for n in rest]))
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    drum_arr = np.array(sorted(drums, key=lambda d: (d[1], d[0])), dtype=np.float64).reshape(-1, 4)
+    return MidiPiece(arr[:, :4].copy(), seconds_per_beat, beats_per_bar, tempo_changes,
+                     velocities=arr[:, 4].astype(np.int64), drums=drum_arr)
 
 
 def _top_line(notes):
@@ -344,9 +366,11 @@ def _top_line(notes):
 
 
 def write_midi(path, notes: np.ndarray, metered: bool, seconds_per_beat: float = 0.5,
-               beats_per_bar: float = 4.0, velocity: int = 80) -> None:
+               beats_per_bar: float = 4.0, velocity: int | np.ndarray = 80, drums: np.ndarray | None = None) -> None:
     """Write notes ``[N, 4]`` (voice, pitch, start, end; beats or seconds) as a type-1 file,
-    one named track per voice (player, bass, mid, high) on improv's channels."""
+    one named track per voice (player, bass, mid, high) on improv's channels. ``path``: a
+    file name or a binary file object; ``velocity``: one for all or one per note; ``drums``
+    (pitch, start, end, velocity rows, same units) go on a "drums" track on channel 10."""
     from ..output import CHANNELS
 
     tpb = 480
@@ -356,22 +380,29 @@ def write_midi(path, notes: np.ndarray, metered: bool, seconds_per_beat: float =
     meta.append(mido.MetaMessage("time_signature", numerator=max(1, num), denominator=4, time=0))
     mid.tracks.append(meta)
     scale = tpb if metered else tpb / seconds_per_beat
-    for v, name in ((LEAD, "player"), (0, "bass"), (1, "mid"), (2, "high")):
-        sel = notes[notes[:, 0] == v]
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
+    vel = np.broadcast_to(np.asarray(velocity, dtype=np.int64), (len(notes),))
+    parts = [(name, CHANNELS[name], notes[notes[:, 0] == v][:, 1:], vel[notes[:, 0] == v])
+             for v, name in ((LEAD, "player"), (0, "bass"), (1, "mid"), (2, "high"))]
+    if drums is not None and len(drums):
+        d = np.asarray(drums, dtype=np.float64).reshape(-1, 4)
+        parts.append(("drums", GM_DRUM_CHANNEL, d[:, :3], d[:, 3].astype(np.int64)))
+    for name, ch, sel, vels in parts:
         if not len(sel):
             continue
-        ch = CHANNELS[name]
         evs = []
-        for _, p, s, e in sel:
-            evs.append((int(round(s * scale)), 1, int(p)))
-            evs.append((int(round(e * scale)), 0, int(p)))
+        for (p, s, e), v in zip(sel, vels):
+            evs.append((int(round(s * scale)), 1, int(p), int(np.clip(v, 1, 127))))
+            evs.append((int(round(e * scale)), 0, int(p), 0))
         evs.sort()
         track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
         last = 0
-        for tick, on, p in evs:
+        for tick, on, p, v in evs:
             kind = "note_on" if on else "note_off"
-            track.append(mido.Message(kind, channel=ch, note=p, velocity=velocity if on else 0,
-                                      time=tick - last))
+            track.append(mido.Message(kind, channel=ch, note=p, velocity=v, time=tick - last))
             last = tick
         mid.tracks.append(track)
-    mid.save(str(path))
+    if isinstance(path, str) or hasattr(path, "__fspath__"):
+        mid.save(str(path))
+    else:
+        mid.save(file=path)

@@ -177,12 +177,17 @@ class FrameNet(nn.Module):
 
     def trunk(self, idx: torch.Tensor) -> torch.Tensor:
         """States ``[B, T, D]`` of frames given their input rows ``[B, T, N_INPUT_SLOTS]``."""
+        return self.hidden(idx, len(self.blocks))
+
+    def hidden(self, idx: torch.Tensor, layer: int) -> torch.Tensor:
+        """States ``[B, T, D]`` after the first ``layer`` blocks (0: the input embedding); after
+        the last block, with the final norm (what the heads read)."""
         T = idx.shape[1]
         cos, sin = rope_tables(torch.arange(T), self.head_dim, self.cfg.rope_base)
         x = self.drop(self.embed(idx))
-        for b in self.blocks:
+        for b in self.blocks[:layer]:
             x = b(x, cos, sin)
-        return self.ln_f(x)
+        return self.ln_f(x) if layer == len(self.blocks) else x
 
     def heads(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Logits ``[..., 4, VOCAB]`` of the next frame from states ``[..., D]``, teacher-forced
