@@ -208,7 +208,10 @@ class HttpService:
 
         @app.exception_handler(RequestValidationError)
         async def invalid(request: Request, exc: RequestValidationError):
-            errors = [{"field": _field(e.get("loc", ())), "message": str(e.get("msg", "invalid")).removeprefix("Value error, ")}
+            errors = [{"field": "body", "message": f"not valid JSON ({e.get('ctx', {}).get('error', 'unreadable')}, "
+                                                  f"at character {e['loc'][-1]})"}
+                      if e.get("type") == "json_invalid" else
+                      {"field": _field(e.get("loc", ())), "message": str(e.get("msg", "invalid")).removeprefix("Value error, ")}
                       for e in exc.errors()]
             first = errors[0] if errors else {"field": "body", "message": "invalid"}
             return JSONResponse(status_code=422, content=jsonable_encoder({
