@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import mido
 import numpy as np
 import pytest
@@ -165,3 +167,66 @@ def test_an_interrupted_parse_resumes_from_the_files_parsed(tmp_path, monkeypatc
     pieces = data.load_pieces(["chorales"], tmp_path)
     assert calls == items[2:], "only the file not parsed before is parsed again"
     assert len(pieces) >= 2
+
+
+def _melody_with_drums(path, bpm=100.0):
+    """The melody of _melody_file and a kick/snare track on channel 10 (General MIDI drums)."""
+    _melody_file(path, bpm)
+    mid = mido.MidiFile(str(path))
+    dr = mido.MidiTrack()
+    for i in range(24):
+        dr.append(mido.Message("note_on", channel=9, note=36 if i % 2 == 0 else 38, velocity=90, time=0))
+        dr.append(mido.Message("note_off", channel=9, note=36 if i % 2 == 0 else 38, velocity=0, time=240))
+    mid.tracks.append(dr)
+    mid.save(str(path))
+
+
+@pytest.mark.parametrize("voices", ["lead,bass,mid,high", "all"])
+def test_continue_a_melody_writes_the_band_too(tmp_path, voices):
+    src = tmp_path / "tune.mid"
+    _melody_file(src)
+    assert main(["continue", str(src), "--seconds", "8", "--voices", voices, "--out-dir", str(tmp_path),
+                 "--seed", "0"]) == 0
+    mid = mido.MidiFile(str(tmp_path / "tune-cont1.mid"))
+    names = {m.name for t in mid.tracks for m in t if m.type == "track_name"}
+    assert "player" in names and names & {"bass", "mid", "high"}, names
+    notes = read_midi(tmp_path / "tune-cont1.mid").notes_beats
+    band = notes[notes[:, 0] != LEAD]
+    assert len(band) >= 3 and band[:, 2].min() >= 12.0  # the band comes in after the melody
+
+
+def test_continue_keeps_channel_10_as_drums_not_bass(tmp_path):
+    src = tmp_path / "groove.mid"
+    _melody_with_drums(src)
+    piece = read_midi(src)
+    assert not np.any(piece.notes_beats[:, 0] == 0)  # no kick or snare read as bass notes
+    assert len(piece.drums) == 24 and set(piece.drums[:, 0].astype(int)) == {36, 38}
+    assert main(["continue", str(src), "--seconds", "4", "--voices", "bass,mid,high", "--out-dir", str(tmp_path)]) == 0
+    mid = mido.MidiFile(str(tmp_path / "groove-cont1.mid"))
+    drum_track = [t for t in mid.tracks if any(m.type == "track_name" and m.name == "drums" for m in t)]
+    assert len(drum_track) == 1
+    hits = [m for m in drum_track[0] if m.type == "note_on" and m.velocity > 0]
+    assert len(hits) == 24 and {m.channel for m in hits} == {9} and {m.note for m in hits} == {36, 38}
+    out = read_midi(tmp_path / "groove-cont1.mid")
+    bass = out.notes_beats[out.notes_beats[:, 0] == 0]
+    assert not np.any(bass[:, 2] < 12.0)  # the prompt had no bass: none appears in it
+
+
+def test_json_beside_the_midi_says_what_the_midi_says(tmp_path):
+    src = tmp_path / "tune.mid"
+    _melody_file(src)
+    assert main(["continue", str(src), "--seconds", "4", "--variations", "2", "--seed", "7", "--json",
+                 "--out-dir", str(tmp_path)]) == 0
+    for k in (1, 2):
+        doc = json.loads((tmp_path / f"tune-cont{k}.json").read_text())
+        assert doc["seed"] == 7 + k - 1 and doc["bpm"] == pytest.approx(100)
+        piece = read_midi(tmp_path / f"tune-cont{k}.mid")
+        names = {LEAD: "player", 0: "bass", 1: "mid", 2: "high"}
+        from_midi = sorted((names[int(v)], int(p), round(s * 0.6, 3), round((e - s) * 0.6, 3))
+                           for v, p, s, e in piece.notes_beats)
+        from_json = sorted((n["voice"], n["pitch"], round(n["onset"], 3), round(n["duration"], 3)) for n in doc["notes"])
+        assert from_json == from_midi and len(from_json) > 12
+        assert set(doc["notes"][0]) == {"onset", "duration", "pitch", "velocity", "voice"}
+    assert main(["generate", "--seconds", "3", "--json", "--out-dir", str(tmp_path), "--seed", "4"]) == 0
+    doc = json.loads((tmp_path / "generated-1.json").read_text())
+    assert doc["seed"] == 4 and doc["notes"] and max(n["onset"] + n["duration"] for n in doc["notes"]) <= 3 + 1e-3
