@@ -15,6 +15,9 @@ with ``http.client``, one keep-alive connection each.
    (generate 8 s, continue a real tune for 8 s, embed, in turn): requests per second,
    latency p50/p95 per task, failed requests (anything but 200), and the server's RSS
    sampled each second (its growth over the second half says whether it is flat).
+4. Burst: twice ``--max-queue`` clients for ``--burst-seconds`` (generate 8 s; a client refused
+   waits 0.2 s): the requests past the queue are refused at once with 503, none fails, the
+   answered ones wait at most a queue's worth.
 """
 
 from __future__ import annotations
@@ -113,12 +116,50 @@ def start_server(max_queue: int) -> tuple[subprocess.Popen, int]:
     return p, int(line.split(" on ")[1].split()[0].rsplit(":", 1)[1])
 
 
+def run_clients(port: int, pid: int, bodies, clients: int, seconds: float, backoff: float = 0.2):
+    """``clients`` threads sending ``bodies`` in turn for ``seconds`` (after a 503, each waits
+    ``backoff`` s): [(task, status, latency, end time)] (status 0: the connection failed), and
+    the server's RSS each second [(time, MB)]."""
+    results: list[tuple[str, int, float, float]] = []
+    lock = threading.Lock()
+    t_start = time.perf_counter()
+    t_end = t_start + seconds
+
+    def client(k: int) -> None:
+        cl = Client(port)
+        i = k
+        while time.perf_counter() < t_end:
+            task, body = bodies[i % len(bodies)]
+            i += 1
+            try:
+                status, _, wall = cl.post({**body, "seed": i})
+            except (OSError, http.client.HTTPException):
+                status, wall = 0, float("nan")
+                cl = Client(port)
+            with lock:
+                results.append((task, status, wall, time.perf_counter() - t_start))
+            if status == 503:
+                time.sleep(backoff)
+
+    rss = []
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        rss.append((time.perf_counter() - t_start, rss_mb(pid)))
+        time.sleep(1.0)
+    for t in threads:
+        t.join()
+    return results, rss
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--max-queue", type=int, default=8)
+    ap.add_argument("--burst-seconds", type=float, default=15.0)
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args()
     report: dict = {"machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at start"}
@@ -162,34 +203,7 @@ def main() -> int:
         bodies = [("generate", {"task": "generate", "length_seconds": 8}),
                   ("continue", {"task": "continue", "midi": tune, "prime_seconds": 10, "length_seconds": 8}),
                   ("embed", {"task": "embed", "midi": minute})]
-        results: list[tuple[str, int, float, float]] = []  # (task, status, latency, end time)
-        lock = threading.Lock()
-        t_start = time.perf_counter()
-        t_end = t_start + args.seconds
-
-        def client(k: int) -> None:
-            cl = Client(port)
-            i = k
-            while time.perf_counter() < t_end:
-                task, body = bodies[i % len(bodies)]
-                i += 1
-                try:
-                    status, _, wall = cl.post({**body, "seed": i})
-                except (OSError, http.client.HTTPException):
-                    status, wall = 0, float("nan")
-                    cl = Client(port)
-                with lock:
-                    results.append((task, status, wall, time.perf_counter() - t_start))
-
-        rss = []
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
-        for t in threads:
-            t.start()
-        while any(t.is_alive() for t in threads):
-            rss.append((time.perf_counter() - t_start, rss_mb(proc.pid)))
-            time.sleep(1.0)
-        for t in threads:
-            t.join()
+        results, rss = run_clients(port, proc.pid, bodies, args.clients, args.seconds)
         took = max(r[3] for r in results)
         ok = [r for r in results if r[1] == 200]
         failed = len(results) - len(ok)
@@ -214,7 +228,20 @@ def main() -> int:
         print(f"  server RSS: {L['rss_mb_start']:.0f} MB at the start, {L['rss_mb_mid']:.0f} MB at half time, "
               f"{L['rss_mb_end']:.0f} MB at the end (max {L['rss_mb_max']:.0f}; "
               f"{L['rss_mb_growth_second_half']:+.1f} MB over the second half)")
-        report["health"] = c.get("/health")
+        # 4. more clients than the queue holds: the extra requests are refused at once (503), none fails
+        burst = 2 * args.max_queue
+        b_results, _ = run_clients(port, proc.pid, bodies[:1], burst, args.burst_seconds)
+        codes = [r[1] for r in b_results]
+        answered = [r[2] for r in b_results if r[1] == 200]
+        refused = [r[2] for r in b_results if r[1] == 503]
+        report["burst"] = {"clients": burst, "seconds": args.burst_seconds, "answered": len(answered),
+                           "refused_503": len(refused), "failed": len(codes) - len(answered) - len(refused),
+                           "answered_p95_s": pct(answered, 95), "refused_p50_ms": 1000 * pct(refused, 50)}
+        B = report["burst"]
+        print(f"burst: {burst} clients (queue {args.max_queue}) for {args.burst_seconds:.0f} s: {B['answered']} answered "
+              f"(p95 {B['answered_p95_s']:.2f} s), {B['refused_503']} refused with 503 in {B['refused_p50_ms']:.1f} ms "
+              f"(p50), {B['failed']} failed")
+        report["health"] = Client(port).get("/health")
     finally:
         proc.terminate()
         proc.wait(timeout=60)

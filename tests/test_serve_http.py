@@ -270,3 +270,23 @@ def test_standalone_entry_serves_until_interrupted(service):
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
     assert p.returncode == 0 and "1 requests answered" in out and "Traceback" not in err
+
+
+def test_the_docs_similar_example_ranks_files(service, tmp_path):
+    """docs/http-api.md's similar.py, run as written against the service: the reference
+    first (1.000), then the tune with one note changed, then an unrelated one."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "http-api.md").read_text()
+    script = re.findall(r"```python\n(.*?)```", doc.split("## `similar`", 1)[1], re.S)[0]
+    (tmp_path / "similar.py").write_text(script)
+    files = {"ref.mid": melody_midi(), "near.mid": melody_midi((60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 71)),
+             "far.mid": melody_midi((30, 90, 31, 89, 32, 88, 33, 87, 34, 86, 35, 85), bpm=180)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    r = subprocess.run([sys.executable, "similar.py", "ref.mid", "far.mid", "near.mid", "ref.mid"], cwd=tmp_path,
+                       env={**os.environ, "IMPROV_API": service.url}, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    ranked = [line.split() for line in r.stdout.strip().splitlines()]
+    assert [p for _, p in ranked] == ["ref.mid", "near.mid", "far.mid"]
+    assert ranked[0][0] == "1.000" and float(ranked[1][0]) > float(ranked[2][0])
