@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 from improv.model import load_model, read_midi
-from improv.model.encoding import LEAD
 from improv.model.offline import cosine
 from improv.serve.http import HttpService
 

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ImprovError
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,10 @@ class HttpService:
         @app.exception_handler(FieldError)
         async def bad_field(request: Request, exc: FieldError):
             return _error(422, exc.field, exc.message)
+
+        @app.exception_handler(ImprovError)
+        async def refused(request: Request, exc: ImprovError):  # a value the model's own checks refused
+            return _error(422, None, str(exc))
 
         @app.exception_handler(Exception)
         async def failed(request: Request, exc: Exception):
@@ -408,7 +412,6 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     from ..cli import Parser
-    from ..errors import ImprovError
 
     p = Parser(prog="python3 -m improv.serve.http", description="Serve the band model's HTTP JSON API "
                "(GET /health, POST /predict; the schema at /docs).")
