@@ -289,3 +289,10 @@ def test_the_docs_similar_example_ranks_files(service, tmp_path):
     ranked = [line.split() for line in r.stdout.strip().splitlines()]
     assert [p for _, p in ranked] == ["ref.mid", "near.mid", "far.mid"]
     assert ranked[0][0] == "1.000" and float(ranked[1][0]) > float(ranked[2][0])
+
+
+def test_unknown_paths_and_methods_answer_json(service):
+    status, _, r = call(service.url + "/nothing")
+    assert status == 404 and "/predict" in r["error"] and r["field"] is None
+    status, _, r = call(service.url + "/predict")  # a GET
+    assert status == 405 and "POST /predict" in r["error"]

@@ -16,9 +16,11 @@ implementation with ``improv continue``/``generate``: :mod:`improv.model.offline
 
 FastAPI on uvicorn: the request schema is pydantic's, so a bad field is a 422 whose JSON
 names it (``{"error": "top_p: ...", "field": "top_p", "errors": [...]}``); FastAPI also
-serves the schema at ``/docs``. The model runs on one worker thread; at most
-``max_queue`` requests wait or run, the next gets 503 with ``Retry-After`` (never a pile-up).
-The event loop only validates and hands on.
+serves the schema at ``/openapi.json`` (``/docs`` shows it, with Swagger UI from its CDN).
+Why FastAPI: the schema checks and field-naming errors come from a declared model instead
+of hand-written checks, and uvicorn serves it from a thread of its own. The model runs on
+one worker thread; at most ``max_queue`` requests wait or run, the next gets 503 with
+``Retry-After`` (never a pile-up). The event loop only validates and hands on.
 
 ``HttpService(...).start()`` serves from a background thread (``improv serve --http``);
 standalone: ``python3 -m improv.serve.http --port 8100``.
@@ -189,6 +191,7 @@ class HttpService:
         from fastapi.encoders import jsonable_encoder
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import JSONResponse
+        from starlette.exceptions import HTTPException as StarletteHTTPException
 
         Predict = _schema()
         app = FastAPI(title="improv band model", version="1",
@@ -220,6 +223,11 @@ class HttpService:
         @app.exception_handler(FieldError)
         async def bad_field(request: Request, exc: FieldError):
             return _error(422, exc.field, exc.message)
+
+        @app.exception_handler(StarletteHTTPException)
+        async def http_error(request: Request, exc: StarletteHTTPException):  # 404, 405: where to go instead
+            return _error(exc.status_code, None, f"{request.method} {request.url.path}: {exc.detail}; "
+                                                 "use GET /health or POST /predict (schema: /openapi.json)")
 
         @app.exception_handler(ImprovError)
         async def refused(request: Request, exc: ImprovError):  # a value the model's own checks refused
@@ -431,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"serving the band model on {service.url} (POST /predict, GET /health, /docs); Ctrl-C stops", flush=True)
+    print(f"serving the band model on {service.url} (POST /predict, GET /health, /openapi.json); Ctrl-C stops", flush=True)
     try:
         stop.wait()
     finally:
