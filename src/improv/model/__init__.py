@@ -36,7 +36,9 @@ Live use, the API the band players call::
 * Sampling: ``temperature`` and ``top_p`` per session, overridable per voice.
 
 Offline: ``improv train``, ``improv eval-model``, ``improv continue IN.mid``,
-``improv generate``. The model card is models/MODEL_CARD.md.
+``improv generate``; whole pieces (continue, generate, embed as a vector, the notes' JSON
+form) in ``offline``, which the HTTP API (``improv.serve.http``) serves too. The model card
+is models/MODEL_CARD.md.
 """
 
 # Everything here needs torch (or numpy at least): imported on first use, so that importing
