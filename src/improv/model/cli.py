@@ -383,7 +383,8 @@ def cmd_continue(args) -> int:
         out_dir = Path(args.out) if args.out else path.parent
         out_dir.mkdir(parents=True, exist_ok=True)
         if not len(prompt):
-            console.print(f"{path}: no pitched notes (drums only or empty); the band starts from silence")
+            console.print(f"{path}: no pitched notes (drums only or empty); the band plays from its first beat",
+                          soft_wrap=True)
         for k in range(args.variations):
             notes = generate_notes(model, prompt, metered=metered, beats_per_bar=piece.beats_per_bar,
                                    seconds_per_beat=spb, seconds=args.seconds, voices=voices, seed=args.seed + k,
@@ -397,7 +398,7 @@ def cmd_continue(args) -> int:
                 _write_json(out.with_suffix(".json"), notes, vel, spb if metered else 1.0, args.seed + k,
                             60.0 / spb, drums)
                 line += f" and {out.with_suffix('.json').name}"
-            console.print(line)
+            console.print(line, soft_wrap=True)
     return 0
 
 
@@ -426,7 +427,7 @@ def cmd_generate(args) -> int:
             _write_json(out.with_suffix(".json"), notes, 80, spb if not args.unmetered else 1.0, args.seed + k,
                         60.0 / spb)
             line += f" and {out.with_suffix('.json').name}"
-        console.print(line)
+        console.print(line, soft_wrap=True)
     return 0
 
 
