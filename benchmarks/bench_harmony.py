@@ -243,7 +243,7 @@ def template_baseline(notes, end: float, causal: bool):
 
 
 def run_song(folder: Path, seconds: float, seed: int, modes=("follow", "changes", "auto"),
-             hows=("audio", "notes")) -> dict:
+             hows=("audio", "notes"), follower: str = "default") -> dict:
     from improv.band.band import Band, BandSettings
     from improv.band.offline import hear_blocks, play
     from improv.harmony.source import TimedHarmony
@@ -276,6 +276,12 @@ def run_song(folder: Path, seconds: float, seed: int, modes=("follow", "changes"
             if mode == "changes":
                 band = Band(BandSettings(tempo=bpm, seed=seed), harmony=TimedHarmony(given))
                 band.time.fixed = FixedClock(bpm, t0=first_down, meter=band.time.meter)
+            elif follower == "templates":  # the follower without the learned recogniser
+                from improv.harmony.follower import ChordFollower
+                from improv.harmony.source import AutoHarmony, FollowHarmony
+
+                h = AutoHarmony(seed, follower=ChordFollower()) if mode == "auto" else FollowHarmony(ChordFollower())
+                band = Band(BandSettings(seed=seed, changes="auto" if mode == "auto" else None), harmony=h)
             else:
                 band = Band(BandSettings(seed=seed, changes="auto" if mode == "auto" else None))
             evs = play(band, heard)
@@ -346,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--modes", default="follow,changes,auto", help="comma list of follow, changes, auto")
     ap.add_argument("--inputs", default="audio,notes", help="comma list of audio, notes")
+    ap.add_argument("--follower", default="default", choices=("default", "templates"),
+                    help="templates: the chord follower without the learned recogniser (models/chords.pt)")
     args = ap.parse_args(argv)
     import torch
 
@@ -357,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     results = []
     for folder in songs(args.split, args.songs, shared):
-        r = run_song(folder, args.seconds, args.seed, tuple(args.modes.split(",")), tuple(args.inputs.split(",")))
+        r = run_song(folder, args.seconds, args.seed, tuple(args.modes.split(",")), tuple(args.inputs.split(",")),
+                     args.follower)
         results.append(r)
         for key in [k for k in r if "/" in k]:
             f = r[key]

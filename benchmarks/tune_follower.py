@@ -17,11 +17,14 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def follow(mel, seconds, grid, **kw):
+def follow(mel, seconds, grid, learned=False, **kw):
     from improv.harmony.follower import ChordFollower
+    from improv.harmony.learned import Recogniser
 
-    f = ChordFollower(**{k: v for k, v in kw.items() if k not in ("carry", "emission", "hold_evidence", "key_margin", "hold")})
-    for k in ("carry", "emission", "hold_evidence", "key_margin", "hold"):
+    rec = Recogniser() if learned else None
+    f = ChordFollower(recogniser=rec, **{k: v for k, v in kw.items()
+                                         if k not in ("carry", "emission", "hold_evidence", "key_margin", "hold", "learned_weight")})
+    for k in ("carry", "emission", "hold_evidence", "key_margin", "hold", "learned_weight"):
         if k in kw:
             setattr(f, k, kw[k])
     evs = sorted([(s, 1, p) for s, e, p in mel] + [(e, 0, p) for s, e, p in mel])
@@ -51,6 +54,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--songs", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=40.0)
+    ap.add_argument("--learned", action="store_true", help="the learned recogniser (models/chords.pt) as evidence")
     args = ap.parse_args()
     data = []
     for folder in bh.songs("val", args.songs, default_shared_data()):
@@ -58,7 +62,10 @@ def main() -> int:
         ch, _, _ = read_pop909_song(folder)
         ch = [(s - off, e - off, c) for s, e, c in ch if e > off and s < args.seconds + off]
         data.append((mel, ch))
-    grid_opts = {"step": [1.5], "hold": [0.2, 0.35, 0.5, 0.65], "sharpness": [4.0, 6.0, 9.0]}
+    if args.learned:
+        grid_opts = {"step": [1.0, 1.5], "margin": [0.0, 0.4], "learned_weight": [0.3, 0.5, 0.7, 1.0], "learned": [True]}
+    else:
+        grid_opts = {"step": [1.5], "hold": [0.2, 0.35, 0.5, 0.65], "sharpness": [4.0, 6.0, 9.0]}
     results = []
     for values in itertools.product(*grid_opts.values()):
         kw = dict(zip(grid_opts, values))

@@ -159,14 +159,19 @@ def arpeggios(form, bars: int, beat: float, kind: str) -> list[tuple[int, float,
     return out
 
 
+@pytest.mark.parametrize("evidence", ["templates", "learned"])
 @pytest.mark.parametrize("kind", ["arpeggio", "scale"])
-def test_follower_names_the_chords_of_arpeggios_and_scales(kind):
+def test_follower_names_the_chords_of_arpeggios_and_scales(kind, evidence):
     """By the second half of each bar (after two beats of it), the follower names the bar's
-    chord (root and major/minor), on at least 14 of the 16 bars."""
+    chord (root and major/minor), on at least 14 of the 16 bars — with the templates and
+    with the learned recogniser (the band's default, models/chords.pt)."""
+    from improv.harmony.source import default_follower
+
     form = parse_changes(CHANGES)
     beat = 0.5
     notes = arpeggios(form, 16, beat, kind)
-    f = ChordFollower()
+    f = ChordFollower() if evidence == "templates" else default_follower()
+    assert (f.recogniser is not None) == (evidence == "learned")
     grid = SecondsGrid(2 * beat)  # half bars
     evs = sorted([(s, 1, p) for p, s, e in notes] + [(e, 0, p) for p, s, e in notes])
     right = 0
@@ -181,6 +186,40 @@ def test_follower_names_the_chords_of_arpeggios_and_scales(kind):
         truth = form.at(bar * 4)[0]
         right += named.root == truth.root and named.minor == truth.minor
     assert right >= 14, f"{right} of 16 bars named"
+
+
+def test_recogniser_online_equals_offline():
+    """The learned recogniser read frame by frame as notes arrive (at irregular "now"s)
+    gives the posteriors of the whole melody read at once, to 1e-4."""
+    from improv.harmony import learned
+
+    net = learned.load()
+    assert net is not None, "models/chords.pt is missing"
+    notes = [(s, e, p) for p, s, e in arpeggios(parse_changes(CHANGES), 4, 0.45, "scale")]
+    n = int(notes[-1][1] / learned.FRAME)
+    offline = learned.posteriors(net, notes, n)
+    rec = learned.Recogniser(net)
+    rng = np.random.default_rng(1)
+    now, got = 0.0, {}
+    while rec.frames < n:
+        now = min(now + float(rng.uniform(0.01, 0.4)), n * learned.FRAME)
+        heard = [(s, e if e <= now else None, p) for s, e, p in notes if s <= now]
+        rec.advance(heard, now)
+        got[rec.frames - 1] = rec._post.copy()
+    for k, post in got.items():
+        assert np.allclose(post, offline[k], atol=1e-4), k
+
+
+def test_recogniser_features_on_a_grid():
+    """A note from 0.1 to 0.3 s of pitch 64 (E) on the 125 ms grid: 0.2 of frame 0 (its
+    onset), all of frame 1, 0.4 of frame 2, nothing of frame 3; the rest of each frame is
+    silent; transposed by 3 it is G."""
+    from improv.harmony.learned import frame_features
+
+    x = frame_features([(0.1, 0.3, 64)], 4)
+    assert x[:, 4] == pytest.approx([0.2, 1.0, 0.4, 0.0]) and x[:, :12].sum() == pytest.approx(1.6)
+    assert list(x[:, 12]) == [1, 0, 0, 0] and x[:, 13] == pytest.approx([0.8, 0.0, 0.6, 1.0])
+    assert frame_features([(0.1, 0.3, 64)], 4, shift=3)[1, 7] == pytest.approx(1.0)
 
 
 # ------------------------------------------------------------------ the band plays the changes

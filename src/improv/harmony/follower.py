@@ -105,8 +105,11 @@ class ChordFollower:
     heard) and the step grid in force."""
 
     def __init__(self, table: Table | None = None, sharpness: float = 6.0, revise_until: float = 1.0,
-                 margin: float = 0.8, key_memory: float = 24.0):
+                 margin: float = 0.8, key_memory: float = 24.0, recogniser=None):
         self.table = table if table is not None else load_table()
+        # the learned recogniser (:mod:`.learned`), when given, replaces the key prior and the
+        # templates as the evidence for each step's chord; the commitment rules stay
+        self.recogniser = recogniser
         self.sharpness = sharpness              # nats per unit of template match
         self.revise_until = revise_until        # share of a step in which the chord may change
         self.margin = margin                    # nats a new chord must win by to replace it
@@ -124,9 +127,12 @@ class ChordFollower:
         self._key_logs: np.ndarray | None = None
         self.key_margin = 2.0                   # nats the key heard must win by to change
         self.hold = 0.35                        # P(the chord of the step before goes on), beside the table
+        self.learned_weight = 1.0               # the recogniser's share against the templates, when given
 
     def reset(self) -> None:
-        self.__init__(self.table, self.sharpness, self.revise_until, self.margin, self.key_memory)
+        if self.recogniser is not None:
+            self.recogniser.reset()
+        self.__init__(self.table, self.sharpness, self.revise_until, self.margin, self.key_memory, self.recogniser)
 
     # ------------------------------------------------------------ input
 
@@ -218,6 +224,20 @@ class ChordFollower:
         length = max(end - start, 1e-3)
         key = self.key_now(now)
         prev = self._committed.get(step - 1, self._last)
+        logp = self._template_logp(step, start, length, now, key, prev, grid)
+        if self.recogniser is not None:
+            # the learned recogniser's posterior, in a product with the templates' (which hear
+            # the step's chord tones directly where the recogniser leans on what songs do)
+            self.recogniser.advance([(n.start, n.end, n.pitch) for n in self.notes], now)
+            q = self.recogniser.posterior(t)[:24]
+            w = self.learned_weight
+            logp = w * np.log(q / q.sum() + 1e-6) + (1 - w) * (logp - np.logaddexp.reduce(logp))
+        return self._decide(logp, step, start, length, now, key)
+
+    def _template_logp(self, step: int, start: float, length: float, now: float,
+                       key: tuple[int, bool] | None, prev: int | None, grid: Grid) -> np.ndarray:
+        """Log-posterior over the 24 triads from the key's transition table and the heard
+        notes' match with each triad's template."""
         if now >= start:
             # the step before is over: decide it again with all its notes (still causal)
             before = self._committed.get(step - 2, self._last)
@@ -235,6 +255,12 @@ class ChordFollower:
             # if the chord holds, the step before speaks for it too
             both = self.match(e + profile(self.notes, start - length, start, now), 2 * length, key)
             logp[prev] = max(logp[prev], prior[prev] + both[prev])
+        return logp
+
+    def _decide(self, logp: np.ndarray, step: int, start: float, length: float, now: float,
+                key: tuple[int, bool] | None) -> FollowerState:
+        """Commit to a chord for ``step`` from the log-posterior over the 24 triads: the
+        first one decided, replaced only when another wins by ``margin`` within the step."""
         best = int(np.argmax(logp))
         cur = self._committed.get(step)
         if cur is None or best != cur and start <= now < start + self.revise_until * length and logp[best] - logp[cur] > self.margin:
