@@ -64,11 +64,27 @@ class OscServer:
             "track/create": self._track, "note": self._note, "bar/end": self._bar_end,
             "param/set": self._param, "state": self._state,
         }
-        dispatcher = Dispatcher(strict_timing=False)  # a bundle's time tag never holds the server up
-        dispatcher.set_default_handler(self._on_message, needs_reply_address=True)
         owner = self
 
+        class Checked(Dispatcher):
+            def call_handlers_for_packet(self, data: bytes, client_address):
+                """python-osc drops a packet it cannot parse without a word: here it gets its reply."""
+                from pythonosc.osc_packet import OscPacket, ParseError
+
+                try:
+                    OscPacket(data)
+                except ParseError as e:
+                    owner._fail(client_address, f"not a readable OSC packet ({str(e)[:60]}); ignored")
+                    return []
+                return super().call_handlers_for_packet(data, client_address)
+
+        dispatcher = Checked(strict_timing=False)  # a bundle's time tag never holds the server up
+        dispatcher.set_default_handler(self._on_message, needs_reply_address=True)
+
         class Server(BlockingOSCUDPServer):
+            def verify_request(self, request, client_address) -> bool:
+                return True  # (python-osc drops what does not look like OSC unsaid: it gets its reply)
+
             def handle_error(self, request, client_address) -> None:
                 """A datagram the OSC parser choked on: one reply, one counted line, no traceback."""
                 error = sys.exc_info()[1]
@@ -95,8 +111,8 @@ class OscServer:
         self.received += 1
         parts = [p for p in address.strip().split("/") if p]
         route = "/".join(parts[1:]).lower() if parts and parts[0].lower() == PREFIX else None
+        handler = self._routes.get(route) if route is not None else None
         try:
-            handler = self._routes.get(route) if route is not None else None
             if handler is not None:
                 handler(sender, args)
                 return
@@ -104,7 +120,10 @@ class OscServer:
             if cmd is not None:
                 self.service.command(cmd)
         except ConfigError as e:
-            self._fail(sender, str(e) if str(e).startswith("OSC ") or route is None else f"{address}: {e}")
+            text = str(e) if str(e).startswith("OSC ") else f"OSC {address}: {e}"
+            if handler is None and "unknown command" in text:
+                text += f"; or one of {', '.join('/improv/' + r for r in self._routes)}"
+            self._fail(sender, text)
 
     def _init(self, sender, args) -> None:
         self._subscribe(sender)
