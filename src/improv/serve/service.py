@@ -248,6 +248,11 @@ class ServeService:
 
     # ------------------------------------------------------------ lifecycle
 
+    @property
+    def band(self):
+        """The running session's :class:`~improv.band.Band` (None between sessions)."""
+        return self._band if self.status == "running" else None
+
     def now(self) -> float:
         session = self._session
         return session.now() if session is not None else 0.0
