@@ -500,3 +500,46 @@ def test_a_port_in_use_is_one_line(capsys):
         code, out, err = run_cli(capsys, "serve", "--osc", str(port), "--no-midi", "--synth", "none",
                                  "--bands", "bass")
     assert_one_line_error(code, err, "--osc", "port")
+
+
+# ------------------------------------------------------------------ the MIDI port, as in listen
+
+
+@pytest.mark.jack
+def test_the_band_also_plays_on_jack_midi(jack_server, model):
+    """With a MIDI port (JACK here), every band note sent over OSC is on the port too, on
+    its band's channel, and the player's notes are echoed on channel 1, as in listen."""
+    from improv.testing.jack import JackMidiCapture, wait_until
+
+    bands = ("bass", "mid")
+    opts = ListenOptions(midi=True, midi_api="jack", synth="none", bands=bands, keep_events=False,
+                         band=BandSettings(bands=bands, tempo=120.0, seed=3))
+    service = ServeService(opts, log=lambda line: None, model=model)
+    server = OscServer(service, "127.0.0.1", 0, log=lambda line: None)
+    client = OscClient(server.port)
+    capture = JackMidiCapture("serve-capture")
+    try:
+        client.send("/improv/session/init")
+        client.send("/improv/track/create", "keys", 0, "melodic")
+        start(client)
+        wait_until(lambda: "improv:improv" in [p.name for p in capture.client.get_ports()], 10.0,
+                   "improv's MIDI port")
+        capture.connect_from("improv:improv")
+        mark = client.mark()
+        phrase = [60, 64, 67, 65, 64, 62, 60, 62]
+        play(client, phrase, step=BEAT)
+        client.send("/improv/session/end")
+        client.wait_json("/improv/state", lambda s: s["session"] == "idle", since=mark, timeout=15)
+    finally:
+        service.close()
+        server.close()
+        client.close()
+    midi = capture.snapshot()
+    capture.close()
+    ons = [(d[0] & 0x0F, d[1]) for _, d in midi if len(d) == 3 and d[0] & 0xF0 == 0x90 and d[2] > 0]
+    assert [p for ch, p in ons if ch == 0] == phrase, "the player's notes echoed on channel 1"
+    for band, channel in (("bass", 1), ("mid", 2)):
+        over_osc = [n[1] for n in band_notes(client, mark) if n[0] == band and n[2] > 0]
+        on_jack = [p for ch, p in ons if ch == channel]
+        assert over_osc, f"{band} played"
+        assert on_jack == over_osc, f"{band}: the same notes on JACK MIDI as over OSC"

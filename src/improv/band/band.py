@@ -866,7 +866,7 @@ class Band:
         thread: it reads what the band thread last wrote)."""
         views = self.describe(now)
         given: dict[str, LogEntry] = {}
-        for e in reversed(self.log):
+        for e in reversed(list(self.log)):   # (a copy: the band thread appends meanwhile)
             if e.event in ("command", "param") and e.command:
                 target = e.band or e.command.split()[0]
                 for b in (self.players if target == "all" or e.band is None and e.event == "param" else (target,)):
