@@ -351,7 +351,7 @@ class BandPlayer(Player):
         control = VoiceControl(role="lead", density=min(target, 16.0), register=(reg[0] + reg[1]) / 2,
                                low=low, high=high, temperature=1.0, top_p=1.0)
         hook = shaped(pv, onset, [], start_note=kick, pitch_temperature=(0.6 + 0.6 * variation) * self.temperature,
-                      pitch_top_p=min(0.8 + 0.2 * variation, self.top_p))
+                      pitch_top_p=min(1.0, (0.8 + 0.2 * variation) * self.top_p / PITCH_TOP_P))
         return VoiceRequest("lead", control, hook, self.velocity + 6, fold=(self.low, self.high), kick=kick)
 
 
