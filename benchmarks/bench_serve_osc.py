@@ -73,16 +73,20 @@ def serve_osc(notes: list[tuple[float, float, int]], bands: tuple[str, ...], tem
         band.trace = []                 # before any note: what each planned event had heard
         time.sleep(0.5)
         sent: list[float] = []
+        asked: list[float] = []
         t0 = time.perf_counter() + 0.2
         for onset, duration, pitch in notes:
             while time.perf_counter() < t0 + onset:
                 time.sleep(min(0.002, max(0.0, t0 + onset - time.perf_counter())))
             sent.append(client.send("/improv/note", "keys", int(pitch), 96, -1.0, float(duration)))
+            if len(sent) % 2 == 0:   # the listener answers while the band plays (the value in force)
+                asked.append(client.send("/improv/param/set", "lookahead", band.settings.lookahead))
             if len(sent) % 20 == 0:
                 load.append(os.getloadavg()[0])
         time.sleep(2.0)
         trace = list(band.trace)
         received = client.messages("/improv/generated/note")
+        replies = [m[0] for m in client.messages("/improv/param")]
         steps = list(service._session.driver.live.step_seconds)
         client.send("/improv/session/end")
         service.wait(20)
@@ -91,6 +95,7 @@ def serve_osc(notes: list[tuple[float, float, int]], bands: tuple[str, ...], tem
         server.close()
         client.close()
     return analyse(sent, received, trace) | {
+        "param_round_trip": _stats([1000 * (r - a) for a, r in zip(asked, replies)]),
         "notes_sent": len(sent), "band_messages": len(received), "load": round(float(np.mean(load)), 2)
         if load else None, "band_step_ms_p50": round(1000 * float(np.median(steps)), 2) if steps else None}
 
@@ -153,14 +158,16 @@ def main(argv=None) -> int:
     rows = [("serve, OSC loopback", "note sent -> first answering band note-on received", out["serve_osc"]
              ["first_note_on"]),
             ("serve, OSC loopback", "note sent -> first answering band message received", out["serve_osc"]
-             ["first_message"])]
+             ["first_message"]),
+            ("serve, OSC loopback", "/improv/param/set -> its reply, while the band plays", out["serve_osc"]
+             ["param_round_trip"])]
     if "listen_jack" in out:
         j = out["listen_jack"]
         rows += [("listen, JACK", "true onset -> first answering band note-on on JACK MIDI", j["first_note_on"]),
                  ("listen, JACK", "true onset -> first answering band message on JACK MIDI", j["first_message"]),
                  ("listen, JACK", "the listener's decision -> first answering message", j["band_after_decision"]),
                  ("listen, JACK", "true onset -> the listener's decision", j["decision"])]
-    print("| path | figure | notes | p50 ms | p95 ms | max ms |\n|---|---|---:|---:|---:|---:|")
+    print("| path | figure | n | p50 ms | p95 ms | max ms |\n|---|---|---:|---:|---:|---:|")
     for path, what, s in rows:
         print(f"| {path} | {what} | {s.get('n', 0)} | {s.get('p50_ms')} | {s.get('p95_ms')} | {s.get('max_ms')} |")
     print(json.dumps({k: v for k, v in out["serve_osc"].items() if k != "per_note_ms"}), file=sys.stderr)
