@@ -391,6 +391,27 @@ def test_bad_messages_get_one_error_each_and_the_server_goes_on(serve):
     assert all("\n" not in line for line in service.log_lines)
 
 
+def test_replies_go_to_the_reply_address_when_given(model):
+    bands = ("bass",)
+    opts = ListenOptions(midi=False, synth="none", bands=bands, keep_events=False, band=BandSettings(bands=bands))
+    service = ServeService(opts, log=lambda line: None, model=model)
+    receiver = OscClient(9)                      # listens only
+    server = OscServer(service, "127.0.0.1", 0, log=lambda line: None, reply=receiver.address)
+    sender = OscClient(server.port)
+    try:
+        sender.send("/improv/session/init")
+        assert json.loads(receiver.wait_for("/improv/capabilities")[0])["bands"][0]["name"] == "bass"
+        sender.send("/improv/nothing")
+        receiver.wait_for("/improv/error")
+        time.sleep(0.1)
+        assert not sender.messages(), "nothing goes back to the sender with --reply"
+    finally:
+        service.close()
+        server.close()
+        sender.close()
+        receiver.close()
+
+
 # ------------------------------------------------------------------ bars from the client
 
 
