@@ -38,7 +38,7 @@ WATCH_INTERVAL = 0.01       # the features/state watcher's tick (s)
 OFF_EARLY = 0.015           # a note's end is handed to the session this long before it is due
 
 
-class Listener(Protocol):
+class Subscriber(Protocol):
     """What the service tells its front ends (each call from one of the service's threads)."""
 
     def note(self, band: str, pitch: int, velocity: int, onset: float, duration: float) -> None: ...
@@ -69,7 +69,7 @@ class ServeService:
         self.opts: ListenOptions = opts
         self.log = log
         self.blocksize = blocksize
-        self.listeners: list[Listener] = []
+        self.listeners: list[Subscriber] = []
         self.tracks: dict[str, Track] = {}
         self.params: list[tuple[str, Any]] = []      # set before a session: applied when it starts
         self.status = "idle"                         # idle | starting | running | ending | failed
@@ -440,4 +440,4 @@ def _version() -> str:
     return __version__
 
 
-__all__ = ["ServeService", "Track", "TRACK_TYPES", "Listener"]
+__all__ = ["ServeService", "Subscriber", "Track", "TRACK_TYPES"]
