@@ -433,6 +433,20 @@ def test_bar_ends_drive_the_band(serve):
     assert ons, "the band plays to the client's bars, without a note from it"
 
 
+def test_a_drum_track_gives_the_band_its_pulse(serve):
+    service, server, client = serve(bands=("bass", "mid"))
+    client.send("/improv/session/init")
+    client.send("/improv/track/create", "kit", 0, "drum")
+    start(client)
+    mark = client.mark()
+    play(client, [36, 42, 38, 42] * 4, step=0.6, length=0.1, track="kit")      # 100 BPM
+    state = _state(client, lambda s: s["clock"]["source"] == "tracker")
+    assert state["clock"]["tempo"] == pytest.approx(100.0, abs=3.0)
+    assert state["drum_notes_in"] == 16 and state["notes_in"] == 0 and state["heard"] == 0, \
+        "the pulse only: no note of the kit is heard as the player's line"
+    assert [n for n in band_notes(client, mark) if n[2] > 0], "the band plays to the kit's pulse"
+
+
 def test_bar_clock_fits_tempo_and_phase_and_lets_go():
     clock = BarClock("3/4", tempo=None)
     assert not clock.state(0.0).locked

@@ -133,6 +133,14 @@ class LogEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class PulseOnset:
+    """An onset heard for the pulse only (:meth:`Band.hear_pulse`)."""
+
+    onset: float
+    velocity: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class TraceEntry:
     """A planned band event and what the band had heard when it planned it (benchmarks)."""
 
@@ -273,6 +281,11 @@ class Band:
         if ev.source == PLAYER and isinstance(ev, (NoteOn, NoteOff)):
             self._inbox.put(ev)
 
+    def hear_pulse(self, onset: float, velocity: int = 100) -> None:
+        """An onset that marks the pulse but is not the player's line (a client's drum track):
+        the beat tracker hears it, the model and the harmony do not. Non-blocking."""
+        self._inbox.put(PulseOnset(float(onset), int(velocity)))
+
     def command(self, cmd: Command, now: float | None = None) -> Command:
         """The one way commands reach the band. Validates at once (ConfigError names what is
         wrong), logs it (``on_command``), silences at once for stop/panic (``on_silence``),
@@ -352,6 +365,8 @@ class Band:
                 self._player_off(item)
             elif isinstance(item, ParamChange):
                 self._set_param(item)
+            elif isinstance(item, PulseOnset):
+                self.time.player_onset(item.onset, max(self.now, item.onset), item.velocity)
             else:
                 self._apply(*item)
 

@@ -12,7 +12,7 @@ Inbound (to ``--osc``, default 127.0.0.1:9100)::
                                                     until the track's next note (VELOCITY 0 ends it).
                                                     The band hears the melodic tracks as the player (one
                                                     line: a note ends the one before); drum tracks'
-                                                    notes are counted, not heard
+                                                    onsets give it the pulse (the beat tracker)
     /improv/bar/end TRACK_ID BAR_INDEX TS_NUM TS_DEN  a metered client's bar ended now
     /improv/param/set NAME VALUE                   -> /improv/param NAME VALUE (as applied)
     /improv/state                                  -> /improv/state JSON

@@ -201,7 +201,9 @@ class ServeService:
             raise ConfigError(f"note {track_id}: onset {onset:g} s is more than a minute ahead of the session "
                               f"({now:.2f} s); give session seconds, or -1 for now")
         if track.kind == "drum":
-            self.drum_notes_in += 1      # drum tracks are counted; the band hears the melodic lines
+            if velocity > 0:             # a drum track marks the pulse; the melodic tracks are the line
+                self.drum_notes_in += 1
+                self._band.hear_pulse(t, int(velocity))
             return
         key = (track.track_id, int(pitch))
         with self._lock:
