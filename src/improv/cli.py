@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-model": ("improv.model.cli", "score the band model on held-out pieces"),
     "continue": ("improv.model.cli", "continue MIDI files with the band model"),
     "generate": ("improv.model.cli", "generate music from nothing with the band model"),
+    "serve": ("improv.serve.cli", "a long-running band for other programs: sessions, notes and commands over OSC"),
 }
 COMMAND_MODULES: list[str] = list(dict.fromkeys(m for m, _ in COMMANDS.values()))
 
@@ -137,6 +138,27 @@ def _session_options(p, jam: bool = False) -> None:
                      help="quantise to keys instead of sending pitch bend")
     lis.add_argument("--bend-range", type=finite, default=2.0, help="pitch-bend range in semitones (default 2)")
     add_decide(lis)
+    _output_options(p)
+    _band_arguments(p)
+    from .control import add_control_options
+
+    add_control_options(p)  # --controller, --mapping, --osc, --no-keys
+    cfg = p.add_argument_group("settings file")
+    cfg.add_argument("--config", metavar="FILE", help="read settings from a TOML file (keys are the long option "
+                     "names, e.g. tempo = 96, bands = \"bass,mid\", program = [\"bass=33\"]); options given on "
+                     "the command line win")
+    cfg.add_argument("--save-config", metavar="FILE", help="write the settings in force to FILE (TOML) and go on")
+    add_log_options(p)
+
+
+def add_log_options(p) -> None:
+    log = p.add_argument_group("log")
+    log.add_argument("--quiet", "-q", action="store_true", help="no note log")
+    log.add_argument("--verbose", "-v", action="store_true", help="log pitch bends too")
+
+
+def _output_options(p) -> None:
+    """MIDI out and the built-in sound (listen, jam, serve)."""
     out = p.add_argument_group("MIDI out")
     out.add_argument("--midi-out", "-o", metavar="PORT", help="existing MIDI output port (part of its name); "
                      "default: a virtual port improv:improv")
@@ -151,6 +173,10 @@ def _session_options(p, jam: bool = False) -> None:
                           "FluidSynth and a SoundFont are there); none: MIDI only")
     snd.add_argument("--soundfont", metavar="FILE", help="General MIDI SoundFont for --synth "
                      "(default: the first found in /usr/share/sounds/sf2, sf3)")
+
+
+def _band_arguments(p) -> None:
+    """The band's options (listen, jam, serve): read by :func:`_band_options`."""
     band = p.add_argument_group("band")
     band.add_argument("--bands", default="all",
                       help="band players: all (default: bass, mid, high and drums), none, or a comma list of "
@@ -204,17 +230,6 @@ def _session_options(p, jam: bool = False) -> None:
                       "(--tempo: the tempo it starts with when alone)")
     band.add_argument("--clock-out", action="store_true", help="send MIDI clock (24 PPQN, start/stop) from the "
                       "band's tempo on the MIDI port")
-    from .control import add_control_options
-
-    add_control_options(p)  # --controller, --mapping, --osc, --no-keys
-    cfg = p.add_argument_group("settings file")
-    cfg.add_argument("--config", metavar="FILE", help="read settings from a TOML file (keys are the long option "
-                     "names, e.g. tempo = 96, bands = \"bass,mid\", program = [\"bass=33\"]); options given on "
-                     "the command line win")
-    cfg.add_argument("--save-config", metavar="FILE", help="write the settings in force to FILE (TOML) and go on")
-    log = p.add_argument_group("log")
-    log.add_argument("--quiet", "-q", action="store_true", help="no note log")
-    log.add_argument("--verbose", "-v", action="store_true", help="log pitch bends too")
 
 
 BLOCKSIZE = (16, 8192)          # samples per block: 8192 is 170 ms at 48 kHz, already far too late to answer

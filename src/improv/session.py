@@ -257,10 +257,11 @@ class Session:
     ``on_event`` gets every event published, ``on_command`` every command logged,
     ``on_start(listener, source)`` is called once both exist, ``on_band`` receives what
     commands go to (``.command(Command)``), ``on_warning`` one-line warnings, and
-    ``view`` (a display: ``bands`` of BandState, ``set_clock``) the band's state.
+    ``view`` (a display: ``bands`` of BandState, ``set_clock``) the band's state. ``band``
+    plays instead of one made from ``opts`` (a long-running server keeps its model loaded).
     """
 
-    def __init__(self, opts: ListenOptions, *, source=None,
+    def __init__(self, opts: ListenOptions, *, source=None, band: Band | None = None,
                  on_event: Callable[[Event], None] | None = None,
                  on_command: Callable[[Command], None] | None = None,
                  on_start: Callable[[Listener, object], None] | None = None,
@@ -271,7 +272,8 @@ class Session:
             raise ConfigError(f"--bend-range {opts.bend_range:g}: give 0 < semitones <= 24")
         self.opts = opts
         self.layout = BandLayout.make(opts.channels, bend_range=opts.bend_range)
-        self.band = _make_band(opts)  # before any port opens: a missing model is said first
+        self.band = band if band is not None else _make_band(opts)  # before any port opens: a missing
+        # model is said first
         tracker_opts = {"fmin": opts.fmin} if opts.fmin and opts.tracker == "yin" else {}
         self.tracker = make_tracker(opts.tracker, **tracker_opts)
         configure_process()  # once its parts are loaded: torch (if any of them use it) on one thread

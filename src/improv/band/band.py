@@ -26,9 +26,9 @@ import heapq
 import itertools
 import math
 import queue
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError
@@ -40,7 +40,8 @@ from .context import EPS, Context, CtxNote, pitch_class_profile
 from .drums import HIT_SECONDS, Drummer, DrumScene, check_style, default_meter, load_groove
 from .generators import Generator, make_generator
 from .orders import Orders
-from .players import DEFAULT_RANGES, BandPlayer, Scene, fold_into, parse_range
+from .params import PARAMS, ParamChange, check_param
+from .players import DEFAULT_RANGES, BandPlayer, Scene, VoiceRequest, fold_into, parse_range
 from .timebase import TimeBase, TimeMap
 from ..harmony.source import AutoHarmony, FollowHarmony, FormHarmony, HarmonyNow, make_harmony, parse_key
 from ..timing import FixedClock, parse_meter
@@ -132,6 +133,14 @@ class LogEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class PulseOnset:
+    """An onset heard for the pulse only (:meth:`Band.hear_pulse`)."""
+
+    onset: float
+    velocity: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class TraceEntry:
     """A planned band event and what the band had heard when it planned it (benchmarks)."""
 
@@ -156,6 +165,23 @@ def chord_key_name(key: tuple[int, bool]) -> str:
     from ..harmony.chords import NAMES
 
     return f"{NAMES[key[0]]} {'minor' if key[1] else 'major'}"
+
+
+MAX_REDRAWS = 3     # a bar's last frame is drawn at most this many times again (silence, novelty checks)
+
+
+def _forcing(hook, avoid: int | None):
+    """``hook``, then a new note forced (no rest, no hold), not on pitch ``avoid``."""
+    from ..model.encoding import PITCH_HI, PITCH_LO
+
+    def forced(ctx, logits) -> None:
+        if hook is not None:
+            hook(ctx, logits)
+        logits[:2] = -math.inf
+        if avoid is not None and PITCH_LO <= avoid <= PITCH_HI:
+            logits[2 + avoid - PITCH_LO] = -math.inf
+
+    return forced
 
 
 PHRASE_BEATS = 8.0  # the player's "last phrase": since their last silence of 1.5 beats, at most 8 beats
@@ -229,11 +255,24 @@ class Band:
         self.reactions = 0              # times plans were withdrawn to answer a note at once
         # every planned event when a list: what each band message could have heard (bench_e2e)
         self.trace: list[TraceEntry] | None = None
+        # run-time parameters (improv.band.params) not held by the settings or the players
+        self.shift = {b: 0 for b in self.players if b != DRUMS}          # register, semitones
+        self.checks = {b: {"silence": False, "novelty": False} for b in self.players if b != DRUMS}
+        self.redraws: Counter = Counter()   # (band, "silence" | "novelty") -> bars re-drawn
+        self.params_set = 0                 # parameter changes applied
 
     def set_handoff(self, seconds: float) -> None:
         """The driver hands events on ``seconds`` before their time (a real-time driver: its
         scheduler's lead plus the output latency); commands take effect after it."""
         self.handoff = float(seconds)
+
+    def set_param(self, name: str, value, now: float | None = None) -> ParamChange:
+        """A run-time parameter (:mod:`improv.band.params`), from any thread: checked at once
+        (ConfigError names what is wrong), applied at the next :meth:`step`."""
+        param, band, v = check_param(name, value, tuple(self.players))
+        change = ParamChange(self.now if now is None else float(now), param, band, v)
+        self._inbox.put(change)
+        return change
 
     # ------------------------------------------------------------ input (any thread)
 
@@ -241,6 +280,11 @@ class Band:
         """A player event (other sources are ignored). Non-blocking."""
         if ev.source == PLAYER and isinstance(ev, (NoteOn, NoteOff)):
             self._inbox.put(ev)
+
+    def hear_pulse(self, onset: float, velocity: int = 100) -> None:
+        """An onset that marks the pulse but is not the player's line (a client's drum track):
+        the beat tracker hears it, the model and the harmony do not. Non-blocking."""
+        self._inbox.put(PulseOnset(float(onset), int(velocity)))
 
     def command(self, cmd: Command, now: float | None = None) -> Command:
         """The one way commands reach the band. Validates at once (ConfigError names what is
@@ -319,6 +363,10 @@ class Band:
                 self._player_on(item)
             elif isinstance(item, NoteOff):
                 self._player_off(item)
+            elif isinstance(item, ParamChange):
+                self._set_param(item)
+            elif isinstance(item, PulseOnset):
+                self.time.player_onset(item.onset, max(self.now, item.onset), item.velocity)
             else:
                 self._apply(*item)
 
@@ -389,6 +437,47 @@ class Band:
                     p = self.players[b]
                     self._order(p, p.latest().after(name, value), c)
         self.log.append(LogEntry(cmd.time, "command", command=cmd.label(), applied=at, effect=effect, bpm=bpm))
+
+    def _set_param(self, ch: ParamChange) -> None:
+        """Apply a checked parameter change (see :mod:`improv.band.params`)."""
+        spec = PARAMS[ch.name]
+        targets = [ch.band] if ch.band is not None else [b for b in self.players if b in spec.bands]
+        at = max(ch.time, self.now)
+        s = self.settings
+        if ch.name == "temperature":
+            for b in targets:
+                self.players[b].temperature = float(ch.value)
+        elif ch.name == "top_p":
+            for b in targets:
+                self.players[b].top_p = float(ch.value)
+        elif ch.name in ("context_bars", "context_seconds"):
+            setattr(s, ch.name, float(ch.value))
+            m = self.map
+            if m is not None:
+                self.context.window = s.context_bars * m.meter.beats_per_bar * m.clock.period if m.metered \
+                    else s.context_seconds
+        elif ch.name == "lookahead":
+            s.lookahead = float(ch.value)
+        elif ch.name == "density":
+            c = self._effect_time(at)
+            for b in targets:
+                p = self.players[b]
+                self._order(p, replace(p.latest(), density=int(ch.value)), c)
+        elif ch.name == "register":
+            c = self._effect_time(at)
+            for b in targets:
+                lo, hi = self.ranges[b]
+                shift = int(max(21 - lo, min(108 - hi, int(ch.value))))  # (kept within A0-C8)
+                self.shift[b] = shift
+                p = self.players[b]
+                p.low, p.high = lo + shift, hi + shift
+                self._replan_from(b, c)
+        elif ch.name in ("silence_check", "novelty_check"):
+            for b in targets:
+                self.checks[b][ch.name.split("_")[0]] = bool(ch.value)
+        self.params_set += 1
+        self.log.append(LogEntry(ch.time, "param", band=ch.band,
+                                 command=f"{ch.band + '.' if ch.band else ''}{ch.name} {ch.value:g}", applied=at))
 
     def _order(self, p: BandPlayer, orders: Orders, at: float) -> None:
         p.order(orders, at)
@@ -556,6 +645,9 @@ class Band:
     def _propose(self, k: int, requests: dict, silent: list[str]) -> None:
         m = self.map
         prop = self.gen.propose(k * m.unit, {slot: r for slot, (_, r) in requests.items()}, tuple(silent), m.unit)
+        if m.metered and self._bar_start(k + 1) and any(any(self.checks.get(name, {}).values())
+                                                         for name, _ in requests.values()):
+            prop = self._checked(k, prop, requests, silent)
         self.gen.accept(prop)
         for slot, (name, req) in requests.items():
             rel = prop.releases.get(slot)
@@ -566,6 +658,49 @@ class Band:
                 self._on(name, slot, pitch, n.pitch, m.seconds(n.start), req.velocity)
                 if n.end is not None:
                     self._off(name, m.seconds(n.end))
+
+    def _checked(self, k: int, prop, requests: dict, silent: list[str]):
+        """The silence and novelty checks, on a bar's last frame: a band asked to play whose
+        bar would be silent, or the same notes as its last bar, has the frame re-drawn with a
+        note forced (and not the pitch that would repeat the last bar)."""
+        m = self.map
+        bpb = m.meter.beats_per_bar
+        a = k * m.unit + m.origin
+        bar0 = math.floor(a / bpb + 1e-9) * bpb - m.origin          # the bar's start, in units
+        for _ in range(MAX_REDRAWS):
+            redo: dict[str, tuple[str, int | None]] = {}
+            for slot, (name, req) in requests.items():
+                checks = self.checks.get(name)
+                if not checks:
+                    continue
+                this = self._bar_notes(name, bar0, bar0 + bpb, prop, slot, req)
+                if checks["silence"] and not this and self._open[name] is None:
+                    redo[slot] = ("silence", None)
+                elif checks["novelty"] and this and this == self._bar_notes(name, bar0 - bpb, bar0):
+                    last = [n for n in prop.for_voice(slot)]
+                    redo[slot] = ("novelty", last[-1].pitch if last else None)
+            if not redo:
+                break
+            for slot, (why, pitch) in redo.items():
+                name, req = requests[slot]
+                self.redraws[(name, why)] += 1
+                requests[slot] = (name, replace(req, hook=_forcing(req.hook, pitch)))
+            prop = self.gen.propose(k * m.unit, {slot: r for slot, (_, r) in requests.items()}, tuple(silent),
+                                    m.unit)
+        return prop
+
+    def _bar_notes(self, name: str, u0: float, u1: float, prop=None, slot: str | None = None,
+                   req: VoiceRequest | None = None) -> tuple[tuple[float, int], ...]:
+        """(position in the bar in units, pitch) of ``name``'s onsets in [u0, u1), with the
+        proposal's for ``slot`` (folded as they will be sent)."""
+        m = self.map
+        out = [(round(m.units(n.start) - u0, 3), n.pitch)
+               for n in self.context.band(name, since=m.seconds(u0) - 1e-6, until=m.seconds(u1) - 1e-6)]
+        if prop is not None:
+            for n in prop.for_voice(slot):
+                pitch = fold_into(n.pitch, *req.fold) if req.fold else n.pitch
+                out.append((round(n.start - u0, 3), pitch))
+        return tuple(sorted(out))
 
     def _bar_start(self, k: int) -> bool:
         m = self.map
@@ -740,6 +875,61 @@ class Band:
             last = self.context.recent_pitches(name, 1, now)
             out[name] = BandView(label, len(recent) / 4.0, last[-1] if last else None)
         return out
+
+    def state(self, now: float) -> dict[str, Any]:
+        """What each band is doing and why, with the parameters in force (JSON-ready; any
+        thread: it reads what the band thread last wrote)."""
+        views = self.describe(now)
+        given: dict[str, LogEntry] = {}
+        for e in reversed(list(self.log)):   # (a copy: the band thread appends meanwhile)
+            if e.event in ("command", "param") and e.command:
+                target = e.band or e.command.split()[0]
+                for b in (self.players if target == "all" or e.band is None and e.event == "param" else (target,)):
+                    given.setdefault(b, e)
+            if len(given) == len(self.players):
+                break
+        bands: dict[str, Any] = {}
+        register = self.register_override or self.context.player_register(now)
+        for name, p in self.players.items():
+            o, view = p.latest(), views[name]
+            if o.stopped:
+                why = "stopped by a command; go starts it again"
+            elif o.mode == "take-over":
+                why = "carrying the player's line on while the player rests" if p.taking_over else \
+                    "waiting to take over when the player stops"
+            elif o.mode == "make-room":
+                why = "leaving the player room: sparser, quieter, out of their register" + \
+                    (f" ({register[0]}-{register[1]})" if register else "")
+            elif o.mode == "lead":
+                why = "leading: the other bands accompany it"
+            elif o.mode == "fight":
+                why = "fighting the player: contrary motion, off the beat, out of key"
+            elif o.follows:
+                why = f"accompanying {o.follows}, who leads"
+            else:
+                why = "accompanying the player" + (f" (heard in {register[0]}-{register[1]})" if register else "")
+            entry: dict[str, Any] = {"doing": view.command, "why": why, "notes_per_beat": round(view.density, 3),
+                                     "last_note": view.last_note}
+            cause = given.get(name)
+            entry["because"] = f"{cause.event} {cause.command} at {cause.time:.2f} s" if cause else "default orders"
+            if name != DRUMS:
+                entry.update(range=[p.low, p.high], register_shift=self.shift[name], temperature=p.temperature,
+                             top_p=p.top_p, density_steps=o.density, silence_check=self.checks[name]["silence"],
+                             novelty_check=self.checks[name]["novelty"],
+                             redraws={"silence": self.redraws[(name, "silence")],
+                                      "novelty": self.redraws[(name, "novelty")]})
+            else:
+                entry["density_steps"] = o.density
+            bands[name] = entry
+        bpm, beat = self.clock_text(now)
+        s = self.settings
+        return {"time": round(now, 4), "bands": bands,
+                "clock": {"tempo": None if bpm is None else round(bpm, 3), "beat": beat,
+                          "source": self.map.clock.source if self.map is not None and self.map.metered else "free"},
+                "harmony": self.harmony_text(),
+                "params": {"lookahead": s.lookahead, "context_bars": s.context_bars,
+                           "context_seconds": s.context_seconds, "context_window_s": round(self.context.window, 3)},
+                "heard": self.heard, "params_set": self.params_set}
 
     def bar_timing(self):
         """The session's bars so far, for session.mid's tempo map (any thread)."""

@@ -149,6 +149,8 @@ class BandPlayer(Player):
         self.velocity = DEFAULT_VELOCITY[name] if velocity is None else int(velocity)
         self.takeover_gap = takeover_gap      # beats of the player's silence before taking over
         self.free_gap = free_gap              # seconds: free mode answers gaps at least this long
+        self.temperature = 1.0                # run-time parameters (improv.band.params): the pitch
+        self.top_p = PITCH_TOP_P              # temperature is scaled by this, the nucleus starts here
 
     # ------------------------------------------------------------ deciding
 
@@ -304,7 +306,7 @@ class BandPlayer(Player):
                     last: int | None) -> tuple[float, float]:
         """Pitch temperature and top-p for the order steps; adds the repetition bias to ``pv``."""
         if order == 0:
-            return 1.0, PITCH_TOP_P
+            return self.temperature, self.top_p
         recent = ctx.recent_pitches(self.name, 8, t)
         if recent:
             counts = np.zeros(len(_PITCHES))
@@ -316,8 +318,9 @@ class BandPlayer(Player):
             leap = np.abs(_PITCHES - last) > 4
             pv[leap] -= 0.4 * order
         if order > 0:
-            return max(0.3, 1.0 - 0.22 * order), max(0.5, PITCH_TOP_P - 0.12 * order)
-        return 1.0 + 0.25 * -order, 1.0
+            return (max(0.3, 1.0 - 0.22 * order) * self.temperature,
+                    max(0.5 * self.top_p, self.top_p - 0.12 * order))
+        return (1.0 + 0.25 * -order) * self.temperature, min(1.0, self.top_p + 0.05 * -order)
 
     def _take_over(self, orders: Orders, scene: Scene, ctx: Context) -> VoiceRequest | None:
         gap = self.takeover_gap
@@ -347,8 +350,8 @@ class BandPlayer(Player):
                              scene.beat_seconds)[0]
         control = VoiceControl(role="lead", density=min(target, 16.0), register=(reg[0] + reg[1]) / 2,
                                low=low, high=high, temperature=1.0, top_p=1.0)
-        hook = shaped(pv, onset, [], start_note=kick, pitch_temperature=0.6 + 0.6 * variation,
-                      pitch_top_p=0.8 + 0.2 * variation)
+        hook = shaped(pv, onset, [], start_note=kick, pitch_temperature=(0.6 + 0.6 * variation) * self.temperature,
+                      pitch_top_p=min(1.0, (0.8 + 0.2 * variation) * self.top_p / PITCH_TOP_P))
         return VoiceRequest("lead", control, hook, self.velocity + 6, fold=(self.low, self.high), kick=kick)
 
 
