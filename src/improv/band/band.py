@@ -366,6 +366,8 @@ class Band:
             self._silence(tuple(targets), False)
         elif name == "tap":
             bpm, effect = self.time.tap(at), None
+        elif name in ("freeze", "forget"):
+            effect = None  # the sampler's bank (improv.sampler), not the players
         elif name == "player":
             self.register_override = None if value == "auto" else self.ranges[value]
         elif name == "style":

@@ -531,6 +531,8 @@ L = "lead busy contrapuntal"
 p = "panic"
 "!" = "panic"
 space = "tap"
+z = "freeze"
+Z = "forget"
 "?" = "help"
 """
 
