@@ -4,7 +4,7 @@
 (:meth:`NoteCatcher.add_audio`, a copy into a buffer allocated up front) and hears the
 player's events (an event sink). At each player NoteOff it cuts the note from its onset
 to its end at zero crossings, keeps it if it is clean (long enough, loud enough, its
-pitch steady: the spread of its bends under :data:`MAX_BEND_SPREAD` cents) and adds it to
+pitch steady: the spread of the bends decided while it sounded under :data:`MAX_BEND_SPREAD` cents) and adds it to
 the :class:`SampleBank`, with its pitch (key plus the median bend), loudness and length.
 
 The bank holds at most ``max_seconds`` of audio (its memory bound: ``max_seconds *
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..events import PLAYER, Event, NoteOff, NoteOn, PitchBend
+from ..events import PLAYER, Event, NoteOff, NoteOn, PitchBend, notes_from_events
 
 BANK_FILE = "bank.json"
 BANK_VERSION = 1
@@ -301,16 +301,16 @@ class NoteCatcher:
             if ev.retake and self._last is not None and ev.onset == self._last_onset:
                 self.bank.discard(self._last)  # its first guess was wrong: this note replaces it
                 self._last = None
-            self._on, self._bends = ev, [ev.cents]
+            self._on, self._bends = ev, []
         elif isinstance(ev, PitchBend):
             if self._on is not None:
-                self._bends.append(ev.cents)
+                self._bends.append(ev)
         elif isinstance(ev, NoteOff) and self._on is not None and ev.pitch == self._on.pitch:
             on, bends = self._on, self._bends
             self._on, self._bends = None, []
             self._catch(on, ev, bends)
 
-    def _catch(self, on: NoteOn, off: NoteOff, bends: list[float]) -> None:
+    def _catch(self, on: NoteOn, off: NoteOff, bends: list[PitchBend]) -> None:
         if self.bank.frozen:
             self.rejected["frozen"] += 1
             return
@@ -319,7 +319,10 @@ class NoteCatcher:
         if end - onset < MIN_SECONDS:
             self.rejected["short"] += 1
             return
-        if max(bends) - min(bends) > MAX_BEND_SPREAD:
+        # the bends decided while it sounded (a bend decided after its end is its release)
+        bends = [b for b in bends if b.time < end]
+        cents = [on.cents, *(b.cents for b in bends)]
+        if max(cents) - min(cents) > MAX_BEND_SPREAD:
             self.rejected["bent"] += 1
             return
         x = self.audio(int(round(onset * self.input_rate)), int(round(end * self.input_rate)))
@@ -331,6 +334,6 @@ class NoteCatcher:
         if rms_db(x) < MIN_RMS_DB:
             self.rejected["quiet"] += 1
             return
-        pitch = on.pitch + float(np.median(bends)) / 100.0
+        pitch = notes_from_events([on, *bends, off])[0].pitch  # key + the bend held longest, as a synth plays it
         self._last = self.bank.add(x, pitch, on.velocity, onset, self.input_rate)
         self._last_onset = on.onset
