@@ -317,3 +317,64 @@ def test_sampler_voice_on_jack_sounds_each_note_at_its_time_and_pitch(jack_serve
     finally:
         cap.close()
         out.close()
+
+
+@pytest.mark.jack
+def test_a_session_with_the_sampler_keeps_the_players_notes_and_plays_the_band_with_them(jack_server, tmp_path,
+                                                                                        capsys):
+    """``improv listen --synth sampler`` on a take, in real time on JACK: the band's notes
+    after the first heard ones are the player's (the sampler's output sounds), ``freeze``
+    stops the bank growing, the recording keeps the bank, ``--sampler-bank`` reloads it."""
+    import soundfile
+
+    from improv.cli import main
+    from improv.testing.jack import JackAudioCapture
+
+    take = tmp_path / "take.wav"
+    pitches = [60, 62, 64, 65, 67, 69, 71, 72]
+    x = np.zeros(int(5.6 * SR), np.float32)
+    for i, p in enumerate(pitches):
+        seg = tone(p, 0.5)
+        x[int((0.3 + 0.6 * i) * SR):int((0.3 + 0.6 * i) * SR) + len(seg)] += seg
+    soundfile.write(take, x, SR)
+    script = tmp_path / "script.txt"
+    script.write_text("3.3 freeze\n")           # after the fifth note (onset 2.7 s, end 3.2 s)
+    cap = JackAudioCapture("sampler-session-capture", seconds=12)
+    cap.recording = True
+    stop_watch = False
+
+    def watch() -> None:  # connect to the sampler's output as soon as it exists
+        while not stop_watch:
+            if any(p.name == "improv-sampler:out" for p in cap.client.get_ports(is_audio=True, is_output=True)):
+                cap.connect_from("improv-sampler:out")
+                return
+            time.sleep(0.01)
+
+    import threading
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    bank_dir = tmp_path / "bank"
+    try:
+        code = main(["listen", "--input", str(take), "--synth", "sampler", "--bands", "mid,high", "--tempo", "100",
+                     "--no-midi", "--no-keys", "-q", "--record", str(tmp_path / "rec"), "--commands", str(script),
+                     "--sampler-bank", str(bank_dir)])
+    finally:
+        stop_watch = True
+        cap.recording = False
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "sound: sampler (mid,high) via JACK improv-sampler:out, 0 notes in its bank" in err
+    saved = json.loads((bank_dir / "bank.json").read_text())
+    kept = sorted(round(n["pitch"]) for n in saved["notes"])
+    assert kept == pitches[:5], kept                     # frozen at 3.3 s: the last three not kept
+    session = next((tmp_path / "rec").iterdir())
+    assert json.loads((session / "sampler-bank" / "bank.json").read_text())["notes"] == saved["notes"]
+    heard = cap.audio[:cap.pos]
+    assert cap.pos and np.sqrt(np.mean(heard ** 2)) > 1e-3   # the band sounded through the sampler
+    # the bank comes back in the next session
+    code = main(["listen", "--input", str(take), "--synth", "sampler", "--bands", "mid", "--tempo", "100",
+                 "--no-midi", "--no-keys", "-q", "--sampler-bank", str(bank_dir), "--commands", str(script)])
+    err = capsys.readouterr().err
+    assert code == 0 and "5 notes in its bank" in err, err
+    cap.close()
