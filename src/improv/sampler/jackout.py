@@ -32,7 +32,7 @@ from ..events import BANDS, PLAYER, Command, Event, NoteOff, NoteOn
 from ..output import DEFAULT_LAYOUT
 from ..timing.jackmidi import FrameClock
 from .bank import NoteCatcher, SampleBank
-from .voice import Mixer, PreparedCache, warm_vocoder
+from .voice import RESAMPLE_SEMITONES, Mixer, PreparedCache, warm_vocoder
 
 LEAD = 0.07          # seconds a band note reaches the sampler before its time
 STAMPS = 64          # cycle stamps kept (the worker reads them every few ms)
@@ -242,6 +242,9 @@ class SamplerSynth:
         self.sampled = 0           # notes the sampler played
         self.general = 0           # notes of sampled bands that FluidSynth played (no note near in the bank)
         self.prepare_seconds: deque[float] = deque(maxlen=10_000)
+        self._costs: deque[float] = deque([0.03], maxlen=20)  # phase vocoder: seconds per second of note
+        self._cost = 0.03
+        self.quick = 0             # notes resampled for lack of time for the phase vocoder
         self._lock = threading.Lock()
         self._claimed: dict[tuple[int, int], int] = {}
         self._sounding: set[tuple[int, int]] = set()
@@ -265,8 +268,17 @@ class SamplerSynth:
             if note is None:
                 return  # FluidSynth plays it at its time
             t0 = time.perf_counter()
-            sound = self.cache.get(note, float(key), data[2])
-            self.prepare_seconds.append(time.perf_counter() - t0)
+            # the time left before the worker mixes the note's frame: too little for the phase
+            # vocoder (at its recent cost for a note this long), and the note is resampled this once
+            left = t - (t0 - self.out.origin()) - (self.out.ahead + self.out.period) / self.out.sample_rate
+            quick = abs(key - note.pitch) > RESAMPLE_SEMITONES and left < 1.5 * self._cost * note.seconds
+            sound = self.cache.get(note, float(key), data[2], quick=quick)
+            dt = time.perf_counter() - t0
+            self.prepare_seconds.append(dt)
+            if sound.semitones and abs(sound.semitones) > RESAMPLE_SEMITONES and not quick and dt > 0.002:
+                self._costs.append(dt / note.seconds)
+                self._cost = max(self._costs)
+            self.quick += quick
             with self._lock:
                 self._claimed[(ch, key)] = self._claimed.get((ch, key), 0) + 1
             self.out.note_on(t, sound, (ch, key))

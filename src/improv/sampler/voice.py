@@ -106,12 +106,16 @@ class PreparedCache:
         self.size = size
         self._items: OrderedDict[tuple, Prepared] = OrderedDict()
 
-    def get(self, note: SampledNote, pitch: float, velocity: int) -> Prepared:
+    def get(self, note: SampledNote, pitch: float, velocity: int, quick: bool = False) -> Prepared:
+        """The prepared note (from the cache when it was asked before). ``quick``: not in the
+        cache and no time for the phase vocoder, so resampled this once (not kept)."""
         key = (note.key, round(pitch * 100), velocity // 8)
         hit = self._items.get(key)
         if hit is not None and hit.source is note:
             self._items.move_to_end(key)
             return hit
+        if quick:
+            return prepare(note, pitch, velocity, vocoder=False)
         p = prepare(note, pitch, velocity)
         self._items[key] = p
         while len(self._items) > self.size:
