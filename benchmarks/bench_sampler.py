@@ -92,7 +92,7 @@ def bench_timing(notes_per_band: int) -> dict:
     wait_cycles(cap.client, 0.5)
     rng = np.random.default_rng(7)
     rate = out.sample_rate
-    errors, cents = [], []
+    errors, cents, outliers = [], [], []
     cap.recording = True
     for band in ("bass", "mid", "high"):
         lo, hi = RANGE[band]
@@ -103,7 +103,7 @@ def bench_timing(notes_per_band: int) -> dict:
         while now() < plan[-1][0] + 0.4:
             time.sleep(0.05)
         x = cap.audio[:cap.pos]
-        for t, p in plan:
+        for i, (t, p) in enumerate(plan):
             expected = cap.frame_of_time(t, origin)
             k = next(k for k in range(len(cap.cycles)) if cap.cycles[k][1] + 0.001 * rate > expected - 0.03 * rate)
             start = cap.cycles[k][0]
@@ -114,13 +114,17 @@ def bench_timing(notes_per_band: int) -> dict:
             errors.append((cap.frame_of_sample(start + loud[0]) - expected) / rate * 1000)
             seg = x[start + loud[0] + int(0.01 * rate):start + loud[0] + int(0.17 * rate)]
             cents.append((yin_pitch(seg, rate) - p) * 100)
+            if abs(errors[-1]) > 10 or abs(cents[-1]) > 10:
+                outliers.append({"band": band, "note": i, "pitch": p, "error_ms": round(errors[-1], 2),
+                                 "cents": round(cents[-1], 1)})
     cap.recording = False
     timed.stop(panic=False)
     plain.stop(panic=False)
     a = np.abs(errors)
     res = {"abs_error_ms": pct(a), "within_10ms": round(float(np.mean(a <= 10.0)), 4),
            "cents_abs": pct(np.abs(cents)), "late_notes": out.late, "resampled_for_time": synth.quick,
-           "underruns": out.underruns, "xruns": out.xruns, "prepare_ms": pct(np.array(synth.prepare_seconds) * 1000)}
+           "underruns": out.underruns, "xruns": out.xruns, "prepare_ms": pct(np.array(synth.prepare_seconds) * 1000),
+           "outliers": outliers, "placed_late_frames": [p[2] for p in out.placed if p[2]]}
     cap.close()
     out.close()
     return res

@@ -44,7 +44,7 @@ from .listen.segmenter import DEFAULT_DECIDE, decide_settings
 from .listen.trackers import DEFAULT_TRACKER, make_tracker
 from .output import BandLayout, encode
 from .record import CommandLog, SessionRecorder, session_dir, voice_messages
-from .runtime import configure_process
+from .runtime import configure_process, freeze_heap, thaw_heap
 
 if TYPE_CHECKING:
     from .band import Band, BandSettings
@@ -323,6 +323,8 @@ class Session:
         with contextlib.ExitStack() as outputs:
             try:
                 self._open_outputs(outputs)
+                freeze_heap()  # start-up's objects out of the collector's full scans (runtime)
+                outputs.callback(thaw_heap)
                 self._loop(stop)
             except KeyboardInterrupt:
                 self.result.interrupted = True  # everything closes all the same, in order
