@@ -382,3 +382,37 @@ def test_a_session_with_the_sampler_keeps_the_players_notes_and_plays_the_band_w
     err = capsys.readouterr().err
     assert code == 0 and "5 notes in its bank" in err, err
     cap.close()
+
+
+# ------------------------------------------------------------------ phrases (take over)
+
+
+def test_take_over_with_phrases_replays_the_players_last_phrase_on_the_grid_then_the_model_goes_on():
+    """``--sampler-phrases``: the taking-over band starts with the player's last phrase, moved
+    by octaves into its range (same intervals), its onsets on the band's frames as far apart
+    as the player's, then goes on with the model; it hands back when the player returns."""
+    from improv.band import measure as M
+    from test_band import BEAT, band_notes, melody, run
+
+    gap = (8.0, 13.0)
+    notes = melody(0.5, 30, seed=4, rest_from=gap[0], rest_to=gap[1])
+    events, band, _ = run([(0.0, "high: take over 0.2")], seconds=15.0, notes=notes, phrases=True)
+    last_end = max(b for _, a, b in notes if a < gap[0])
+    back = min(a for _, a, _ in notes if a >= gap[1])
+    during = M.between(band_notes(events, "high"), last_end, back)
+    # the phrase: since the player's last rest of 1.5 beats, at most 8 beats (all of it here)
+    phrase = [(p, a) for p, a, b in notes if a < gap[0] and a >= last_end - 8 * BEAT]
+    n = len(phrase)
+    assert len(during) > n, "the phrase, then more"
+    replayed = during[:n]
+    lo, hi = band.ranges["high"]
+    assert all(lo <= round(x.pitch) <= hi for x in replayed)
+    steps = np.diff([round(x.pitch) for x in replayed])
+    want = np.diff([p for p, _ in phrase])
+    assert np.mean(steps == want) >= 0.8, (steps, want)     # its intervals (a note folded at the range's edge aside)
+    onsets = np.array([x.onset for x in replayed]) - replayed[0].onset
+    played = np.array([a for _, a in phrase]) - phrase[0][1]
+    assert np.max(np.abs(onsets - played)) <= BEAT / 4 + 1e-6   # re-timed onto the grid (a frame: a sixteenth)
+    assert during[0].onset - last_end <= 1.0 * BEAT
+    s = [x for x in band_notes(events, "high") if x.onset < back and x.offset > back]
+    assert all(x.offset - back <= 0.05 for x in s), "hands back at once"

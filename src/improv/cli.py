@@ -156,6 +156,9 @@ def _session_options(p, jam: bool = False) -> None:
                      "bank) and save them there at the end")
     snd.add_argument("--sampler-seconds", type=finite, default=60.0, metavar="S",
                      help="the sampler keeps at most S seconds of your notes (default 60)")
+    snd.add_argument("--sampler-phrases", action="store_true",
+                     help="take over starts by replaying your last phrase (moved by octaves into the band's "
+                          "range, on the band's grid), then the model goes on")
     snd.add_argument("--soundfont", metavar="FILE", help="General MIDI SoundFont for --synth "
                      "(default: the first found in /usr/share/sounds/sf2, sf3)")
     band = p.add_argument_group("band")
@@ -381,7 +384,7 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
             player_register=player_register_setting(args.player_register, {
                 **RANGES, **ranges}),
             seed=args.seed, generator=args.band_generator, style=style, count_in=args.count_in,
-            click=args.click, changes=args.changes, key=args.key).check()
+            click=args.click, changes=args.changes, key=args.key, phrases=args.sampler_phrases).check()
     return out
 
 
