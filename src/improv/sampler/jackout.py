@@ -30,6 +30,7 @@ import numpy as np
 
 from ..events import BANDS, PLAYER, Command, Event, NoteOff, NoteOn
 from ..output import DEFAULT_LAYOUT
+from ..runtime import freeze_heap
 from ..timing.jackmidi import FrameClock
 from .bank import NoteCatcher, SampleBank
 from .voice import RESAMPLE_SEMITONES, Mixer, PreparedCache, warm_vocoder
@@ -248,8 +249,13 @@ class SamplerSynth:
         self._lock = threading.Lock()
         self._claimed: dict[tuple[int, int], int] = {}
         self._sounding: set[tuple[int, int]] = set()
-        threading.Thread(target=warm_vocoder, args=(bank.sample_rate,), name="improv-sampler-warm",
-                         daemon=True).start()
+        self._closed = False
+        threading.Thread(target=self._warm, name="improv-sampler-warm", daemon=True).start()
+
+    def _warm(self) -> None:
+        warm_vocoder(self.bank.sample_rate)
+        if not self._closed:  # what librosa and numba loaded, out of the collector's full scans (runtime)
+            freeze_heap()
 
     @property
     def voices(self):
@@ -346,6 +352,7 @@ class SamplerSynth:
             self.bank.forget()
 
     def close(self) -> None:
+        self._closed = True
         self.out.close()
         if self.fallback is not None:
             self.fallback.close()

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..runtime import freeze_heap
 from .bank import SampledNote
 
 RESAMPLE_SEMITONES = 2.0   # shifts up to this are done by resampling; larger by the phase vocoder
@@ -48,7 +47,6 @@ def warm_vocoder(sample_rate: int = 48000) -> None:
     x = np.sin(2 * np.pi * 220.0 * np.arange(sample_rate // 4) / sample_rate).astype(np.float32)
     librosa.effects.pitch_shift(x, sr=sample_rate, n_steps=3.0, res_type="soxr_hq")
     _vocoder_ready.set()
-    freeze_heap()  # what librosa and numba loaded, out of the collector's full scans
 
 
 def shift_pitch(x: np.ndarray, semitones: float, sample_rate: int, vocoder: bool | None = None) -> np.ndarray:
