@@ -416,3 +416,20 @@ def test_take_over_with_phrases_replays_the_players_last_phrase_on_the_grid_then
     assert during[0].onset - last_end <= 1.0 * BEAT
     s = [x for x in band_notes(events, "high") if x.onset < back and x.offset > back]
     assert all(x.offset - back <= 0.05 for x in s), "hands back at once"
+
+
+def test_the_sampler_without_a_jack_server_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import soundfile
+
+    take = tmp_path / "take.wav"
+    soundfile.write(take, tone(60, 0.5), SR)
+    env = {**os.environ, "JACK_DEFAULT_SERVER": f"nobody-{os.getpid()}", "JACK_NO_START_SERVER": "1"}
+    r = subprocess.run([sys.executable, "-m", "improv", "listen", "--input", str(take), "--synth", "sampler",
+                        "--bands", "mid", "--no-midi", "-q"], capture_output=True, text=True, env=env, timeout=120)
+    lines = [line for line in r.stderr.splitlines() if line.strip() and "keys: off" not in line]
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and "no JACK server is running" in lines[0], r.stderr

@@ -48,10 +48,11 @@ class SamplerOut:
                  max_voices: int = 24):
         import jack
 
-        from ..synth import SynthError
+        from ..synth import SynthError, _c_stderr_captured
 
         try:
-            self.client = jack.Client(name, no_start_server=True)
+            with _c_stderr_captured():  # libjack's own lines when no server answers: ours is one line
+                self.client = jack.Client(name, no_start_server=True)
         except jack.JackError:
             raise SynthError("the sampler plays through JACK and no JACK server is running; start one "
                              "(jackd, or your JACK setup) or use --synth fluidsynth", "no JACK server") from None
