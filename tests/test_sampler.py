@@ -365,9 +365,12 @@ def test_a_session_with_the_sampler_keeps_the_players_notes_and_plays_the_band_w
     finally:
         stop_watch = True
         cap.recording = False
-    err = capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())  # (the console wraps the summary)
     assert code == 0, err
     assert "sound: sampler (mid,high) via JACK improv-sampler:out, 0 notes in its bank" in err
+    assert "sampler: 5 of your notes kept, 3 not (3 while frozen), 5 in the bank" in err, err
+    played = int(err.split("the band played ")[1].split(" notes with them")[0])
+    assert played >= 1, err
     saved = json.loads((bank_dir / "bank.json").read_text())
     kept = sorted(round(n["pitch"]) for n in saved["notes"])
     assert kept == pitches[:5], kept                     # frozen at 3.3 s: the last three not kept
@@ -379,7 +382,7 @@ def test_a_session_with_the_sampler_keeps_the_players_notes_and_plays_the_band_w
     # the bank comes back in the next session
     code = main(["listen", "--input", str(take), "--synth", "sampler", "--bands", "mid", "--tempo", "100",
                  "--no-midi", "--no-keys", "-q", "--sampler-bank", str(bank_dir), "--commands", str(script)])
-    err = capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
     assert code == 0 and "5 notes in its bank" in err, err
     cap.close()
 

@@ -600,6 +600,8 @@ def cmd_listen(args, jam: bool = False) -> int:
         if not result.midi_port and sound.startswith("MIDI only"):  # no port either: say so
             sound = "none live" + sound[len("MIDI only"):]
         parts.append(f"sound: {sound}")
+    if getattr(result, "sampler", None):
+        parts.append(f"sampler: {result.sampler}")
     if result.recording:
         parts.append(f"recorded to {result.recording}")
     parts.append(f"{result.overflows} dropped blocks")

@@ -110,6 +110,7 @@ class SessionResult:
     seconds: float = 0.0                # how much input the session heard
     interrupted: bool = False           # ended by Ctrl-C (everything above is filled in all the same)
     input_warnings: list[str] = field(default_factory=list)  # what was wrong with the input as a whole
+    sampler: str | None = None          # what the sampler kept and played (with opts.sampler)
 
 
 class EventBus:
@@ -407,7 +408,16 @@ class Session:
         return live.clock.origin if live is not None else 0.0
 
     def _save_bank(self) -> None:
-        bank = self.sampler.bank
+        sampler = self.sampler
+        bank = sampler.bank
+        left = sampler.catcher.rejected if sampler.catcher is not None else {}
+        words = {"frozen": "while frozen", "short": "too short", "bent": "sliding", "quiet": "too quiet",
+                 "gone": "too long ago"}
+        why = ", ".join(f"{n} {words.get(k, k)}" for k, n in sorted(left.items()))
+        self.result.sampler = (f"{bank.added} of your notes kept" + (f", {sum(left.values())} not ({why})" if why
+                                                                       else "")
+                               + f", {len(bank)} in the bank ({bank.seconds:.1f} s); the band played "
+                               f"{sampler.sampled} notes with them, {sampler.general} General MIDI")
         for folder in (self.opts.sampler_bank, self.recorder and self.recorder.folder / "sampler-bank"):
             if folder is None:
                 continue
