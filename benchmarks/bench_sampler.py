@@ -238,7 +238,7 @@ def bench_bank(minutes: float = 30.0, bound: float = 60.0) -> dict:
     catcher = NoteCatcher(bank, rate)
     rng = np.random.default_rng(3)
     t, block = 0.3, 4800
-    sizes, events = [], []
+    sizes = []
     total = minutes * 60
     t0 = time.perf_counter()
     pos = 0

@@ -258,10 +258,6 @@ class SamplerSynth:
         if not self._closed:  # what librosa and numba loaded, out of the collector's full scans (runtime)
             freeze_heap()
 
-    @property
-    def voices(self):
-        return self.fallback.voices if self.fallback is not None else {}
-
     # ------------------------------------------------------------------ timed: ahead of time
 
     def send_at(self, t: float, data: bytes) -> None:
