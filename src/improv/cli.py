@@ -168,9 +168,19 @@ def _output_options(p) -> None:
     out.add_argument("--record", metavar="DIR", help="write the session (input.wav, session.mid, commands.jsonl) "
                      "into DIR/<date-time>/")
     snd = p.add_argument_group("sound")
-    snd.add_argument("--synth", choices=["auto", "fluidsynth", "none"], default="auto",
+    snd.add_argument("--synth", choices=["auto", "fluidsynth", "sampler", "none"], default="auto",
                      help="play the band through FluidSynth (default auto: when no --midi-out is given and "
-                          "FluidSynth and a SoundFont are there); none: MIDI only")
+                          "FluidSynth and a SoundFont are there); sampler: with your own notes, recorded as you "
+                          "play (JACK; FluidSynth until it has them); none: MIDI only")
+    snd.add_argument("--voice", action="append", default=[], metavar="BAND=SOUND",
+                     help="one band's sound: sampler (your notes) or gm (General MIDI), e.g. mid=sampler")
+    snd.add_argument("--sampler-bank", metavar="DIR", help="load the sampler's notes from DIR (if it holds a "
+                     "bank) and save them there at the end")
+    snd.add_argument("--sampler-seconds", type=finite, default=60.0, metavar="S",
+                     help="the sampler keeps at most S seconds of your notes (default 60)")
+    snd.add_argument("--sampler-phrases", action="store_true",
+                     help="take over starts by replaying your last phrase (moved by octaves into the band's "
+                          "range, on the band's grid), then the model goes on")
     snd.add_argument("--soundfont", metavar="FILE", help="General MIDI SoundFont for --synth "
                      "(default: the first found in /usr/share/sounds/sf2, sf3)")
 
@@ -377,7 +387,7 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
         raise ConfigError("--link needs a band (--bands), real time (no --fast) and no --clock-in")
     out: dict = {"commands": commands, "channels": channels, "output_latency_ms": args.output_latency_ms,
                  "voices": voices or None, "clock_out": args.clock_out, "clock_in": args.clock_in,
-                 "link": args.link}
+                 "link": args.link, **_sampler_options(args, bands)}
     if bands:
         from .band.band import BandSettings, player_register_setting
         from .output import RANGES
@@ -389,8 +399,39 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
             player_register=player_register_setting(args.player_register, {
                 **RANGES, **ranges}),
             seed=args.seed, generator=args.band_generator, style=style, count_in=args.count_in,
-            click=args.click, changes=args.changes, key=args.key).check()
+            click=args.click, changes=args.changes, key=args.key, phrases=args.sampler_phrases).check()
     return out
+
+
+def _sampler_options(args, bands: tuple[str, ...]) -> dict:
+    """``--synth sampler``, ``--voice BAND=sampler|gm``, ``--sampler-bank``, ``--sampler-seconds``."""
+    from .events import BANDS
+
+    sampled = {b for b in BANDS if b in bands} if args.synth == "sampler" else set()
+    for b, v in _assignments(args.voice, "--voice").items():
+        if b not in BANDS:
+            raise ConfigError(f"--voice {b}={v}: the sampler plays {', '.join(BANDS)} only; give one of them")
+        sound = v.strip().lower()
+        if sound not in ("sampler", "gm"):
+            raise ConfigError(f"--voice {b}={v}: give sampler (your own notes) or gm (General MIDI)")
+        if sound == "sampler":
+            sampled.add(b)
+        else:
+            sampled.discard(b)
+    if not 1.0 <= args.sampler_seconds <= 3600.0:
+        raise ConfigError(f"--sampler-seconds {args.sampler_seconds:g}: give 1 to 3600 seconds")
+    if sampled and args.fast:
+        raise ConfigError("the sampler plays in real time through JACK: leave out --fast")
+    if sampled and args.synth == "none":
+        raise ConfigError("--voice BAND=sampler with --synth none: choose one (--synth auto plays the other bands)")
+    if args.sampler_bank is not None:
+        if not sampled:
+            raise ConfigError("--sampler-bank: give --synth sampler or --voice BAND=sampler too")
+        from .sampler.bank import check_bank_folder
+
+        check_bank_folder(args.sampler_bank)
+    return {"sampler": tuple(b for b in BANDS if b in sampled), "sampler_bank": args.sampler_bank,
+            "sampler_seconds": args.sampler_seconds}
 
 
 # ------------------------------------------------------------ settings file
@@ -574,6 +615,8 @@ def cmd_listen(args, jam: bool = False) -> int:
         if not result.midi_port and sound.startswith("MIDI only"):  # no port either: say so
             sound = "none live" + sound[len("MIDI only"):]
         parts.append(f"sound: {sound}")
+    if getattr(result, "sampler", None):
+        parts.append(f"sampler: {result.sampler}")
     if result.recording:
         parts.append(f"recorded to {result.recording}")
     parts.append(f"{result.overflows} dropped blocks")

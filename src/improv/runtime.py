@@ -5,6 +5,10 @@
   loaded 2-core machine, ``benchmarks/bench_model.py``).
 * the GIL switch interval: 0.5 ms. The default 5 ms would let a busy thread (the model,
   the tracker) hold back a scheduled MIDI message by up to 5 ms.
+* :func:`freeze_heap`: what start-up loaded (the model, librosa, numba) is taken out of
+  the garbage collector's full scans (``gc.freeze``). One full collection over it held
+  the GIL for 188 ms in ``benchmarks/bench_sampler.py``: every thread stopped, a
+  sampled note 223 ms late.
 
 :func:`configure_process` is called by the session once its parts exist (torch is set
 only if a part imported it: a session that needs no torch never loads it) and by the
@@ -31,4 +35,20 @@ def configure_process(torch_threads: int = TORCH_THREADS, switch_interval: float
         _done.add("torch")
 
 
-__all__ = ["configure_process"]
+def freeze_heap() -> None:
+    """Move every object alive now out of the collector's scans (call once start-up is done;
+    again after a late load, such as the sampler's librosa warm-up); :func:`thaw_heap`
+    when the real-time work is over."""
+    import gc
+
+    gc.freeze()  # no collection first: that would be the very pause this avoids, with the band running
+
+
+def thaw_heap() -> None:
+    """The frozen objects back under the collector (their cycles collectable again, at exit too)."""
+    import gc
+
+    gc.unfreeze()
+
+
+__all__ = ["configure_process", "freeze_heap", "thaw_heap"]

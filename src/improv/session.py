@@ -44,7 +44,7 @@ from .listen.segmenter import DEFAULT_DECIDE, decide_settings
 from .listen.trackers import DEFAULT_TRACKER, make_tracker
 from .output import BandLayout, encode
 from .record import CommandLog, SessionRecorder, session_dir, voice_messages
-from .runtime import configure_process
+from .runtime import configure_process, freeze_heap, thaw_heap
 
 if TYPE_CHECKING:
     from .band import Band, BandSettings
@@ -89,6 +89,11 @@ class ListenOptions:
     clock_out: bool = False             # send MIDI clock from the band's tempo on the MIDI port
     clock_in: str | None = None         # follow the MIDI clock arriving on this input port
     link: bool = False                  # play to an Ableton Link session (tempo and phase)
+    # live sampling (improv.sampler): the bands played with the player's own notes, the
+    # folder their bank is loaded from and saved to, and its bound in seconds of audio
+    sampler: tuple[str, ...] = ()
+    sampler_bank: str | None = None
+    sampler_seconds: float = 60.0
 
 
 @dataclass
@@ -105,6 +110,7 @@ class SessionResult:
     seconds: float = 0.0                # how much input the session heard
     interrupted: bool = False           # ended by Ctrl-C (everything above is filled in all the same)
     input_warnings: list[str] = field(default_factory=list)  # what was wrong with the input as a whole
+    sampler: str | None = None          # what the sampler kept and played (with opts.sampler)
 
 
 class EventBus:
@@ -287,6 +293,7 @@ class Session:
         self.on_warning, self.view = on_warning, view
         self.driver: BandDriver | None = None
         self.recorder: SessionRecorder | None = None
+        self.sampler = None  # the live sampler (improv.sampler.jackout.SamplerSynth), with opts.sampler
         self._inbox: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._notes: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._direct: Callable[[Command], None] | None = None
@@ -319,6 +326,8 @@ class Session:
         with contextlib.ExitStack() as outputs:
             try:
                 self._open_outputs(outputs)
+                freeze_heap()  # start-up's objects out of the collector's full scans (runtime)
+                outputs.callback(thaw_heap)
                 self._loop(stop)
             except KeyboardInterrupt:
                 self.result.interrupted = True  # everything closes all the same, in order
@@ -340,10 +349,14 @@ class Session:
             result.midi_port = f"{port.info.name} ({port.info.api})"
             if opts.echo or (band is not None and opts.fast):
                 self.bus.subscribe(MidiSink(port, self.layout, opts.bends, echo=opts.echo))
-        synth, result.synth = open_synth(opts.synth, opts.soundfont, midi_out=opts.midi_out, voices=voices,
-                                         bend_range=opts.bend_range)
-        if synth is not None:
+        mode = "auto" if opts.synth == "sampler" else opts.synth
+        synth, result.synth = open_synth(mode, opts.soundfont, midi_out=opts.midi_out if not opts.sampler else None,
+                                         voices=voices, bend_range=opts.bend_range)
+        if opts.sampler:
+            synth = self._open_sampler(synth, stack)
+        elif synth is not None:
             stack.callback(synth.close)
+        if synth is not None:
             self.bus.subscribe(synth)
         recorder = None
         if opts.record:
@@ -354,6 +367,8 @@ class Session:
             result.recording = recorder.folder
             self.bus.subscribe(recorder.add)
         self.recorder = recorder
+        if self.sampler is not None:  # the bank used, saved before the sampler closes
+            stack.callback(self._save_bank)
         log = CommandLog(*[s for s in (recorder and recorder.add_command, self.on_command) if s])
         self.keep = _keeper(result, opts.keep_events)
         self.bus.subscribe(self.keep)
@@ -371,6 +386,49 @@ class Session:
             controls = open_controls(opts.controls, on_command=self.command, now=self.now, log=self.on_warning)
             stack.callback(controls.close)
 
+    def _open_sampler(self, fallback, stack: contextlib.ExitStack):
+        """The live sampler for ``opts.sampler``, FluidSynth (if open) playing the rest."""
+        from .sampler import open_sampler
+
+        opts = self.opts
+        try:
+            sampler = open_sampler(opts.sampler, self.source.sample_rate, fallback, opts.sampler_bank,
+                                   opts.sampler_seconds, origin=lambda: self._origin())
+        except BaseException:
+            if fallback is not None:
+                fallback.close()
+            raise
+        stack.callback(sampler.close)
+        gm = self.result.synth if fallback is not None else f"none ({self.result.synth})"
+        self.result.synth = (f"sampler ({','.join(opts.sampler)}) via JACK {sampler.out.name}, "
+                             f"{len(sampler.bank)} notes in its bank; General MIDI: {gm}")
+        self.sampler = sampler
+        return sampler
+
+    def _origin(self) -> float:
+        live = getattr(self.driver, "live", None)
+        return live.clock.origin if live is not None else 0.0
+
+    def _save_bank(self) -> None:
+        sampler = self.sampler
+        bank = sampler.bank
+        left = sampler.catcher.rejected if sampler.catcher is not None else {}
+        words = {"frozen": "while frozen", "short": "too short", "bent": "sliding", "quiet": "too quiet",
+                 "gone": "too long ago"}
+        why = ", ".join(f"{n} {words.get(k, k)}" for k, n in sorted(left.items()))
+        self.result.sampler = (f"{bank.added} of your notes kept" + (f", {sum(left.values())} not ({why})" if why
+                                                                       else "")
+                               + f", {len(bank)} in the bank ({bank.seconds:.1f} s); the band played "
+                               f"{sampler.sampled} notes with them, {sampler.general} General MIDI")
+        for folder in (self.opts.sampler_bank, self.recorder and self.recorder.folder / "sampler-bank"):
+            if folder is None:
+                continue
+            try:
+                bank.save(folder)
+            except ConfigError as e:
+                if self.on_warning is not None:
+                    self.on_warning(str(e))
+
     def _loop(self, stop: threading.Event | None) -> None:
         opts, driver, listener = self.opts, self.driver, self.listener
         script = sorted(opts.commands, key=lambda c: c.time)
@@ -386,6 +444,8 @@ class Session:
                 clock.block(end)
             if self.recorder is not None and heard_audio:  # input audio, written by the recorder's thread
                 self.recorder.add_audio(block)
+            if self.sampler is not None:
+                self.sampler.add_audio(block)
             events = listener.process(block)
             while not self._notes.empty():
                 ev = self._notes.get()
@@ -473,7 +533,13 @@ def make_driver(session: Session, band: Band | None, log: CommandLog, port, synt
     opts = session.opts
     if band is None:
         return NoBand(log)
-    band.on_command = lambda c: log.add(c.time, c.target, c.command, c.value)
+    sampler = session.sampler
+
+    def on_command(c: Command) -> None:
+        log.add(c.time, c.target, c.command, c.value)
+        if sampler is not None:
+            sampler.command(c)
+    band.on_command = on_command
     layout = session.layout
     setup = {name: voice_messages(layout.channel(name), voices[name]) for name in band.players}
     if port is not None:

@@ -26,6 +26,7 @@ import heapq
 import itertools
 import math
 import queue
+import statistics
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -77,6 +78,8 @@ class BandSettings:
     # tempo), no player needed
     changes: str | None = None           # --changes: lead-sheet text or file, "auto"; None: follow the player
     key: str | None = None               # --key of the changes ("C", "Am", "Bb minor")
+    phrases: bool = False                # --sampler-phrases: a take-over starts with the player's last
+    # phrase, moved by octaves into the band's range and onto the band's grid, then the model goes on
 
     def check(self) -> "BandSettings":
         for b in self.bands:
@@ -114,6 +117,18 @@ def player_register_setting(text: str | None, ranges: dict[str, tuple[int, int]]
     if t in BANDS:
         return ranges.get(t, DEFAULT_RANGES[t])
     return parse_range(t)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayNote:
+    """A note of the player's phrase as a taking-over band replays it: frames ``start`` to
+    ``end`` (frame numbers), the band's ``pitch`` and the player's (``lead_pitch``)."""
+
+    start: int
+    end: int
+    pitch: int
+    lead_pitch: int
+    velocity: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +259,7 @@ class Band:
         self._heap: list[tuple[float, int, int, Event]] = []
         self._seq = itertools.count()
         self._open: dict[str, CtxNote | None] = {b: None for b in s.bands}
+        self._replay: dict[str, tuple[ReplayNote, ...]] = {}  # phrases: the player's phrase a taker replays
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stale = False             # the generator must be rebuilt from the context
         self._replan: dict[str, float] = {}
@@ -381,6 +397,7 @@ class Band:
             self.gen.note_on("lead", ev.pitch, self.map.units(onset))
         for name, p in self.players.items():
             if p.taking_over:  # the player is back: hand back at once
+                self._replay.pop(name, None)
                 self._cut(name, self.now)
                 self._silence((name,), False)
                 self.log.append(LogEntry(self.now, "hand-back", band=name, onset=onset))
@@ -414,6 +431,8 @@ class Band:
             self._silence(tuple(targets), False)
         elif name == "tap":
             bpm, effect = self.time.tap(at), None
+        elif name in ("freeze", "forget"):
+            effect = None  # the sampler's bank (improv.sampler), not the players
         elif name == "player":
             self.register_override = None if value == "auto" else self.ranges[value]
         elif name == "style":
@@ -636,11 +655,60 @@ class Band:
                 silent.append(name)
             if p.plays(req.slot, ft):
                 self.log.append(LogEntry(ft, "take-over", band=name))
+                if self.settings.phrases:
+                    self._replay[name] = self._phrase_to_replay(k, req)
+            if req.slot == "lead" and self._replay.get(name):
+                if self._replay_frame(name, k):
+                    continue  # the frame is the phrase's: no model request for the lead slot
+                del self._replay[name]
             requests[req.slot] = (name, req)
         if requests:
             self._propose(k, requests, silent)
         if self.drummer is not None and (only is None or DRUMS in only):
             self._plan_drums(k, scene)
+
+    def _phrase_to_replay(self, k: int, req) -> tuple[ReplayNote, ...]:
+        """The player's last phrase as a taker replays it from frame ``k``: onsets and ends
+        on the band's frames (as far apart as the player played them), moved by whole
+        octaves so its middle lies in the band's range (``req.fold``), each note folded in."""
+        m, ctx = self.map, self.context
+        bs = m.beat_seconds
+        phrase = [n for n in ctx.last_phrase(1.5 * bs, self.now, PHRASE_BEATS * bs) if n.end is not None]
+        if len(phrase) < 2:
+            return ()
+        u0 = m.units(phrase[0].start)
+        lo, hi = req.fold if req.fold else (0, 127)
+        mid = (lo + hi) / 2
+        shift = 12 * round((mid - statistics.median(n.pitch for n in phrase)) / 12)
+        out = []
+        for n in phrase:
+            a = k + round((m.units(n.start) - u0) / m.unit)
+            b = max(a + 1, k + round((m.units(n.end) - u0) / m.unit))
+            if out and a <= out[-1].start:
+                continue  # two notes on one frame: the first one
+            if out and out[-1].end > a:
+                out[-1] = replace(out[-1], end=a)
+            out.append(ReplayNote(a, b, fold_into(n.pitch + shift, lo, hi), n.pitch, max(1, min(127, n.velocity))))
+        return tuple(out)
+
+    def _replay_frame(self, name: str, k: int) -> bool:
+        """Plays the replayed phrase's notes of frame ``k`` (the generator hears them as the
+        lead line); False once the phrase is over."""
+        notes = self._replay[name]
+        if k >= notes[-1].end:
+            return False
+        m = self.map
+        live = self.map is not None and not self._stale
+        for n in notes:
+            if n.start == k:
+                self._on(name, "lead", n.pitch, n.lead_pitch, m.seconds(k * m.unit), n.velocity)
+                if live:
+                    self.gen.note_on("lead", n.lead_pitch, k * m.unit)
+            if n.end == k + 1:
+                self._off(name, m.seconds((k + 1) * m.unit))
+                if live:
+                    self.gen.note_off("lead", (k + 1) * m.unit)
+        return True
 
     def _propose(self, k: int, requests: dict, silent: list[str]) -> None:
         m = self.map
@@ -838,6 +906,7 @@ class Band:
             self.drummer.cut(at)
             return
         self._drop(name, at)
+        self._replay.pop(name, None)
         ending = self.context.cut(name, at)
         if ending is not None:
             self._push(NoteOff(at, ending.pitch, name))

@@ -6,7 +6,7 @@ is a band (``bass``, ``mid``, ``high``) or ``all``; ``command`` is one of
 accepted by :func:`parse_command` (mapping files, ``improv learn``, the keyboard)::
 
     "bass: make room"     "high: take over 0.7"     "mid: busier"    "all: more chaotic"
-    "high: lead busy harmonic"   "all: stop"   "all: go"   "panic"   "tap"
+    "high: lead busy harmonic"   "all: stop"   "all: go"   "panic"   "tap"   "freeze"   "forget"
     "mid: accompany contrapuntal"   "bass: fight 0.5"   "player: mid"
 
 Every error names what is wrong and what is accepted, as one line
@@ -60,6 +60,10 @@ COMMANDS: dict[str, Spec] = {
     "player": Spec("the player's own register is this band's (the band leaves it room); "
                    "'auto' detects it", kind="choice", default="auto", choices=(*BANDS, "auto"),
                    global_only=True),
+    "freeze": Spec("the sampler keeps its bank as it is (no more of the player's notes); 'off' "
+                   "takes them in again", kind="choice", default="on", choices=("on", "off"), global_only=True),
+    "forget": Spec("the sampler forgets the player's notes it kept (the band plays General MIDI "
+                   "until it has new ones)", global_only=True),
     "style": Spec("the drummer's style: its grooves and feel from the next beat", kind="choice",
                   default="straight", choices=STYLE_NAMES, global_only=True),
 }

@@ -125,7 +125,13 @@ class LiveBand:
         self.clock = clock
         self.tick = tick
         self.scheduler = Scheduler(output, output_latency_ms=output_latency_ms, now=clock.now)
-        self.handoff = handoff + self.scheduler.latency
+        # a synth that takes the notes ahead of their time (the sampler) gets them from a
+        # scheduler of its own, ``lead`` seconds early; the band hands them on that much earlier
+        synth = output.synth
+        self.synth_scheduler = Scheduler(synth, output_latency_ms=output_latency_ms, now=clock.now,
+                                         lead=synth.lead) if getattr(synth, "timed", False) else None
+        extra = max(0.0, synth.lead - 0.03) if self.synth_scheduler is not None else 0.0
+        self.handoff = handoff + self.scheduler.latency + extra
         band.set_handoff(self.handoff)
         band.on_silence = self._silence
         self.port = port
@@ -160,6 +166,8 @@ class LiveBand:
 
     def start(self) -> "LiveBand":
         self.scheduler.start()
+        if self.synth_scheduler is not None:
+            self.synth_scheduler.start()
         self._thread = threading.Thread(target=self._run, name="improv-band", daemon=True)
         self._thread.start()
         return self
@@ -179,6 +187,9 @@ class LiveBand:
                             continue  # stopped meanwhile (note-offs always go)
                         for msg in self.output.messages(ev):
                             self.scheduler.schedule(ev.time, msg, tag=ev.source)
+                        if self.synth_scheduler is not None:
+                            for msg in encode(ev, DEFAULT_LAYOUT, bends=False):
+                                self.synth_scheduler.schedule(ev.time, msg, tag=ev.source)
                     self._muted.clear()
                 for hook in self.on_step:
                     hook(now)
@@ -197,11 +208,14 @@ class LiveBand:
     def _silence(self, bands: tuple[str, ...], panic: bool) -> None:
         with self._lock:
             self._muted.update(bands)
-            if panic:
-                self.scheduler.panic()
-            else:
-                for b in bands:
-                    self.scheduler.clear(b)
+            for scheduler in (self.scheduler, self.synth_scheduler):
+                if scheduler is None:
+                    continue
+                if panic:
+                    scheduler.panic()
+                else:
+                    for b in bands:
+                        scheduler.clear(b)
 
     def _update_view(self, now: float) -> None:
         if self.view is not None:
@@ -238,6 +252,8 @@ class LiveBand:
             self._thread = None
         # The scheduler knows what sounds: stopping it drops what is pending and sends
         # note-offs for the rest (through the output, so the recording gets them too).
+        if self.synth_scheduler is not None:
+            self.synth_scheduler.stop(panic=True)
         self.scheduler.stop(panic=True)
         self.band.finish(self.clock.now())
         self.check()

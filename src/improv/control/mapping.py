@@ -531,6 +531,8 @@ L = "lead busy contrapuntal"
 p = "panic"
 "!" = "panic"
 space = "tap"
+k = "freeze"
+K = "forget"
 "?" = "help"
 """
 

@@ -175,6 +175,57 @@ class JackMidiCapture:
         self.client.close()
 
 
+class JackAudioCapture:
+    """An in-process JACK client that records what reaches its audio input.
+
+    The samples go into a buffer allocated up front (``seconds`` long); ``cycles`` holds
+    (first sample index, JACK frame time, ``time.perf_counter()`` at wake-up) of every
+    cycle, so a test can find the JACK frame of any captured sample and map session time
+    (``perf_counter`` based) to frames: :meth:`frame_of_time`.
+    """
+
+    def __init__(self, name: str = "audiocapture", seconds: float = 30.0):
+        import jack
+
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.inports.register("in")
+        self.audio = np.zeros(int(seconds * self.client.samplerate), dtype=np.float32)
+        self.pos = 0
+        self.cycles: list[tuple[int, int, float]] = []
+        self.recording = False
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        if not self.recording or self.pos + frames > len(self.audio):
+            return
+        self.cycles.append((self.pos, self.client.last_frame_time, time.perf_counter()))
+        self.audio[self.pos:self.pos + frames] = self.port.get_array()
+        self.pos += frames
+
+    def connect_from(self, source: str) -> None:
+        self.client.connect(source, self.port)
+
+    def frame_of_sample(self, i: int) -> int:
+        k = max(0, next((n for n, (p, _, _) in enumerate(self.cycles) if p > i), len(self.cycles)) - 1)
+        p, f, _ = self.cycles[k]
+        return f + (i - p)
+
+    def frame_of_time(self, t: float, origin: float = 0.0) -> float:
+        """The JACK frame of session time ``t`` (``perf_counter() - origin``): the frame count
+        against the lower envelope of the wake-ups of the cycles just after ``t`` (a cycle
+        never wakes before it starts; a stall of the dummy server moves its frame count
+        against the wall clock for good, so only the cycles of that moment count)."""
+        rate = self.client.samplerate
+        near = [woke - origin - f / rate for _, f, woke in self.cycles if -0.02 < woke - origin - t < 0.25]
+        offset = min(near or [woke - origin - f / rate for _, f, woke in self.cycles])
+        return (t - offset) * rate
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
 class JackMidiSource:
     """An in-process JACK client that sends scripted MIDI at exact frames (a clock, a foot switch).
 

@@ -25,6 +25,37 @@ from collections.abc import Callable
 from ..errors import MidiError
 
 
+class FrameClock:
+    """Session time minus frame-clock seconds, followed from the process callbacks' wake-ups.
+
+    A cycle's first frame is at the session time of its frame count in seconds plus an
+    offset that follows the lower envelope of the callback's wake-up times (the
+    callback never runs before its cycle starts): down at once, up by a tenth of the
+    gap (at most 0.5 ms) each cycle, since under load the dummy driver's frame count
+    slips behind the wall clock a little at every late cycle. Wake-ups more than 5 ms
+    late three cycles running are a stall of the server (a client joining the graph
+    stalls the dummy driver): the offset jumps to the smallest of them. A single very
+    late wake-up is only a late wake-up.
+    """
+
+    def __init__(self) -> None:
+        self.offset: float | None = None
+        self._high: list[float] = []
+
+    def follow(self, d: float) -> float:
+        """One cycle's wake-up (session time minus the cycle's first frame in seconds); the offset."""
+        if self.offset is None or d < self.offset:
+            self.offset, self._high = d, []
+        elif d - self.offset > 0.005:
+            self._high.append(d)
+            if len(self._high) >= 3:
+                self.offset, self._high = min(self._high), []
+        else:
+            self._high = []
+            self.offset += min(0.1 * (d - self.offset), 0.0005)
+        return self.offset
+
+
 class JackMidi:
     """One JACK client: MIDI out ``out`` (timed sink for the Scheduler) and MIDI ins.
 
@@ -65,9 +96,8 @@ class JackMidi:
         self.keep_written = 0
         self._rate = float(self.client.samplerate)
         self._origin = origin
-        self._offset: float | None = None
+        self.frames = FrameClock()
         self.frame_stamps = frame_stamps
-        self._high: list[float] = []
         self._last_f0 = 0
         self._wraps = 0
         self.cycle = (0, 0.0, 1.0, 1)  # (first frame, its session time, seconds, frames) of the last cycle
@@ -115,25 +145,8 @@ class JackMidi:
         self._last_f0 = f0
         span = frames / self._rate
         base = (f0 + self._wraps * 2**32) / self._rate
-        # The session time of this cycle's first frame: the frame count in seconds plus an
-        # offset that follows the lower envelope of the callback's wake-up times (the
-        # callback never runs before its cycle starts): down at once, up by a tenth of the
-        # gap (at most 0.5 ms) each cycle, since under load the dummy driver's frame count
-        # slips behind the wall clock a little at every late cycle. Wake-ups more than 5 ms
-        # late three cycles running are a stall of the server (a client joining the graph
-        # stalls the dummy driver): the offset jumps to the smallest of them. A single very
-        # late wake-up is only a late wake-up.
-        d = woke - self._origin - base
-        if self._offset is None or d < self._offset:
-            self._offset, self._high = d, []
-        elif d - self._offset > 0.005:
-            self._high.append(d)
-            if len(self._high) >= 3:
-                self._offset, self._high = min(self._high), []
-        else:
-            self._high = []
-            self._offset += min(0.1 * (d - self._offset), 0.0005)
-        t0 = base + self._offset
+        # the session time of this cycle's first frame (see FrameClock)
+        t0 = base + self.frames.follow(woke - self._origin - base)
         self.cycle = (f0, t0, span, frames)
         stamp0 = base if self.frame_stamps else t0
         for port, cb in self.inports:
@@ -169,7 +182,7 @@ class JackMidi:
 
     def frame_offset(self) -> float:
         """Session time minus frame-clock seconds, now (for ``frame_stamps`` inputs)."""
-        return self._offset or 0.0
+        return self.frames.offset or 0.0
 
     # ---------------------------------------------------------------- wiring
 
