@@ -305,6 +305,12 @@ def _check_listen(args) -> None:
         raise ConfigError(f"--bend-range {args.bend_range:g}: give 0 < semitones <= 24")
     if args.tuning is not None and not -100 <= args.tuning <= 100:
         raise ConfigError(f"--tuning {args.tuning:g}: give an offset from -100 to 100 cents")
+    check_band_arguments(args)
+
+
+def check_band_arguments(args) -> None:
+    """The checks of the band's own options (seed, tempo or free, context), shared by every
+    command that plays the band (listen, jam, serve)."""
     if args.seed is not None and not 0 <= args.seed < 2 ** 32:
         raise ConfigError(f"--seed {args.seed}: give a whole number from 0 to {2 ** 32 - 1}")
     if args.tempo is not None and args.free:

@@ -39,20 +39,11 @@ def add_commands(sub) -> None:
 
 
 def _check_serve(args) -> None:
-    from ..cli import CONTEXT_BARS_MAX, CONTEXT_SECONDS_MAX
+    from ..cli import check_band_arguments
 
     if args.seconds is not None and not 0 < args.seconds <= 7 * 24 * 3600:
         raise ConfigError(f"--seconds {args.seconds:g}: give more than 0, at most a week")
-    if args.seed is not None and not 0 <= args.seed < 2 ** 32:
-        raise ConfigError(f"--seed {args.seed}: give a whole number from 0 to {2 ** 32 - 1}")
-    if args.tempo is not None and args.free:
-        raise ConfigError(f"--tempo {args.tempo:g} and --free contradict each other: a tempo puts the band on "
-                          "a beat grid, --free keeps it off one; give one of them")
-    if not 0 < args.context_bars <= CONTEXT_BARS_MAX:
-        raise ConfigError(f"--context-bars {args.context_bars:g}: give more than 0 and at most {CONTEXT_BARS_MAX}")
-    if not 0 < args.context_seconds <= CONTEXT_SECONDS_MAX:
-        raise ConfigError(f"--context-seconds {args.context_seconds:g}: give more than 0 and at most "
-                          f"{CONTEXT_SECONDS_MAX}")
+    check_band_arguments(args)
     if args.commands:
         raise ConfigError("serve --commands: a script runs on a session's clock; send the commands over OSC")
 
