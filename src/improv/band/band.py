@@ -212,6 +212,10 @@ class Band:
 
             generator = make_generator(s.generator, s.seed, model=load_model(s.model))
         self.gen = generator if generator is not None else make_generator(s.generator, s.seed)
+        trust = float(getattr(self.gen, "model_trust", 0.0))
+        for p in self.players.values():
+            if isinstance(p, BandPlayer):
+                p.model_trust = trust
         self.on_command = on_command
         self.on_silence = on_silence
         self.handoff = s.handoff        # seconds before their time that events leave (the driver's)

@@ -149,6 +149,9 @@ class BandPlayer(Player):
         self.velocity = DEFAULT_VELOCITY[name] if velocity is None else int(velocity)
         self.takeover_gap = takeover_gap      # beats of the player's silence before taking over
         self.free_gap = free_gap              # seconds: free mode answers gaps at least this long
+        # 0..1: how far a take-over trusts the model's own lead line over the steering toward the
+        # player's last phrase (a model fine-tuned on this player's sessions already plays like them)
+        self.model_trust = 0.0
 
     # ------------------------------------------------------------ deciding
 
@@ -335,12 +338,14 @@ class BandPlayer(Player):
             # The pitch classes of the player's last phrase, in proportion (less with more
             # variation), and those it has played less of than the phrase so far.
             w = scene.phrase_profile / scene.phrase_profile.sum()
-            bias = (0.5 + 3.0 * (1.0 - variation)) * np.log((w + 0.02) / (w.max() + 0.02))
+            steer = 1.0 - 0.5 * self.model_trust
+            bias = steer * (0.5 + 3.0 * (1.0 - variation)) * np.log((w + 0.02) / (w.max() + 0.02))
             if self.since is not None:
                 played = pitch_class_profile(ctx.band(self.name, since=self.since), scene.time)
                 if played.sum() > 0:
                     share = played / played.sum()
-                    bias += 2.0 * (1.0 - 0.7 * variation) * np.clip(np.log((w + 0.05) / (share + 0.05)), -3.0, 3.0)
+                    bias += steer * 2.0 * (1.0 - 0.7 * variation) * np.clip(np.log((w + 0.05) / (share + 0.05)),
+                                                                            -3.0, 3.0)
             pv += bias[_PITCHES % 12]
         if scene.harmony is not None and scene.harmony.strict:  # the changes hold in a take-over too
             pv += chord_bias("high", scene.harmony, "take-over", scene.on_beat, scene.strong_beat, scene.time,
@@ -348,7 +353,7 @@ class BandPlayer(Player):
         control = VoiceControl(role="lead", density=min(target, 16.0), register=(reg[0] + reg[1]) / 2,
                                low=low, high=high, temperature=1.0, top_p=1.0)
         hook = shaped(pv, onset, [], start_note=kick, pitch_temperature=0.6 + 0.6 * variation,
-                      pitch_top_p=0.8 + 0.2 * variation)
+                      pitch_top_p=0.8 + 0.2 * variation, follow=0.8 - 0.4 * self.model_trust)
         return VoiceRequest("lead", control, hook, self.velocity + 6, fold=(self.low, self.high), kick=kick)
 
 

@@ -26,7 +26,7 @@ from .sessions import SOURCE, Material
 from .train import TrainSettings
 
 FINETUNE = TrainSettings(steps=400, batch=12, lr=5e-4, min_lr_ratio=0.1, warmup=20, ckpt_every=50, eval_every=100,
-                         val_windows=32, swap_prob=0.5)
+                         val_windows=32, swap_prob=0.5, swap_any_voice=True)
 WEIGHTS = {SOURCE: 1.0}
 DEFAULT_OUT = "you.pt"
 
@@ -92,7 +92,7 @@ def write_card(path: Path, facts: dict) -> Path:
         "## Training",
         "",
         f"* {facts['steps']} steps of {st['batch']} windows x {facts['context'] + 1} frames, AdamW lr {st['lr']:g} "
-        f"(warm-up {st['warmup']}, cosine to {st['min_lr_ratio']:g}), seed {st['seed']}, the player's line moved into "
+        f"(warm-up {st['warmup']}, cosine to {st['min_lr_ratio']:g}), seed {st['seed']}, your line moved into "
         f"a band voice in {100 * st['swap_prob']:.0f}% of windows (what a band taking over plays).",
         f"* {facts['train_seconds'] / 60:.1f} minutes of training on {facts['threads']} torch thread(s) "
         f"({facts['machine']}, torch {facts['torch']}).",

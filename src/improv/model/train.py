@@ -54,6 +54,9 @@ class TrainSettings:
     # does not follow its own wrong notes when it plays live but keeps to the player's key.
     history_noise_prob: float = 0.5
     history_noise_max: float = 0.3
+    # The melody moves into the band voice of its register (False: the corpora), or into any band
+    # voice (True: a player's sessions, so that every band can take over in the player's style)
+    swap_any_voice: bool = False
 
 
 class Windows:
@@ -107,7 +110,7 @@ def augment(t: np.ndarray, rng: np.random.Generator, st: TrainSettings) -> tuple
         lead_notes = t[:, LEAD][t[:, LEAD] >= 2]
         if len(lead_notes):
             mean = lead_notes.mean() - 2 + PITCH_LO
-            b = 2 if mean >= 60 else 1 if mean >= 48 else 0
+            b = int(rng.integers(0, LEAD)) if st.swap_any_voice else 2 if mean >= 60 else 1 if mean >= 48 else 0
             t = t.copy()
             t[:, [LEAD, b]] = t[:, [b, LEAD]]
             if rng.random() < 0.5:
@@ -223,7 +226,8 @@ def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSetti
     step, elapsed, history = 0, 0.0, []
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state["config"] != cfg.to_dict() or state["settings"] != asdict(st) or state.get("data") != data:
+        saved = {**asdict(TrainSettings()), **state["settings"]}  # settings added since: their defaults
+        if state["config"] != cfg.to_dict() or saved != asdict(st) or state.get("data") != data:
             raise ConfigError(f"{ckpt} was made with other settings or other sessions; use the same ones, or "
                               f"--fresh to start over")
         net.load_state_dict(state["net"])
