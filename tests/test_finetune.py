@@ -28,6 +28,11 @@ def sessions(tmp_path_factory):
     return root
 
 
+def _out(capsys) -> str:
+    """What was printed, its lines joined (the console wraps them at its width)."""
+    return " ".join(capsys.readouterr().out.split())
+
+
 def _train(sessions, out, ckpt, *extra):
     return main(["train", "--sessions", str(sessions), "--model", str(out), "--checkpoints", str(ckpt), *STEPS,
                  *extra])
@@ -50,7 +55,7 @@ def test_a_session_reads_back_as_the_recorder_wrote_it(sessions):
 def test_finetune_lowers_the_players_nll_writes_a_card_and_is_seeded(sessions, tmp_path, capsys):
     out = tmp_path / "you.pt"
     assert _train(sessions, out, tmp_path / "ck") == 0
-    printed = capsys.readouterr().out
+    printed = _out(capsys)
     assert "wrote" in printed and "nats per note" in printed
     model = load_model(out)
     ft = model.meta["finetune"]
@@ -75,9 +80,9 @@ def test_a_stopped_finetune_resumes_to_the_same_weights(sessions, tmp_path, caps
     part = tmp_path / "part.pt"
     ck = tmp_path / "ck-part"
     assert _train(sessions, part, ck, "--minutes", "0.0001") == 0     # stops after its first step
-    assert "run the same command again" in capsys.readouterr().out and not part.exists()
+    assert "run the same command again" in _out(capsys) and not part.exists()
     assert _train(sessions, part, ck) == 0
-    assert "resuming from step 1" in capsys.readouterr().out
+    assert "resuming from step 1" in _out(capsys)
     a, b = load_model(whole).net.state_dict(), load_model(part).net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -86,7 +91,7 @@ def test_keep_marks_the_band_parts_learnt_from(tmp_path, capsys):
     root = tmp_path / "s"
     write_sessions(root, 3, 32, seed=3)
     assert main(["keep", str(root / "take-001"), "--bands", "bass,mid"]) == 0
-    assert "kept (bass,mid)" in capsys.readouterr().out
+    assert "kept (bass,mid)" in _out(capsys)
     assert json.loads((root / "take-001" / KEEP_FILE).read_text())["bands"] == ["bass", "mid"]
     m = load_material(root, val_share=0.0)
     targets = {m.train.ids[p]: m.train.targets[k] for k, p in enumerate(m.train.piece)}

@@ -210,7 +210,8 @@ def load_material(root: str | Path, val_share: float = 0.15, min_minutes: float 
     """Read every session in ``root``; ConfigError with how much is needed when it is too little.
 
     Validation: every session whose name hashes into the last ``val_share`` (at least one
-    when there are three or more); with fewer, the training sessions themselves."""
+    when there are three or more, none with ``val_share`` 0); with none, the training sessions
+    themselves."""
     takes = [read_take(f) for f in session_folders(root)]
     minutes = sum(t.minutes for t in takes)
     notes = sum(t.player_notes for t in takes)
@@ -220,7 +221,7 @@ def load_material(root: str | Path, val_share: float = 0.15, min_minutes: float 
                           f"{min_notes} notes (record more with `improv listen --record {root}`)")
     score = {t.name: int(hashlib.md5(t.name.encode()).hexdigest()[:8], 16) % 1000 / 1000 for t in takes}
     val = [t for t in takes if score[t.name] >= 1 - val_share]
-    if len(takes) >= 3 and not val:
+    if len(takes) >= 3 and not val and val_share > 0:
         val = [max(takes, key=lambda t: score[t.name])]
     if len(val) == len(takes):
         val = []
