@@ -149,8 +149,8 @@ class BandPlayer(Player):
         self.velocity = DEFAULT_VELOCITY[name] if velocity is None else int(velocity)
         self.takeover_gap = takeover_gap      # beats of the player's silence before taking over
         self.free_gap = free_gap              # seconds: free mode answers gaps at least this long
-        # 0..1: how far a take-over trusts the model's own lead line over the steering toward the
-        # player's last phrase (a model fine-tuned on this player's sessions already plays like them)
+        # 0..1: how far a take-over leaves where its notes fall to the model rather than to the
+        # player's last phrase's rate (a model fine-tuned on this player's sessions knows their rhythm)
         self.model_trust = 0.0
 
     # ------------------------------------------------------------ deciding
@@ -338,14 +338,12 @@ class BandPlayer(Player):
             # The pitch classes of the player's last phrase, in proportion (less with more
             # variation), and those it has played less of than the phrase so far.
             w = scene.phrase_profile / scene.phrase_profile.sum()
-            steer = 1.0 - 0.5 * self.model_trust
-            bias = steer * (0.5 + 3.0 * (1.0 - variation)) * np.log((w + 0.02) / (w.max() + 0.02))
+            bias = (0.5 + 3.0 * (1.0 - variation)) * np.log((w + 0.02) / (w.max() + 0.02))
             if self.since is not None:
                 played = pitch_class_profile(ctx.band(self.name, since=self.since), scene.time)
                 if played.sum() > 0:
                     share = played / played.sum()
-                    bias += steer * 2.0 * (1.0 - 0.7 * variation) * np.clip(np.log((w + 0.05) / (share + 0.05)),
-                                                                            -3.0, 3.0)
+                    bias += 2.0 * (1.0 - 0.7 * variation) * np.clip(np.log((w + 0.05) / (share + 0.05)), -3.0, 3.0)
             pv += bias[_PITCHES % 12]
         if scene.harmony is not None and scene.harmony.strict:  # the changes hold in a take-over too
             pv += chord_bias("high", scene.harmony, "take-over", scene.on_beat, scene.strong_beat, scene.time,
