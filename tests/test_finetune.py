@@ -148,6 +148,9 @@ def test_listen_plays_with_the_model_given(sessions, tmp_path, capsys):
     assert _train(sessions, out, tmp_path / "ck") == 0
     band = Band(BandSettings(model=str(out), seed=0))
     assert band.gen.model.path == out and "finetune" in band.gen.model.meta
+    # a take-over leaves more to a model that learnt the player; the shipped one stays steered
+    assert [p.model_trust for p in band.players.values()] == [1.0, 1.0, 1.0]
+    assert [p.model_trust for p in Band(BandSettings(seed=0)).players.values()] == [0.0, 0.0, 0.0]
     wav = tmp_path / "a.wav"
     t = np.arange(int(1.5 * 16000)) / 16000
     soundfile.write(str(wav), (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
