@@ -103,14 +103,18 @@ def takeover_run(model, events, duration: float, seed: int, tempo: float) -> dic
     key_rows = np.array([(3, round(n.pitch), n.onset, n.offset) for n in pnotes], dtype=float)
     key = estimate_key(key_rows)
     allband = [n for v in band_notes.values() for n in v]
-    inkey = lambda ns: float(in_scale(np.array([round(n.pitch) for n in ns]), key).mean()) if ns else math.nan
+
+    def inkey(ns) -> float:
+        return float(in_scale(np.array([round(n.pitch) for n in ns]), key).mean()) if ns else math.nan
+
     inrange = [RANGES[b][0] <= round(n.pitch) <= RANGES[b][1] for b, v in band_notes.items() for n in v]
     ppos, pioi = rhythm_hists(pnotes, beat, t0)
     tpos, tioi = rhythm_hists(takeover, beat, t0) if len(takeover) > 1 else (np.zeros(4), np.zeros(8))
     return {
         "takeover_notes": len(takeover), "band_notes": len(allband),
         "pc_similarity": hist_intersection(M.pc_profile(takeover), M.pc_profile(pnotes)) if takeover else math.nan,
-        "pc_correlation": M.correlation(M.pc_profile(takeover), M.pc_profile(pnotes)) if len(takeover) >= 3 else math.nan,
+        "pc_correlation": M.correlation(M.pc_profile(takeover), M.pc_profile(pnotes)) if len(takeover) >= 3
+        else math.nan,
         "rhythm_position_similarity": hist_intersection(tpos, ppos),
         "rhythm_ioi_similarity": hist_intersection(tioi, pioi),
         "in_key_band": inkey(allband), "in_key_takeover": inkey(takeover), "in_key_player": inkey(pnotes),

@@ -73,6 +73,7 @@ def write_card(path: Path, facts: dict) -> Path:
         x = d.get(key, {}).get("per_note")
         return "—" if x is None else f"{x:.3f}"
 
+    held = ", ".join(m["validation_sessions"]) or "none (too few sessions: the training sessions are scored)"
     kept = ", ".join(f"{k} ({'/'.join(v)})" for k, v in m["kept"].items()) or "none (the band's notes are input only)"
     lines = [
         f"# {path.with_suffix('.pt').name}: the band fine-tuned on your sessions",
@@ -86,7 +87,7 @@ def write_card(path: Path, facts: dict) -> Path:
         f"* {m['sessions']} sessions from `{facts['sessions_dir']}`, {m['minutes']:.1f} minutes of your playing, "
         f"{m['player_notes']:,} of your notes (the lead) and {m['band_notes']:,} band notes (input).",
         f"* Kept takes (their band parts learnt from, `improv keep`): {kept}.",
-        f"* Held out for the figures: {', '.join(m['validation_sessions']) or 'none (too few sessions: the training sessions are scored)'}.",
+        f"* Held out for the figures: {held}.",
         f"* Sessions: {', '.join(m['names'])}.",
         "",
         "## Training",
