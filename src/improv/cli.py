@@ -30,7 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clock": ("improv.timing.cli", "send MIDI clock (fixed, tapped or Link tempo) or follow one"),
     "bench": ("improv.cli", "score recordings through the live pipeline"),
     "transcribe": ("improv.transcribecli", "write recordings' notes as MIDI transcripts (offline)"),
-    "train": ("improv.model.cli", "train the band model on the symbolic corpora"),
+    "train": ("improv.model.cli", "train the band model on the symbolic corpora, or on your sessions"),
+    "keep": ("improv.model.cli", "mark recorded sessions you liked: `train --sessions` learns their band parts"),
     "eval-model": ("improv.model.cli", "score the band model on held-out pieces"),
     "continue": ("improv.model.cli", "continue MIDI files with the band model"),
     "generate": ("improv.model.cli", "generate music from nothing with the band model"),
@@ -219,6 +220,9 @@ def _band_arguments(p) -> None:
                       help=f"bars the band remembers, up to {CONTEXT_BARS_MAX} (default 8)")
     band.add_argument("--context-seconds", type=finite, default=16.0,
                       help=f"seconds the band remembers in free mode, up to {CONTEXT_SECONDS_MAX} (default 16)")
+    band.add_argument("--model", default=None, metavar="FILE",
+                      help="the band's model (default models/band.pt; e.g. models/you.pt from `improv train "
+                           "--sessions`)")
     band.add_argument("--band-generator", default="model", metavar="NAME",
                       help="what plays the band: model (the trained band model, default)")
     band.add_argument("--commands", metavar="FILE", help="scripted commands, one a line: 'SECONDS COMMAND' "
@@ -404,7 +408,7 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
             context_bars=args.context_bars, context_seconds=args.context_seconds,
             player_register=player_register_setting(args.player_register, {
                 **RANGES, **ranges}),
-            seed=args.seed, generator=args.band_generator, style=style, count_in=args.count_in,
+            seed=args.seed, generator=args.band_generator, model=args.model, style=style, count_in=args.count_in,
             click=args.click, changes=args.changes, key=args.key, phrases=args.sampler_phrases).check()
     return out
 

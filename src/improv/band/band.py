@@ -70,6 +70,7 @@ class BandSettings:
     # yet is planned again with it (the band answers ``lookahead`` sooner; a model rebuild a note)
     seed: int | None = 0
     generator: str = "model"
+    model: str | None = None             # --model: the band model's file (None: models/band.pt)
     style: str | None = None             # --style: the drummer's grooves (and the default meter, swing)
     count_in: int = 0                    # --count-in BARS (needs --tempo): sticks (and the first chord's
     # root with a lead sheet), then the band (and the form) at beat 0
@@ -247,7 +248,15 @@ class Band:
             from .drums import NoModel
 
             generator = NoModel()  # [drums] the drummer alone needs no model
+        if generator is None and s.model is not None and s.generator == "model":
+            from ..model import load_model
+
+            generator = make_generator(s.generator, s.seed, model=load_model(s.model))
         self.gen = generator if generator is not None else make_generator(s.generator, s.seed)
+        trust = float(getattr(self.gen, "model_trust", 0.0))
+        for p in self.players.values():
+            if isinstance(p, BandPlayer):
+                p.model_trust = trust
         self.on_command = on_command
         self.on_silence = on_silence
         self.handoff = s.handoff        # seconds before their time that events leave (the driver's)

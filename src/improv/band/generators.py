@@ -50,6 +50,12 @@ class ModelGenerator:
         self.session = None
         self.rebuilds = 0
 
+    @property
+    def model_trust(self) -> float:
+        """How far the players trust the model's own lead line in a take-over: 1 for a model
+        fine-tuned on the player's sessions (``improv train --sessions``), 0 for the corpora's."""
+        return 1.0 if self.model.meta.get("sessions") else 0.0
+
     def rebuild(self, grid: Grid, notes: list[tuple[str, int, float, float | None]]) -> None:
         seed = None if self.seed is None else self.seed + self.rebuilds
         self.rebuilds += 1

@@ -151,6 +151,9 @@ class BandPlayer(Player):
         self.free_gap = free_gap              # seconds: free mode answers gaps at least this long
         self.temperature = 1.0                # run-time parameters (improv.band.params): the pitch
         self.top_p = PITCH_TOP_P              # temperature is scaled by this, the nucleus starts here
+        # 0..1: how far a take-over leaves where its notes fall to the model rather than to the
+        # player's last phrase's rate (a model fine-tuned on this player's sessions knows their rhythm)
+        self.model_trust = 0.0
 
     # ------------------------------------------------------------ deciding
 
@@ -351,7 +354,8 @@ class BandPlayer(Player):
         control = VoiceControl(role="lead", density=min(target, 16.0), register=(reg[0] + reg[1]) / 2,
                                low=low, high=high, temperature=1.0, top_p=1.0)
         hook = shaped(pv, onset, [], start_note=kick, pitch_temperature=(0.6 + 0.6 * variation) * self.temperature,
-                      pitch_top_p=min(1.0, (0.8 + 0.2 * variation) * self.top_p / PITCH_TOP_P))
+                      pitch_top_p=min(1.0, (0.8 + 0.2 * variation) * self.top_p / PITCH_TOP_P),
+                      follow=0.8 - 0.4 * self.model_trust)
         return VoiceRequest("lead", control, hook, self.velocity + 6, fold=(self.low, self.high), kick=kick)
 
 

@@ -18,13 +18,24 @@ SIZES = {
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("train", help="train the band model on the symbolic corpora",
+    p = sub.add_parser("train", help="train the band model on the symbolic corpora, or on your sessions",
                        description="Train the band's model (seeded, split by piece, checkpointed, resumable) on "
-                                   "music21's corpus and ../shared/data/symbolic when present.")
+                                   "music21's corpus and ../shared/data/symbolic when present; with --sessions, "
+                                   "fine-tune it on your recorded sessions (your notes as the lead, the band's "
+                                   "notes of the takes marked with `improv keep`).")
     p.add_argument("--model", dest="out", metavar="FILE", default=None,
-                   help="weights file to write (default: models/band.pt; eval-model, continue, generate read it)")
+                   help="weights file to write (default: models/band.pt, with --sessions models/you.pt; "
+                        "`improv listen --model FILE` plays with it)")
     p.add_argument("--out", dest="out", help=argparse.SUPPRESS)  # the old spelling of --model
-    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000, the shipped model)")
+    p.add_argument("--sessions", metavar="DIR", default=None,
+                   help="fine-tune on the sessions `improv listen --record DIR` wrote (a card goes beside the weights)")
+    p.add_argument("--from", dest="base", metavar="FILE", default=None,
+                   help="with --sessions: the model to start from (default models/band.pt)")
+    p.add_argument("--minutes", type=finite, default=None,
+                   help="with --sessions: stop after this many minutes of training (checkpointed: the same "
+                        "command again goes on; default: no limit)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimizer steps (default 3000, the shipped model; with --sessions 400)")
     p.add_argument("--batch", type=int, default=12, help="windows per step (default 12)")
     p.add_argument("--size", choices=list(SIZES), default="small", help="model size (default small)")
     p.add_argument("--seed", type=int, default=0)
@@ -38,6 +49,15 @@ def add_commands(sub) -> None:
     p.add_argument("--limit", type=int, default=None,
                    help="only the first N files of each corpus, not cached (quick trials)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("keep", help="mark recorded sessions you liked: `train --sessions` learns their band parts",
+                       description="Mark takes you liked: `improv train --sessions DIR` learns the band's notes "
+                                   "of kept sessions (your own notes are learnt from every session). Writes "
+                                   "keep.json into each session folder.")
+    p.add_argument("folders", nargs="+", metavar="SESSION", help="session folders (`improv listen --record` made)")
+    p.add_argument("--bands", default="bass,mid,high", help="the band parts you liked (default bass,mid,high)")
+    p.add_argument("--undo", action="store_true", help="unmark: learn only your notes from these sessions")
+    p.set_defaults(func=cmd_keep)
 
     p = sub.add_parser("eval-model", help="score the band model on held-out pieces",
                        description="Held-out NLL against an n-gram baseline, and statistics of accompaniment "
@@ -174,12 +194,17 @@ def _data(args, console, bars):
 
 
 def cmd_train(args) -> int:
+    if args.sessions is not None:
+        return cmd_finetune(args)
+    if args.base is not None or args.minutes is not None:
+        raise ConfigError("--from and --minutes go with --sessions DIR (fine-tuning on your sessions)")
     import torch
 
     from .net import ModelConfig
     from .store import default_model_path
     from .train import TrainSettings, train
 
+    args.steps = 3000 if args.steps is None else args.steps
     if args.steps < 1 or args.batch < 1 or args.threads < 1:
         raise ConfigError("--steps, --batch and --threads must be positive")
     torch.set_num_threads(args.threads)
@@ -217,6 +242,85 @@ def cmd_train(args) -> int:
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {facts['parameters']:,} parameters); "
                   f"{facts['steps']} steps, {facts['train_seconds'] / 60:.1f} min of training "
                   f"({(time.monotonic() - t0) / 60:.1f} min this run), final validation loss {facts['val_loss']:.4f}")
+    return 0
+
+
+def cmd_keep(args) -> int:
+    from .sessions import keep
+
+    bands = tuple(b.strip() for b in args.bands.split(",") if b.strip())
+    if not bands:
+        raise ConfigError("--bands: give a comma list of bass,mid,high")
+    for folder in args.folders:
+        path = keep(folder, bands, undo=args.undo)
+        print(f"{folder}: {'no longer kept' if args.undo else 'kept (' + ','.join(bands) + ')'} ({path.name})")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    """``improv train --sessions DIR``: the loop of ``cmd_train`` started from ``--from``."""
+    import torch
+
+    from .data import default_cache_dir
+    from .finetune import DEFAULT_OUT, WEIGHTS, card_facts, figures, settings, write_card
+    from .sessions import load_material
+    from .store import default_model_path, load_model
+    from .train import train
+
+    if (args.steps is not None and args.steps < 1) or args.batch < 1 or args.threads < 1:
+        raise ConfigError("--steps, --batch and --threads must be positive")
+    if args.minutes is not None and args.minutes <= 0:
+        raise ConfigError(f"--minutes {args.minutes:g}: give a positive number of minutes")
+    if args.limit is not None or args.sources != "all":
+        raise ConfigError("--limit and --sources choose corpora; with --sessions the sessions are the material")
+    torch.set_num_threads(args.threads)
+    console = _console()
+    sessions = Path(args.sessions)
+    material = load_material(sessions)
+    base_path = Path(args.base) if args.base else default_model_path()
+    base = load_model(base_path)
+    out = Path(args.out) if args.out else default_model_path().with_name(DEFAULT_OUT)
+    if out.resolve() == base_path.resolve():
+        raise ConfigError(f"--model {out}: that is the model to start from; give another file (default "
+                          f"models/{DEFAULT_OUT})")
+    st = settings(args.steps, args.batch, args.seed, args.bf16)
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    ckpt = Path(args.checkpoints) if args.checkpoints else cache / f"finetune-{out.stem}-s{args.seed}"
+    summary = material.summary()
+    console.print(f"sessions: {summary['sessions']} in {sessions}, {summary['minutes']:.1f} minutes of your "
+                  f"playing, {summary['player_notes']:,} of your notes; kept takes: {len(summary['kept'])}; "
+                  f"held out: {len(material.val_names)}; from {base_path}")
+    if (ckpt / "checkpoint.pt").exists() and not args.fresh:
+        done = torch.load(ckpt / "checkpoint.pt", map_location="cpu", weights_only=False).get("step", 0)
+        console.print(f"resuming from step {done} of {ckpt / 'checkpoint.pt'} (--fresh to start over)")
+    before = figures(base.net, material)
+    t0 = time.monotonic()
+    with _Bars(console) as bars:
+        def progress(step, total, info):
+            text = f"loss {info['loss']:.3f}" + (f" val {info['val']:.3f}" if "val" in info else "")
+            bars("fine-tuning", step, total, text)
+
+        facts = train(material.train, material.val, base.config, st, out, ckpt, resume=not args.fresh,
+                      progress=progress, init=base.net.state_dict(), weights=WEIGHTS, data=material.fingerprint,
+                      seconds=None if args.minutes is None else 60.0 * args.minutes,
+                      meta={"sampling": base.sampling, "size": base.meta.get("size"), "config": base.config.to_dict(),
+                            "base": str(base_path), "sessions": summary})
+    if facts is None:
+        done = torch.load(ckpt / "checkpoint.pt", map_location="cpu", weights_only=False).get("step", 0)
+        console.print(f"stopped after {args.minutes:g} minutes at step {done} of {st.steps} (checkpointed in "
+                      f"{ckpt}); run the same command again to go on")
+        return 0
+    tuned = load_model(out)
+    after = figures(tuned.net, material)
+    card = write_card(out.with_suffix(".md"), card_facts(material, sessions, base_path, before, after, facts,
+                                                         base.config.context))
+    from .store import update_meta
+
+    update_meta(out, {"finetune": {"before": before, "after": after}})
+    b, a = before["player"]["per_note"], after["player"]["per_note"]
+    console.print(f"wrote {out} and its card {card}; {facts['steps']} steps, {facts['train_seconds'] / 60:.1f} min "
+                  f"of training ({(time.monotonic() - t0) / 60:.1f} min this run); your line on the held-out "
+                  f"sessions: {b:.3f} -> {a:.3f} nats per note; play with `improv listen --model {out}`")
     return 0
 
 

@@ -456,11 +456,14 @@ class Rendering:
     ids: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
+    targets: np.ndarray | None = None  # [P, 4] bool: the voices learnt from (None: all; sessions: the lead
+    # and the kept bands, ``improv.model.sessions``)
 
     def select(self, keep: np.ndarray) -> "Rendering":
         keep = np.asarray(keep, dtype=bool)
         return Rendering(self.tokens, self.barpos, self.start[keep], self.length[keep], self.metered[keep],
-                         self.piece[keep], self.ids, self.sources, self.splits)
+                         self.piece[keep], self.ids, self.sources, self.splits,
+                         None if self.targets is None else self.targets[keep])
 
     def where(self, split: str | None = None, metered: bool | None = None, source: str | None = None
               ) -> "Rendering":

@@ -54,6 +54,9 @@ class TrainSettings:
     # does not follow its own wrong notes when it plays live but keeps to the player's key.
     history_noise_prob: float = 0.5
     history_noise_max: float = 0.3
+    # The melody moves into the band voice of its register (False: the corpora), or into any band
+    # voice (True: a player's sessions, so that every band can take over in the player's style)
+    swap_any_voice: bool = False
 
 
 class Windows:
@@ -77,7 +80,8 @@ class Windows:
         self.prob /= self.prob.sum()
 
     def window(self, rng: np.random.Generator, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """tokens ``[L, 4]``, barpos ``[L]``, mask ``[L]`` (False on padding)."""
+        """tokens ``[L, 4]``, barpos ``[L]``, mask ``[L, 4]`` (False on padding and on the voices
+        the rendering does not learn from: ``Rendering.targets``)."""
         r, L = self.r, self.length
         if k is None:
             k = int(rng.choice(len(self.prob), p=self.prob))
@@ -86,9 +90,10 @@ class Windows:
         s = int(rng.integers(0, n - L + 1)) if n > L else 0
         t = np.zeros((L, N_VOICES), dtype=np.int64)
         b = np.zeros(L, dtype=np.int64)
-        m = np.zeros(L, dtype=bool)
+        m = np.zeros((L, N_VOICES), dtype=bool)
         seg = min(L, n - s)
-        t[:seg], b[:seg], m[:seg] = toks[s:s + seg], pos[s:s + seg], True
+        t[:seg], b[:seg] = toks[s:s + seg], pos[s:s + seg]
+        m[:seg] = True if r.targets is None else r.targets[k]
         b[seg:] = pos[s + seg - 1] if seg else 0
         return t, b, m
 
@@ -105,7 +110,7 @@ def augment(t: np.ndarray, rng: np.random.Generator, st: TrainSettings) -> tuple
         lead_notes = t[:, LEAD][t[:, LEAD] >= 2]
         if len(lead_notes):
             mean = lead_notes.mean() - 2 + PITCH_LO
-            b = 2 if mean >= 60 else 1 if mean >= 48 else 0
+            b = int(rng.integers(0, LEAD)) if st.swap_any_voice else 2 if mean >= 60 else 1 if mean >= 48 else 0
             t = t.copy()
             t[:, [LEAD, b]] = t[:, [b, LEAD]]
             if rng.random() < 0.5:
@@ -147,6 +152,9 @@ def make_batch(w: Windows, rng: np.random.Generator, n: int, st: TrainSettings, 
         melody = LEAD
         if train:
             t, melody = augment(t, rng, st)
+            if melody != LEAD:  # the voices learnt from move with the melody
+                m = m.copy()
+                m[:, [LEAD, melody]] = m[:, [melody, LEAD]]
         c = block_controls(t, melody)
         c = drop_controls(c, rng, st) if train else np.full_like(c, UNKNOWN)
         toks.append(t)
@@ -166,7 +174,7 @@ def loss_fn(net: FrameNet, idx, target, mask) -> torch.Tensor:
     logits = net(idx, target)
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none")
     ce = ce.view(target.shape)
-    m = mask.unsqueeze(-1).expand_as(ce).float()
+    m = (mask if mask.dim() == ce.dim() else mask.unsqueeze(-1)).expand_as(ce).float()
     return (ce * m).sum() / m.sum().clamp(min=1)
 
 
@@ -180,25 +188,35 @@ def lr_at(step: int, st: TrainSettings) -> float:
 Progress = Callable[[int, int, dict], None]
 
 
-def _save_checkpoint(ckpt: Path, net, opt, step, elapsed, history, cfg: ModelConfig, st: TrainSettings) -> None:
+def _save_checkpoint(ckpt: Path, net, opt, step, elapsed, history, cfg: ModelConfig, st: TrainSettings,
+                     data: str | None = None) -> None:
     tmp = ckpt.with_name("checkpoint.pt.tmp")
-    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                "history": history, "config": cfg.to_dict(), "settings": asdict(st)}, tmp)
+    state = {"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
+             "history": history, "config": cfg.to_dict(), "settings": asdict(st)}
+    if data is not None:
+        state["data"] = data
+    torch.save(state, tmp)
     tmp.replace(ckpt)
 
 
 def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSettings, out: Path,
           ckpt_dir: Path, resume: bool = True, progress: Progress | None = None, meta: dict | None = None,
-          stop_after: int | None = None) -> dict | None:
+          stop_after: int | None = None, init: dict | None = None, weights: dict[str, float] | None = None,
+          data: str | None = None, seconds: float | None = None) -> dict | None:
     """Train, checkpointing into ``ckpt_dir``; writes the final weights to ``out``. Returns facts.
 
-    ``stop_after`` ends the run after that step (checkpointed, nothing written to ``out``,
-    returns None): a later call resumes where it stopped.
+    ``stop_after`` ends the run after that step, ``seconds`` after that much training in this
+    call (checkpointed, nothing written to ``out``, returns None): a later call resumes where
+    it stopped. Fine-tuning (``improv train --sessions``) starts from the weights ``init``,
+    draws windows by the source ``weights`` and ties its checkpoint to the material's
+    fingerprint ``data``.
     """
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt = ckpt_dir / "checkpoint.pt"
     torch.manual_seed(st.seed)
     net = FrameNet(cfg)
+    if init is not None:
+        net.load_state_dict(init)
     decay = [p for n, p in net.named_parameters() if p.dim() >= 2 and not n.startswith("inp")
              and not n.startswith("cond")]
     no_decay = [p for n, p in net.named_parameters() if not (p.dim() >= 2 and not n.startswith("inp")
@@ -208,13 +226,15 @@ def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSetti
     step, elapsed, history = 0, 0.0, []
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state["config"] != cfg.to_dict() or state["settings"] != asdict(st):
-            raise ConfigError(f"{ckpt} was made with other settings; use the same ones, or --fresh to start over")
+        saved = {**asdict(TrainSettings()), **state["settings"]}  # settings added since: their defaults
+        if state["config"] != cfg.to_dict() or saved != asdict(st) or state.get("data") != data:
+            raise ConfigError(f"{ckpt} was made with other settings or other sessions; use the same ones, or "
+                              f"--fresh to start over")
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
-    windows = Windows(train_r, cfg.context + 1)
-    val_w = Windows(val_r if len(val_r.start) else train_r, cfg.context + 1)
+    windows = Windows(train_r, cfg.context + 1, weights)
+    val_w = Windows(val_r if len(val_r.start) else train_r, cfg.context + 1, weights)
     vrng = np.random.default_rng([st.seed, 999_999])
     val_batches = [make_batch(val_w, vrng, 16, st, train=False) for _ in range(max(1, st.val_windows // 16))]
 
@@ -226,7 +246,7 @@ def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSetti
         return float(np.mean(losses))
 
     net.train()
-    t_last = time.monotonic()
+    t_last = t_start = time.monotonic()
     while step < st.steps:
         rng = np.random.default_rng([st.seed, step])
         torch.manual_seed(st.seed * 1_000_003 + step)
@@ -248,11 +268,12 @@ def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSetti
             info["val"] = evaluate()
             history.append({"step": step, "train": info["loss"], "val": info["val"], "elapsed": elapsed})
         if step % st.ckpt_every == 0 or step == st.steps:
-            _save_checkpoint(ckpt, net, opt, step, elapsed, history, cfg, st)
+            _save_checkpoint(ckpt, net, opt, step, elapsed, history, cfg, st, data)
         if progress:
             progress(step, st.steps, info)
-        if stop_after is not None and step >= stop_after and step < st.steps:
-            _save_checkpoint(ckpt, net, opt, step, elapsed, history, cfg, st)
+        out_of_time = seconds is not None and now - t_start >= seconds
+        if (out_of_time or stop_after is not None and step >= stop_after) and step < st.steps:
+            _save_checkpoint(ckpt, net, opt, step, elapsed, history, cfg, st, data)
             return None
     net.eval()
     facts = {
