@@ -562,6 +562,9 @@ def cmd_listen(args, jam: bool = False) -> int:
     if result.recording:
         parts.append(f"recorded to {result.recording}")
     parts.append(f"{result.overflows} dropped blocks")
+    if getattr(result, "band_lead", None) is not None:  # the band's plan ahead of the output (real time)
+        parts.append(f"band plan ahead >= {1000 * result.band_lead:.0f} ms, "
+                     f"{result.band_late_frames} frames late")
     if result.recording_error:
         parts.append(result.recording_error)
     if result.midi_errors:

@@ -105,6 +105,8 @@ class SessionResult:
     seconds: float = 0.0                # how much input the session heard
     interrupted: bool = False           # ended by Ctrl-C (everything above is filled in all the same)
     input_warnings: list[str] = field(default_factory=list)  # what was wrong with the input as a whole
+    band_lead: float | None = None      # real time: the least the band's plan was ahead of now (s)
+    band_late_frames: int = 0           # frames the band skipped because it fell behind (an underrun)
 
 
 class EventBus:
@@ -432,6 +434,11 @@ class Session:
         for ev in self.driver.close(self.end):
             if self.recorder is not None:
                 self.recorder.add(ev)
+        live = getattr(self.driver, "live", None)
+        if live is not None and live.lowest_lead != float("inf"):
+            self.result.band_lead = live.lowest_lead
+        if self.band is not None:
+            self.result.band_late_frames = self.band.skipped
 
     def _close_source(self) -> None:
         if isinstance(self.source, MicSource):

@@ -138,6 +138,9 @@ class LiveBand:
         self._thread: threading.Thread | None = None
         self._port_missing = False
         self.step_seconds: deque[float] = deque(maxlen=10_000)  # the latest steps' durations
+        # the least the plan was ahead of now when a step began (seconds; it must stay above
+        # ``handoff`` or frames are skipped: band.skipped), from the band's first bar on
+        self.lowest_lead = math.inf
         self.on_step: list[Callable[[float], None]] = []   # called after each step, in this thread (clock out)
         self.error: BaseException | None = None
 
@@ -171,6 +174,9 @@ class LiveBand:
             while not self._stop.is_set():
                 t0 = time.perf_counter()
                 now = self.clock.now()
+                ahead = self.band.planned_until()
+                if ahead is not None and ahead - now < self.lowest_lead:
+                    self.lowest_lead = ahead - now
                 self.band.step(now)
                 with self._lock:
                     events = self.band.due(now + self.handoff)
