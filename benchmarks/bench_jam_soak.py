@@ -180,7 +180,8 @@ def soak(minutes: float, tempo: float, style: str, synth: str, seed: int, server
     capture = Capture()
     seconds = minutes * 60.0
     run_seconds = seconds + 5.0  # the model loads for a few seconds before the first note
-    env = {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1",
+    env = {"IMPROV_MODEL": str(ROOT / "models" / "band.pt"),  # (the model beside the sources, even with --src)
+           **os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1",
            "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     errfile = tempfile.NamedTemporaryFile("w+", prefix="jam-soak-", suffix=".err", delete=False)
     argv = [sys.executable, "-m", "improv", "jam", "--seconds", f"{run_seconds:g}", "--midi-api", "jack",
