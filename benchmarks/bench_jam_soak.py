@@ -144,21 +144,23 @@ def analyse(events: list[tuple[int, bytes]], rate: int, tempo: float, end_frame:
         # each tick on the tempo's grid: its index from its time, its offset from the grid (the
         # grid placed on the ticks' median offset); a tick never heard leaves its index empty
         t = np.asarray(ticks)
+        grid = int(round((t[-1] - t[0]) / period)) + 1     # the ticks the tempo puts between the first and last
         idx = np.round((t - t[0]) / period).astype(int)
         resid = t - (t[0] + idx * period)
         resid -= np.median(resid)
-        missing = int(idx[-1] + 1 - len(np.unique(idx)))
         iv = np.diff(t)
         beats = len(ticks) // 24
         late_beats = int(sum(1 for k in range(beats) if (ticks[min(24 * k + 24, len(ticks) - 1)] - ticks[24 * k])
                              > 24 * period * 1.25))
-        bpm = 60.0 / (24 * (t[-1] - t[0]) / max(int(idx[-1]), 1))
-        out["clock"] = {"ticks": len(ticks), "grid_ticks": int(idx[-1]) + 1, "missing_ticks": missing,
+        bpm = 60.0 / (24 * (t[-1] - t[0]) / max(grid - 1, 1))
+        stalls = [(round(float(t[i]), 1), round(1000 * float(iv[i]), 1)) for i in np.flatnonzero(iv > 3 * period)]
+        out["clock"] = {"ticks": len(ticks), "grid_ticks": grid, "missing_ticks": grid - len(ticks),
                         "off_grid_p50_ms": round(1000 * float(np.median(np.abs(resid))), 2),
                         "off_grid_p99_ms": round(1000 * float(np.percentile(np.abs(resid), 99)), 2),
-                        "off_grid_max_ms": round(1000 * float(np.abs(resid).max()), 2),
-                        "longest_interval_ms": round(1000 * float(iv.max()), 2), "bpm": round(bpm, 3),
-                        "beats": beats, "beats_stretched_over_125pct": late_beats}
+                        "longest_interval_ms": round(1000 * float(iv.max()), 2),
+                        "longest_interval_at_s": round(float(t[int(np.argmax(iv))]), 1), "bpm": round(bpm, 3),
+                        "beats": beats, "beats_stretched_over_125pct": late_beats,
+                        "intervals_over_3_ticks": len(stalls), "longest_intervals": sorted(stalls, key=lambda x: -x[1])[:12]}
         drums = np.asarray(ons["drums"])
         if len(drums):
             beat_times = [ticks[24 * k] for k in range(beats)]
@@ -172,11 +174,34 @@ def analyse(events: list[tuple[int, bytes]], rate: int, tempo: float, end_frame:
     return out
 
 
-SUMMARY_LEAD = re.compile(r"band plan ahead >= (\d+) ms, (\d+) frames late")
+GC_MARK = "jam-soak gc: "
+# --gc-trace: the jam run under a wrapper that times every garbage collection (gc.callbacks) and,
+# at exit, prints the count and time per generation and each one over 10 ms (CLOCK_MONOTONIC)
+GC_WRAPPER = """
+import atexit, gc, json, sys, time
+starts, count, total, long_ = {}, [0, 0, 0], [0.0, 0.0, 0.0], []
+def timed(phase, info):
+    g = info["generation"]
+    if phase == "start":
+        starts[g] = time.perf_counter()
+    elif g in starts:
+        ms = 1000 * (time.perf_counter() - starts.pop(g))
+        count[g] += 1
+        total[g] += ms
+        if ms > 10:
+            long_.append((time.monotonic(), g, round(ms, 1)))
+gc.callbacks.append(timed)
+atexit.register(lambda: print(%r + json.dumps({"count": count, "total_ms": [round(x) for x in total],
+                                              "over_10ms": long_[-200:]}), file=sys.stderr, flush=True))
+from improv.cli import main
+sys.exit(main(sys.argv[1:]))
+""" % GC_MARK
+SUMMARY_LEAD = re.compile(r"band plan ahead >= (-?\d+) ms, (\d+) frames late")
 SUMMARY_DROPPED = re.compile(r"(\d+) dropped blocks")
 
 
-def soak(minutes: float, tempo: float, style: str, synth: str, seed: int, server: str, log, src: Path) -> dict:
+def soak(minutes: float, tempo: float, style: str, synth: str, seed: int, server: str, log, src: Path,
+         gc_trace: bool = False, cc_map: Path | None = None) -> dict:
     capture = Capture()
     seconds = minutes * 60.0
     run_seconds = seconds + 5.0  # the model loads for a few seconds before the first note
@@ -184,10 +209,11 @@ def soak(minutes: float, tempo: float, style: str, synth: str, seed: int, server
            **os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1",
            "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     errfile = tempfile.NamedTemporaryFile("w+", prefix="jam-soak-", suffix=".err", delete=False)
-    argv = [sys.executable, "-m", "improv", "jam", "--seconds", f"{run_seconds:g}", "--midi-api", "jack",
+    head = [sys.executable, "-c", GC_WRAPPER] if gc_trace else [sys.executable, "-m", "improv"]
+    argv = [*head, "jam", "--seconds", f"{run_seconds:g}", "--midi-api", "jack",
             "--bands", "all", "--clock-out", "--tempo", f"{tempo:g}", "--style", style, "--synth", synth,
-            "--seed", str(seed), "--quiet", "--no-keys"]
-    log("running: improv " + " ".join(argv[3:]))
+            "--seed", str(seed), "--quiet", "--no-keys", *(["--cc-map", str(cc_map)] if cc_map else [])]
+    log("running: improv " + " ".join(argv[len(head):]))
     t_launch = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errfile, cwd=str(ROOT))
     rows: list[dict] = []
@@ -234,14 +260,19 @@ def soak(minutes: float, tempo: float, style: str, synth: str, seed: int, server
                  "cpu_pct_run": round(100 * (end_cpu - cpu0) / (end_wall - t0), 1),
                  "cpu_pct_max_minute": max((r["cpu_pct"] for r in rows), default=None),
                  "rss_first_minute_mb": rows[0]["rss_mb"] if rows else None, "rss_at_connect_mb": round(rss0, 1),
-                 "rss_end_mb": round(end_rss, 1), "xruns": capture.xruns,
+                 "rss_last_minute_mb": rows[-1]["rss_mb"] if rows else round(end_rss, 1), "xruns": capture.xruns,
                  "load_mean": round(float(np.mean([r["load"] for r in rows])), 2) if rows else None}
     m = SUMMARY_LEAD.search(err)
     out["band_lowest_lead_ms"] = int(m.group(1)) if m else None
     out["band_late_frames"] = int(m.group(2)) if m else None
     m = SUMMARY_DROPPED.search(err)
     out["dropped_blocks"] = int(m.group(1)) if m else None
-    out["summary_line"] = err.strip().splitlines()[-1] if err.strip() else ""
+    out["summary_line"] = next((ln for ln in err.splitlines() if "dropped blocks" in ln), err.strip()[-300:])
+    gc_lines = [ln for ln in err.splitlines() if ln.startswith(GC_MARK)]
+    if gc_lines:  # times from the connection of the capture (about the first note)
+        gc_info = json.loads(gc_lines[-1][len(GC_MARK):])
+        gc_info["over_10ms"] = [(round(at - t0, 1), g, ms) for at, g, ms in gc_info["over_10ms"]]
+        out["gc"] = gc_info
     out.update(analyse(capture.events, RATE, tempo, end_frame))
     return out
 
@@ -256,6 +287,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--src", type=Path, default=ROOT / "src",
                     help="the improv sources the jam runs (a copy keeps a long run safe from edits)")
+    ap.add_argument("--cc-map", type=Path, help="the jam sends these CC macros too")
+    ap.add_argument("--gc-trace", action="store_true",
+                    help="time the jam's garbage collections (a wrapper around improv's main)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if not args.minutes > 0:
@@ -264,7 +298,8 @@ def main() -> int:
     name = f"improv-jamsoak-{os.getpid()}"
     server = start_jack(name, RATE, PERIOD)
     try:
-        out = soak(args.minutes, args.tempo, args.style, args.synth, args.seed, name, log, args.src.resolve())
+        out = soak(args.minutes, args.tempo, args.style, args.synth, args.seed, name, log, args.src.resolve(),
+                   args.gc_trace, args.cc_map.resolve() if args.cc_map else None)
     finally:
         server.stop()
     summary = {k: v for k, v in out.items() if k != "rows"}
