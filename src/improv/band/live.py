@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..events import Event, NoteOff, NoteOn
 from ..events import Command
 from ..output import DEFAULT_LAYOUT, BandLayout, encode
+from ..runtime import realtime_thread
 from ..timing import Scheduler
 from .band import Band
 from .commands import parse_command
@@ -141,6 +142,7 @@ class LiveBand:
         # the least the plan was ahead of now when a step began (seconds; it must stay above
         # ``handoff`` or frames are skipped: band.skipped), from the band's first bar on
         self.lowest_lead = math.inf
+        self.realtime = False   # its thread got real-time priority (runtime.realtime_thread)
         self.on_step: list[Callable[[float], None]] = []   # called after each step, in this thread (clock out)
         self.error: BaseException | None = None
 
@@ -170,6 +172,7 @@ class LiveBand:
     def _run(self) -> None:
         next_check = 0.0
         next_view = 0.0
+        self.realtime = realtime_thread()  # (where allowed) a loaded machine does not hold it back
         try:
             while not self._stop.is_set():
                 t0 = time.perf_counter()
