@@ -49,7 +49,7 @@ from .runtime import configure_process
 if TYPE_CHECKING:
     from .band import Band, BandSettings
     from .band.live import LiveBand
-    from .band.macros import CCMap
+    from .band.macros import CCMap, MacroSender
     from .control import ControlOptions
     from .midi import MidiOut
     from .synth import BandSynth, Voice
@@ -533,7 +533,7 @@ def make_driver(session: Session, band: Band | None, log: CommandLog, port, synt
     return RealTimeDriver(live)
 
 
-def _macros(session: Session, band: Band, ccmap: CCMap, send: Callable) -> object:
+def _macros(session: Session, band: Band, ccmap: CCMap, send: Callable) -> MacroSender:
     """The CC macros of ``ccmap`` read from ``band``: each one sent (``send``), recorded and counted."""
     from .band.macros import MacroSender
 
