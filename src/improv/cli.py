@@ -166,6 +166,9 @@ def _output_options(p) -> None:
     out.add_argument("--midi-api", choices=["auto", "alsa", "jack"], default="auto",
                      help="MIDI system (default: JACK if a server runs, else ALSA)")
     out.add_argument("--no-midi", dest="midi", action="store_false", help="open no MIDI port")
+    out.add_argument("--cc-map", metavar="FILE", help="send the band's state as MIDI CC macros (intensity, "
+                     "density, chaos... -> CC numbers and channels) on its beats: a TOML map, see "
+                     "examples/cc-map.toml")
     out.add_argument("--record", metavar="DIR", help="write the session (input.wav, session.mid, commands.jsonl) "
                      "into DIR/<date-time>/")
     snd = p.add_argument_group("sound")
@@ -395,7 +398,15 @@ def _band_options(args, bands: tuple[str, ...]) -> dict:
         raise ConfigError("--clock-in needs a band (--bands) and real time (no --fast)")
     if args.link and (not bands or args.fast or args.clock_in):
         raise ConfigError("--link needs a band (--bands), real time (no --fast) and no --clock-in")
+    cc_map = None
+    if getattr(args, "cc_map", None):
+        if not bands:
+            raise ConfigError("--cc-map needs a band (--bands): the macros follow the band's state")
+        from .band.macros import load_cc_map
+
+        cc_map = load_cc_map(args.cc_map, channels)
     out: dict = {"commands": commands, "channels": channels, "output_latency_ms": args.output_latency_ms,
+                 "cc_map": cc_map,
                  "voices": voices or None, "clock_out": args.clock_out, "clock_in": args.clock_in,
                  "link": args.link, **_sampler_options(args, bands)}
     if bands:
@@ -630,6 +641,11 @@ def cmd_listen(args, jam: bool = False) -> int:
     if result.recording:
         parts.append(f"recorded to {result.recording}")
     parts.append(f"{result.overflows} dropped blocks")
+    if getattr(result, "band_lead", None) is not None:  # the band's plan ahead of the output (real time)
+        parts.append(f"band plan ahead >= {1000 * result.band_lead:.0f} ms, "
+                     f"{result.band_late_frames} frames late")
+    if getattr(result, "controls", 0):
+        parts.append(f"{result.controls} CC macro messages")
     if result.recording_error:
         parts.append(result.recording_error)
     if result.midi_errors:

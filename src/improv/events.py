@@ -81,6 +81,25 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlChange:
+    """A controller value sent at ``time`` (a CC macro: ``source``'s ``quantity`` drives
+    controller ``control`` on ``channel``, 0-based as sent). Not a note event: it goes to
+    the ports, the synth and the recording by its own path (:mod:`improv.band.macros`)."""
+
+    time: float
+    control: int
+    value: int
+    channel: int
+    source: str = "all"
+    quantity: str = ""
+
+    def message(self):
+        import mido
+
+        return mido.Message("control_change", channel=self.channel, control=self.control, value=self.value)
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
     """A meta-command in force from ``time`` (session seconds) for ``target`` (a band or "all")."""
 

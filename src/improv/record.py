@@ -17,6 +17,10 @@ A session folder (``recordings/<date-time>/``) holds:
   journal when the session closes (through a temporary file and an atomic rename);
   after a crash ``improv recover SESSION`` writes it (``improv render`` reads the
   journal by itself). A note left sounding is ended at the journal's last time.
+* ``controls.jsonl`` — the CC macros sent (``--cc-map``), one JSON object a line
+  (``{"time": 2.43, "cc": 74, "value": 96, "channel": 2, "source": "all", "quantity":
+  "intensity"}``, channel 1-16), flushed with the journal; ``session.mid`` carries them
+  on a track of their own, "cc".
 * ``commands.jsonl`` — the command log (:class:`CommandLog`): one JSON object a line,
   ``{"time": 12.5, "target": "bass", "command": "density", "value": 0.7}``, flushed
   line by line.
@@ -44,7 +48,8 @@ import soundfile
 
 from .audio import Block
 from .errors import ConfigError
-from .events import ALL_BANDS, PLAYER, Command, Event, Note, NoteOff, NoteOn, PitchBend, notes_from_events
+from .events import (ALL_BANDS, PLAYER, Command, ControlChange, Event, Note, NoteOff, NoteOn, PitchBend,
+                     notes_from_events)
 from .output import CHANNELS, BandLayout, encode
 from .timing.tempomap import BarTiming, TempoMap
 
@@ -56,6 +61,8 @@ AUDIO_FILE = "input.wav"
 MIDI_FILE = "session.mid"
 COMMANDS_FILE = "commands.jsonl"
 JOURNAL_FILE = "events.jsonl"
+CONTROLS_FILE = "controls.jsonl"
+CONTROLS_TRACK = "cc"       # session.mid's track of the CC macros
 JOURNAL_KIND = "improv session events"
 
 
@@ -127,7 +134,7 @@ def transcript_track(notes: list[Note], tick: Callable[[float], int], channel: i
 def events_to_midifile(events: list[Event], bend_range: float = 2.0,
                        channels: dict[str, int] | None = None, voices: Mapping[str, Any] | None = None,
                        commands: list["Command"] | None = None, timing: BarTiming | None = None,
-                       transcript: bool = True) -> mido.MidiFile:
+                       transcript: bool = True, controls: list[ControlChange] | None = None) -> mido.MidiFile:
     """A type-1 MIDI file with one track per source, times from the events' ``time``.
 
     Each track starts with its pitch-bend range (RPN 0) and, for sources in ``voices``
@@ -137,7 +144,8 @@ def events_to_midifile(events: list[Event], bend_range: float = 2.0,
     (:mod:`improv.timing.tempomap`); without, 120 BPM.
     The player's track holds what was sent (every NoteOn, retakes included, when it was
     sent: what the band heard); with ``transcript`` a last track, "transcript", holds the
-    corrected notes (:func:`transcript_track`).
+    corrected notes (:func:`transcript_track`). ``controls`` (the CC macros) go on a track
+    of their own, "cc", each on its channel.
     """
     layout = BandLayout.make(channels, bend_range=bend_range)
     voices = voices or {}
@@ -169,6 +177,14 @@ def events_to_midifile(events: list[Event], bend_range: float = 2.0,
         mid.tracks.append(track)
     if transcript and PLAYER in sources:
         mid.tracks.append(transcript_track(notes_from_events(events, PLAYER), _tick))
+    if controls:
+        track = mido.MidiTrack([mido.MetaMessage("track_name", name=CONTROLS_TRACK, time=0)])
+        last_tick = 0
+        for cc in sorted(controls, key=lambda c: c.time):
+            tick = _tick(cc.time)
+            track.append(cc.message().copy(time=max(0, tick - last_tick)))
+            last_tick = max(last_tick, tick)
+        mid.tracks.append(track)
     return mid
 
 
@@ -251,6 +267,36 @@ def read_commands(path: str | Path) -> list[Command]:
             if n == len(lines):
                 break
             raise ConfigError(f"{path}:{n}: not a command line ({line[:40]!r}); fix or delete that line") from None
+    return out
+
+
+# ----------------------------------------------------------------- CC macros
+
+
+def control_to_json(cc: ControlChange) -> str:
+    return json.dumps({"time": round(cc.time, 6), "cc": cc.control, "value": cc.value, "channel": cc.channel + 1,
+                       "source": cc.source, "quantity": cc.quantity})
+
+
+def read_controls(path: str | Path) -> list[ControlChange]:
+    """The CC macros of a ``controls.jsonl`` (none if there is none); a last line cut short
+    by a crash is left out."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            out.append(ControlChange(float(d["time"]), int(d["cc"]), int(d["value"]), int(d["channel"]) - 1,
+                                     str(d.get("source", "all")), str(d.get("quantity", ""))))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            if n == len(lines):
+                break
+            raise ConfigError(f"{path}:{n}: not a CC line ({line[:40]!r}); fix or delete that line") from None
     return out
 
 
@@ -342,7 +388,8 @@ def write_session_midi(folder: str | Path, timing: BarTiming | None = None) -> P
     folder = Path(folder)
     journal = read_journal(folder / JOURNAL_FILE)
     mid = events_to_midifile(journal.events, journal.bend_range, voices=journal.voices,
-                             commands=read_commands(folder / COMMANDS_FILE), timing=timing)
+                             commands=read_commands(folder / COMMANDS_FILE), timing=timing,
+                             controls=read_controls(folder / CONTROLS_FILE))
     path = folder / MIDI_FILE
     tmp = path.with_suffix(".mid.tmp")
     mid.save(str(tmp))
@@ -444,6 +491,7 @@ class SessionRecorder:
         self._journal = None
         self._wav: _WavWriter | None = None
         self._cmd_file = None
+        self._cc_file = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.commands = CommandLog(self.add_command)
         self._thread = threading.Thread(target=self._run, name="improv-recorder", daemon=True)
@@ -460,6 +508,10 @@ class SessionRecorder:
     def add_command(self, command: Command) -> None:
         """Non-blocking; also a :class:`CommandLog` sink."""
         self._queue.put(command)
+
+    def add_control(self, cc: ControlChange) -> None:
+        """Non-blocking: a CC macro sent (from the band's thread)."""
+        self._queue.put(cc)
 
     @property
     def audio_frames(self) -> int:
@@ -478,6 +530,8 @@ class SessionRecorder:
                 self._guard(AUDIO_FILE, self._write_audio, item)
             elif isinstance(item, Command):
                 self._guard(COMMANDS_FILE, self._write_command, item)
+            elif isinstance(item, ControlChange):
+                self._guard(CONTROLS_FILE, self._write_control, item)
             elif item is not False:
                 self._guard(JOURNAL_FILE, self._write_event, item)
             if time.monotonic() - last_save >= self.save_every:
@@ -486,7 +540,7 @@ class SessionRecorder:
         self._sync()
         if self._wav is not None:
             self._guard(AUDIO_FILE, self._wav.close)
-        for f in (self._journal, self._cmd_file):
+        for f in (self._journal, self._cmd_file, self._cc_file):
             if f is not None:
                 try:
                     f.close()
@@ -501,6 +555,8 @@ class SessionRecorder:
     def _sync(self) -> None:
         if self._journal is not None:
             self._guard(JOURNAL_FILE, self._journal.flush)
+        if self._cc_file is not None:
+            self._guard(CONTROLS_FILE, self._cc_file.flush)
         if self._wav is not None:
             self._guard(AUDIO_FILE, self._wav.sync)
 
@@ -539,6 +595,11 @@ class SessionRecorder:
             self._cmd_file = open(self.commands_path, "a", encoding="utf-8")
         self._cmd_file.write(cmd.to_json() + "\n")
         self._cmd_file.flush()
+
+    def _write_control(self, cc: ControlChange) -> None:
+        if self._cc_file is None:
+            self._cc_file = open(self.folder / CONTROLS_FILE, "a", encoding="utf-8")
+        self._cc_file.write(control_to_json(cc) + "\n")
 
     def close(self) -> Path:
         self._queue.put(None)

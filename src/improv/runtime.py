@@ -9,6 +9,11 @@
   the garbage collector's full scans (``gc.freeze``). One full collection over it held
   the GIL for 188 ms in ``benchmarks/bench_sampler.py``: every thread stopped, a
   sampled note 223 ms late.
+* the band's thread and the scheduler's ask for round-robin real-time priority
+  (:func:`realtime_thread`), below JACK's own threads: on a loaded machine a thread at normal
+  priority waited seconds for a core and the band's plan ran out
+  (``benchmarks/bench_jam_soak.py``). Where the user may not (no root, no rtprio limit) they
+  stay as they are.
 
 :func:`configure_process` is called by the session once its parts exist (torch is set
 only if a part imported it: a session that needs no torch never loads it) and by the
@@ -17,10 +22,12 @@ scheduler when it starts; later calls change nothing that was already set.
 
 from __future__ import annotations
 
+import os
 import sys
 
 SWITCH_INTERVAL = 0.0005
 TORCH_THREADS = 1
+REALTIME_PRIORITY = 5   # SCHED_RR, under JACK's default 10 (its process thread goes first)
 
 _done: set[str] = set()
 
@@ -51,4 +58,14 @@ def thaw_heap() -> None:
     gc.unfreeze()
 
 
-__all__ = ["configure_process", "freeze_heap", "thaw_heap"]
+def realtime_thread(priority: int = REALTIME_PRIORITY) -> bool:
+    """Round-robin real-time priority for the calling thread (Linux); False where the system
+    does not allow it. For threads that mostly sleep and do little when they wake."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
+    except (AttributeError, OSError):  # not Linux, or not allowed (PermissionError)
+        return False
+    return True
+
+
+__all__ = ["configure_process", "freeze_heap", "realtime_thread", "thaw_heap"]

@@ -49,6 +49,7 @@ from .runtime import configure_process, freeze_heap, thaw_heap
 if TYPE_CHECKING:
     from .band import Band, BandSettings
     from .band.live import LiveBand
+    from .band.macros import CCMap, MacroSender
     from .control import ControlOptions
     from .midi import MidiOut
     from .synth import BandSynth, Voice
@@ -94,6 +95,7 @@ class ListenOptions:
     sampler: tuple[str, ...] = ()
     sampler_bank: str | None = None
     sampler_seconds: float = 60.0
+    cc_map: CCMap | None = None         # --cc-map: the band's state as MIDI CC macros
 
 
 @dataclass
@@ -111,6 +113,9 @@ class SessionResult:
     interrupted: bool = False           # ended by Ctrl-C (everything above is filled in all the same)
     input_warnings: list[str] = field(default_factory=list)  # what was wrong with the input as a whole
     sampler: str | None = None          # what the sampler kept and played (with opts.sampler)
+    band_lead: float | None = None      # real time: the least the band's plan was ahead of now (s)
+    band_late_frames: int = 0           # frames the band skipped because it fell behind (an underrun)
+    controls: int = 0                   # CC macro messages sent (--cc-map)
 
 
 class EventBus:
@@ -188,6 +193,7 @@ class AudioTimeDriver:
     def __init__(self, band: Band):
         self.band = band
         self._finished = False
+        self.on_step: list[Callable[[float], None]] = []  # called after each step (the CC macros)
 
     def hear(self, events: list[Event]) -> None:
         for ev in events:
@@ -198,6 +204,8 @@ class AudioTimeDriver:
 
     def advance(self, end: float) -> list[Event]:
         self.band.step(end)
+        for hook in self.on_step:
+            hook(end)
         return self.band.due(end)
 
     def finish(self, end: float) -> list[Event]:
@@ -494,6 +502,11 @@ class Session:
         for ev in self.driver.close(self.end):
             if self.recorder is not None:
                 self.recorder.add(ev)
+        live = getattr(self.driver, "live", None)
+        if live is not None and live.lowest_lead != float("inf"):
+            self.result.band_lead = live.lowest_lead
+        if self.band is not None:
+            self.result.band_late_frames = self.band.skipped
 
     def _close_source(self) -> None:
         if isinstance(self.source, MicSource):
@@ -547,7 +560,10 @@ def make_driver(session: Session, band: Band | None, log: CommandLog, port, synt
             for msg in msgs:
                 port.send(msg)
     if opts.fast:
-        return AudioTimeDriver(band)
+        driver = AudioTimeDriver(band)
+        if opts.cc_map is not None:
+            driver.on_step.append(_macros(session, band, opts.cc_map, _send_now(session, port, synth)).pump)
+        return driver
     from .band.live import BandOutput, LiveBand, SessionClock
 
     clock = SessionClock()
@@ -575,9 +591,43 @@ def make_driver(session: Session, band: Band | None, log: CommandLog, port, synt
         from .band.sync import band_clock_out
 
         live.on_step.append(band_clock_out(band, live.scheduler).pump)
+    if opts.cc_map is not None:  # CC macros at their beat's time, through the scheduler as the notes
+        def scheduled(cc) -> None:
+            live.scheduler.schedule(cc.time, cc.message(), tag="cc")
+
+        live.on_step.append(_macros(session, band, opts.cc_map, scheduled).pump)
     live.start()
     session._direct = live.command
     return RealTimeDriver(live)
+
+
+def _macros(session: Session, band: Band, ccmap: CCMap, send: Callable) -> MacroSender:
+    """The CC macros of ``ccmap`` read from ``band``: each one sent (``send``), recorded and counted."""
+    from .band.macros import MacroSender
+
+    def emit(cc) -> None:
+        send(cc)
+        session.result.controls += 1
+        if session.recorder is not None:
+            session.recorder.add_control(cc)
+
+    return MacroSender(ccmap, band, emit)
+
+
+def _send_now(session: Session, port, synth) -> Callable:
+    """--fast: a CC macro goes out at once (as the band's notes do), to the port and to the
+    built-in synth when its channel is a band's."""
+    from .output import DEFAULT_LAYOUT
+
+    def send(cc) -> None:
+        msg = cc.message()
+        if port is not None:
+            port.send(msg)
+        source = session.layout.source_of(cc.channel)
+        if synth is not None and source is not None:
+            synth.send(msg.copy(channel=DEFAULT_LAYOUT.channel(source)))
+
+    return send
 
 
 def _open_source(opts: ListenOptions):

@@ -376,6 +376,11 @@ class Band:
     def pending(self) -> int:
         return len(self._heap)
 
+    def planned_until(self) -> float | None:
+        """Session time up to which the band has planned (the start of the next frame to
+        plan), None before its first time map."""
+        return None if self.map is None else self.map.seconds(self.k * self.map.unit)
+
     # ------------------------------------------------------------ what happened
 
     def _drain(self) -> None:

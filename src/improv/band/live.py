@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..events import Event, NoteOff, NoteOn
 from ..events import Command
 from ..output import DEFAULT_LAYOUT, BandLayout, encode
+from ..runtime import realtime_thread
 from ..timing import Scheduler
 from .band import Band
 from .commands import parse_command
@@ -144,6 +145,10 @@ class LiveBand:
         self._thread: threading.Thread | None = None
         self._port_missing = False
         self.step_seconds: deque[float] = deque(maxlen=10_000)  # the latest steps' durations
+        # the least the plan was ahead of now when a step began (seconds; it must stay above
+        # ``handoff`` or frames are skipped: band.skipped), from the band's first bar on
+        self.lowest_lead = math.inf
+        self.realtime = False   # its thread got real-time priority (runtime.realtime_thread)
         self.on_step: list[Callable[[float], None]] = []   # called after each step, in this thread (clock out)
         self.error: BaseException | None = None
 
@@ -175,10 +180,14 @@ class LiveBand:
     def _run(self) -> None:
         next_check = 0.0
         next_view = 0.0
+        self.realtime = realtime_thread()  # (where allowed) a loaded machine does not hold it back
         try:
             while not self._stop.is_set():
                 t0 = time.perf_counter()
                 now = self.clock.now()
+                ahead = self.band.planned_until()
+                if ahead is not None and ahead - now < self.lowest_lead:
+                    self.lowest_lead = ahead - now
                 self.band.step(now)
                 with self._lock:
                     events = self.band.due(now + self.handoff)

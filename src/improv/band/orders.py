@@ -97,6 +97,14 @@ class Timeline(Generic[T]):
     def latest(self) -> T:
         return self._pending[-1][1] if self._pending else self.value
 
+    def peek(self, t: float) -> T:
+        """The value in force at ``t``, applying nothing (a reader beside the planner)."""
+        value = self.value
+        for at, v in self._pending:
+            if at <= t + 1e-9:
+                value = v
+        return value
+
 
 class Player:
     """What every band player keeps, the drummer too: its orders over time (commands take
@@ -122,6 +130,10 @@ class Player:
     def latest(self) -> Orders:
         """The orders once everything pending is in force (what the display shows)."""
         return self._orders.latest()
+
+    def orders_at(self, t: float) -> Orders:
+        """The orders in force at ``t``, applying nothing (the CC macros read them)."""
+        return self._orders.peek(t)
 
     def rest(self) -> None:
         """Silent from this frame: the next note starts a new stretch of playing."""

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import mido
 
 from ..errors import ConfigError
-from ..runtime import SWITCH_INTERVAL, configure_process
+from ..runtime import SWITCH_INTERVAL, configure_process, realtime_thread
 
 MAX_OUTPUT_LATENCY_MS = 500.0
 
@@ -89,6 +89,7 @@ class Scheduler:
         self._switch = switch_interval
         # (channel, note) of the notes sent and not yet ended -> (tag, time they were sent for)
         self._sounding: dict[tuple[int, int], tuple[str | None, float]] = {}
+        self.realtime = False   # its thread got real-time priority (runtime.realtime_thread)
 
     # ------------------------------------------------------------- control
 
@@ -166,6 +167,7 @@ class Scheduler:
     # ------------------------------------------------------------- sending
 
     def _run(self) -> None:
+        self.realtime = realtime_thread()
         while True:
             with self._cond:
                 while not self._stop:
