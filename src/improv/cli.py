@@ -650,7 +650,7 @@ def cmd_listen(args, jam: bool = False) -> int:
         parts.append(result.recording_error)
     if result.midi_errors:
         parts.append(f"{result.midi_errors} MIDI messages could not be sent")
-    err.print("; ".join(parts), markup=False)
+    err.print("; ".join(parts), markup=False, soft_wrap=True)  # one line, for scripts and logs too
     return 0
 
 
