@@ -627,6 +627,8 @@ class Band:
         ft = m.seconds(k * m.unit)
         scene = self._scene(ft, k)
         self._note_chord(scene.harmony, ft)
+        if self.map is not None and not self._stale:
+            self.gen.set_chord(k * m.unit, scene.harmony.chord if scene.harmony is not None else None)
         if m.metered and self._bar_start(k):
             while self.bars and self.bars[-1] >= ft - 1e-6:
                 self.bars.pop()

@@ -6,6 +6,7 @@ planned, and asked for one frame at a time::
 
     gen.rebuild(grid, notes)              # notes: (slot, pitch, start, end|None) in units
     gen.note_on(slot, pitch, start); gen.note_off(slot, end)
+    gen.set_chord(at, chord)              # the chord in force from ``at`` (None: no chord)
     p = gen.propose(at, requests, silent, unit)   # -> improv.model.Proposal
     gen.accept(p)
 
@@ -32,6 +33,8 @@ class Generator(Protocol):
     def note_on(self, slot: str, pitch: int, start: float) -> None: ...
 
     def note_off(self, slot: str, end: float) -> None: ...
+
+    def set_chord(self, at: float, chord) -> None: ...
 
     def propose(self, at: float, requests: dict, silent: tuple[str, ...], unit: float) -> Proposal: ...
 
@@ -65,6 +68,11 @@ class ModelGenerator:
 
     def note_off(self, slot: str, end: float) -> None:
         self.session.note_off(slot, end)
+
+    def set_chord(self, at: float, chord) -> None:
+        """The chord the band plays over from ``at`` on (``improv.harmony.Chord`` or None): a
+        model with the chord control takes it as input; others ignore it."""
+        self.session.set_chord(at, chord)
 
     def propose(self, at: float, requests: dict, silent: tuple[str, ...], unit: float) -> Proposal:
         controls = {slot: r.control for slot, r in requests.items()}
