@@ -401,9 +401,9 @@ class _Told(ModelGenerator):
         super().__post_init__()
         self.told: list[tuple[float, object]] = []
 
-    def set_chord(self, at, chord) -> None:
-        self.told.append((at, chord))
-        super().set_chord(at, chord)
+    def set_chord(self, at, chord, given=True) -> None:
+        self.told.append((at, chord, given))
+        super().set_chord(at, chord, given)
 
 
 def test_the_band_hands_the_model_the_chord_it_plays_over():
@@ -421,14 +421,15 @@ def test_the_band_hands_the_model_the_chord_it_plays_over():
     drive(band, player_events(notes), 12.0)
     m = band.map
     checked = 0
-    for at, chord in gen.told:
+    for at, chord, given in gen.told:
         t = m.seconds(at)
         if t < FORM_START + 1e-6:
             continue
         want = chord_at(form, 0, t + 1e-4)
         assert chord is not None and chord.symbol == want.symbol, f"{t:.2f} s: told {chord}, plays over {want.symbol}"
+        assert given
         checked += 1
     assert checked >= 0.9 * (12.0 - FORM_START) / (BEAT / 4)  # every frame from the form's start
     s = gen.session
-    for at, chord in gen.told[-8:]:
+    for at, chord, _ in gen.told[-8:]:
         assert s.chord_at(s.grid.frame(at)) == chord_class_of(chord)

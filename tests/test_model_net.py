@@ -180,6 +180,13 @@ def test_a_model_file_from_before_the_chord_control_loads_and_runs_unchanged(tmp
     idx_c = torch.cat([idx, (N_INPUT_ROWS + chords)[:, None]], dim=-1)
     with torch.no_grad():
         torch.testing.assert_close(wide(idx_c[None], tok[None]), loaded(idx[None], tok[None]), atol=1e-5, rtol=0)
+    # seeded for fine-tuning (triad rows from the pitch-class rows): unchanged with no chord
+    # given, changed with one
+    wide.load_state_dict(widen_for_chords(loaded.state_dict(), seeded=True))
+    unknown = torch.cat([idx, torch.full((30, 1), N_INPUT_ROWS + 24)], dim=-1)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(unknown[None], tok[None]), loaded(idx[None], tok[None]), atol=1e-5, rtol=0)
+        assert (wide(idx_c[None], tok[None]) - loaded(idx[None], tok[None])).abs().max() > 1e-3
 
 
 def test_numpy_input_rows_with_chords_equal_torch_ones():

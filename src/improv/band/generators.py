@@ -6,7 +6,8 @@ planned, and asked for one frame at a time::
 
     gen.rebuild(grid, notes)              # notes: (slot, pitch, start, end|None) in units
     gen.note_on(slot, pitch, start); gen.note_off(slot, end)
-    gen.set_chord(at, chord)              # the chord in force from ``at`` (None: no chord)
+    gen.set_chord(at, chord, given)       # the chord in force from ``at`` (None: no chord; given:
+                                          # changes or the band's own, not only followed)
     p = gen.propose(at, requests, silent, unit)   # -> improv.model.Proposal
     gen.accept(p)
 
@@ -34,7 +35,7 @@ class Generator(Protocol):
 
     def note_off(self, slot: str, end: float) -> None: ...
 
-    def set_chord(self, at: float, chord) -> None: ...
+    def set_chord(self, at: float, chord, given: bool = True) -> None: ...
 
     def propose(self, at: float, requests: dict, silent: tuple[str, ...], unit: float) -> Proposal: ...
 
@@ -48,6 +49,9 @@ class ModelGenerator:
     model: BandModel
     seed: int | None = 0
     name: str = "model"
+    # A model with the chord control is told the chords given (changes, the band's own in auto)
+    # and, with this, the chords only followed (the follower's guess) too.
+    follow_chords: bool = True
 
     def __post_init__(self) -> None:
         self.session = None
@@ -69,10 +73,11 @@ class ModelGenerator:
     def note_off(self, slot: str, end: float) -> None:
         self.session.note_off(slot, end)
 
-    def set_chord(self, at: float, chord) -> None:
-        """The chord the band plays over from ``at`` on (``improv.harmony.Chord`` or None): a
-        model with the chord control takes it as input; others ignore it."""
-        self.session.set_chord(at, chord)
+    def set_chord(self, at: float, chord, given: bool = True) -> None:
+        """The chord the band plays over from ``at`` on (``improv.harmony.Chord`` or None;
+        ``given``: changes or the band's own, else the follower's guess): a model with the
+        chord control takes it as input; others ignore it."""
+        self.session.set_chord(at, chord if given or self.follow_chords else None)
 
     def propose(self, at: float, requests: dict, silent: tuple[str, ...], unit: float) -> Proposal:
         controls = {slot: r.control for slot, r in requests.items()}

@@ -70,6 +70,9 @@ def add_commands(sub) -> None:
                    help="held-out split to score (val: for choosing settings; default test)")
     p.add_argument("--skip-nll", action="store_true", help="only the accompaniment statistics")
     p.add_argument("--skip-accompaniment", action="store_true", help="only the likelihood")
+    p.add_argument("--chords", action="store_true",
+                   help="a model with the chord control is given the corpus's chords for the likelihood "
+                        "(default: every chord unknown)")
     p.add_argument("--json", metavar="FILE", help="write all figures to FILE")
     p.set_defaults(func=cmd_eval)
 
@@ -273,7 +276,7 @@ def cmd_eval(args) -> int:
         train_r, val_r, test_r = r.where(split="train"), r.where(split="val"), r.where(split=args.split)
         if not args.skip_nll:
             ngram, table = select_ngram(train_r, val_r, progress=bars)
-            nll = evaluate_nll(model.net, ngram, test_r, progress=bars)
+            nll = evaluate_nll(model.net, ngram, test_r, progress=bars, chords=args.chords)
             report["nll"] = {**nll.__dict__, "improvement": nll.improvement, "ngram_validation": table}
         if not args.skip_accompaniment:
             bars("indexing training bars", 0, 1)

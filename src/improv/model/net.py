@@ -111,14 +111,21 @@ def input_rows_np(tokens: np.ndarray, barpos: np.ndarray, controls: np.ndarray,
     return rows
 
 
-def widen_for_chords(state: dict) -> dict:
-    """A state dict of a model without the chord control, made to load into one with it: the
-    chord rows start at zero, so the widened model computes exactly what the old one did
-    until training moves them."""
+def widen_for_chords(state: dict, seeded: bool = False) -> dict:
+    """A state dict of a model without the chord control, made to load into one with it. The
+    "unknown" row starts at zero, so with no chord given the widened model computes exactly
+    what the old one did until training moves it; the triads' rows start at zero too, or
+    (``seeded``, for fine-tuning) at the mean of the pitch-class rows of their three tones, a
+    signal the model already reads (the chord's tones as if sounding)."""
     state = dict(state)
     w = state["inp.weight"]
     if w.shape[0] == N_INPUT_ROWS:
-        state["inp.weight"] = torch.cat([w, torch.zeros(N_CHORD_ROWS, w.shape[1], dtype=w.dtype)])
+        rows = torch.zeros(N_CHORD_ROWS, w.shape[1], dtype=w.dtype)
+        if seeded:
+            for k in range(N_CHORDS):
+                root, third = k % 12, 3 if k >= 12 else 4
+                rows[k] = w[[_PC0 + root, _PC0 + (root + third) % 12, _PC0 + (root + 7) % 12]].mean(0)
+        state["inp.weight"] = torch.cat([w, rows])
     return state
 
 

@@ -257,7 +257,7 @@ def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSetti
             raise ConfigError(f"--init {st.init_from}: its size differs from the one asked for; "
                               f"leave --size out to take the model's")
         state = base.state_dict()
-        net.load_state_dict(widen_for_chords(state) if cfg.chords and not base.cfg.chords else state)
+        net.load_state_dict(widen_for_chords(state, seeded=True) if cfg.chords and not base.cfg.chords else state)
     windows = Windows(train_r, cfg.context + 1)
     val_w = Windows(val_r if len(val_r.start) else train_r, cfg.context + 1)
     vrng = np.random.default_rng([st.seed, 999_999])
