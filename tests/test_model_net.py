@@ -262,3 +262,4 @@ def test_training_windows_carry_the_next_frames_chord_transposed_with_the_notes_
     # without the control, the rows are as before (no chord slot)
     from improv.model.net import N_INPUT_SLOTS
     assert make_batch(w, np.random.default_rng(6), 2, st)[0].shape[-1] == N_INPUT_SLOTS
+
