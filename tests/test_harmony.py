@@ -433,3 +433,21 @@ def test_the_band_hands_the_model_the_chord_it_plays_over():
     s = gen.session
     for at, chord, _ in gen.told[-8:]:
         assert s.chord_at(s.grid.frame(at)) == chord_class_of(chord)
+
+
+def test_the_model_is_told_chords_given_and_not_the_followers_guess():
+    """Following, the band hands on the follower's chord as not given: the model hears
+    "unknown" (chosen on validation songs); changes reach it."""
+    from improv.model.encoding import CHORD_UNKNOWN
+
+    gen = _Told(model(), 3)
+    band = Band(BandSettings(tempo=BPM, seed=3), generator=gen)
+    rng = np.random.default_rng(4)
+    notes = [(int(rng.choice([60, 64, 67, 72])), 0.25 + 0.5 * i, 0.6 + 0.5 * i) for i in range(16)]
+    drive(band, player_events(notes), 8.0)
+    followed = [(at, c) for at, c, given in gen.told if c is not None]
+    assert followed and not any(given for _, c, given in gen.told if c is not None)
+    s = gen.session
+    assert all(s.chord_at(s.grid.frame(at)) == CHORD_UNKNOWN for at, _ in followed[-8:])
+    gen.set_chord(followed[-1][0], parse_chord("Am"), given=True)
+    assert s.chord_at(s.grid.frame(followed[-1][0])) == 21
