@@ -23,6 +23,9 @@ import time
 import numpy as np
 
 
+CHORD_CYCLE = (0, 21, 5, 7)  # chord classes: C, Am, F, G
+
+
 def _melody(beats: int) -> list[tuple[int, float, float]]:
     rng = np.random.default_rng(0)
     notes, t, p = [], 0.0, 67
@@ -64,6 +67,8 @@ def run_steps(model, beats: int, warmup: int, metered: bool = True) -> tuple[np.
             sess.observe("player", p, s, e if e <= now else None)
             open_end = e if e > now else None
             nxt += 1
+        if beat % 4 == 0:  # a chord a bar (C Am F G), as the band hands it on (a model without the control ignores it)
+            sess.set_chord(now, CHORD_CYCLE[(beat // 4) % len(CHORD_CYCLE)])
         prop = sess.propose(now, voices=("bass", "mid", "high"), controls=controls if beat == 0 else None)
         sess.accept(prop)
         times.append(time.perf_counter() - t0)

@@ -392,3 +392,62 @@ def test_listen_help_shows_the_harmony_options(capsys):
         main(["listen", "--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and "--changes" in out and "--count-in" in out and "| Dm7 G7 | Cmaj7 | % |" in out
+
+
+class _Told(ModelGenerator):
+    """The band's model generator, keeping every chord the band hands it."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.told: list[tuple[float, object]] = []
+
+    def set_chord(self, at, chord, given=True) -> None:
+        self.told.append((at, chord, given))
+        super().set_chord(at, chord, given)
+
+
+def test_the_band_hands_the_model_the_chord_it_plays_over():
+    """With changes, every frame the band plans tells the model the chord of that frame (the
+    changes as given); the session holds it for the frames it predicts."""
+    from improv.model.encoding import chord_class_of
+
+    text = "| Dm7 G7 | Cmaj7 | F | A7 |"
+    form = parse_changes(text)
+    gen = _Told(model(), 3)
+    band = Band(BandSettings(tempo=BPM, changes=text, seed=3), generator=gen)
+    rng = np.random.default_rng(3)
+    notes = [(int(rng.choice([64, 65, 67, 69])), FORM_START + 0.25 + 0.5 * i, FORM_START + 0.6 + 0.5 * i)
+             for i in range(20)]
+    drive(band, player_events(notes), 12.0)
+    m = band.map
+    checked = 0
+    for at, chord, given in gen.told:
+        t = m.seconds(at)
+        if t < FORM_START + 1e-6:
+            continue
+        want = chord_at(form, 0, t + 1e-4)
+        assert chord is not None and chord.symbol == want.symbol, f"{t:.2f} s: told {chord}, plays over {want.symbol}"
+        assert given
+        checked += 1
+    assert checked >= 0.9 * (12.0 - FORM_START) / (BEAT / 4)  # every frame from the form's start
+    s = gen.session
+    for at, chord, _ in gen.told[-8:]:
+        assert s.chord_at(s.grid.frame(at)) == chord_class_of(chord)
+
+
+def test_the_model_is_told_chords_given_and_not_the_followers_guess():
+    """Following, the band hands on the follower's chord as not given: the model hears
+    "unknown" (chosen on validation songs); changes reach it."""
+    from improv.model.encoding import CHORD_UNKNOWN
+
+    gen = _Told(model(), 3)
+    band = Band(BandSettings(tempo=BPM, seed=3), generator=gen)
+    rng = np.random.default_rng(4)
+    notes = [(int(rng.choice([60, 64, 67, 72])), 0.25 + 0.5 * i, 0.6 + 0.5 * i) for i in range(16)]
+    drive(band, player_events(notes), 8.0)
+    followed = [(at, c) for at, c, given in gen.told if c is not None]
+    assert followed and not any(given for _, c, given in gen.told if c is not None)
+    s = gen.session
+    assert all(s.chord_at(s.grid.frame(at)) == CHORD_UNKNOWN for at, _ in followed[-8:])
+    gen.set_chord(followed[-1][0], parse_chord("Am"), given=True)
+    assert s.chord_at(s.grid.frame(followed[-1][0])) == 21

@@ -230,3 +230,16 @@ def test_json_beside_the_midi_says_what_the_midi_says(tmp_path):
     assert main(["generate", "--seconds", "3", "--json", "--out-dir", str(tmp_path), "--seed", "4"]) == 0
     doc = json.loads((tmp_path / "generated-1.json").read_text())
     assert doc["seed"] == 4 and doc["notes"] and max(n["onset"] + n["duration"] for n in doc["notes"]) <= 3 + 1e-3
+
+
+def test_train_init_from_a_missing_or_bad_model_is_a_one_line_error(tmp_path, capsys):
+    for bad in (tmp_path / "none.pt", tmp_path / "bad.pt"):
+        if bad.name == "bad.pt":
+            bad.write_bytes(b"not a model")
+        assert main(["train", "--init", str(bad), "--chords", "--steps", "1", "--limit", "1", "--sources", "chorales",
+                     "--model", str(tmp_path / "out.pt"), "--checkpoints", str(tmp_path / "ck")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and str(bad) in err, err
+    assert main(["train", "--lr", "0", "--steps", "1", "--limit", "1", "--sources", "chorales",
+                 "--model", str(tmp_path / "out.pt"), "--checkpoints", str(tmp_path / "ck")]) == 2
+    assert "--lr" in capsys.readouterr().err

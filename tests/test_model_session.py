@@ -228,3 +228,51 @@ def test_harmonize_hook_sees_a_forecast_of_the_player(model):
     harmonize(3.0)(StepContext(voice="mid", frame=0, time=0.0, bar_position=0, sounding={}, chosen_tokens={},
                                lead_pitch=64, low=21, high=108, lead_forecast=q * 0.1), logits)
     assert not logits.any()
+
+
+# ------------------------------------------------------------------ the chord control
+
+
+def test_chords_reach_the_model_as_the_next_frames_chord_and_late_changes_recompute():
+    from improv.harmony.chords import parse_chord
+    from improv.model.encoding import CHORD_UNKNOWN, FRAMES_PER_BEAT
+    from improv.model.net import N_INPUT_ROWS
+
+    torch.manual_seed(12)
+    chorded = BandModel(FrameNet(ModelConfig(**{**SMALL.to_dict(), "chords": True})).eval())
+    a = chorded.session(seed=1)
+    a.set_chord(0.0, parse_chord("C"))
+    a.set_chord(2.0, parse_chord("Am7"))  # reduced to its triad: A minor = 9 + 12
+    assert (a.chord_at(-1), a.chord_at(0), a.chord_at(2 * FRAMES_PER_BEAT - 1), a.chord_at(2 * FRAMES_PER_BEAT)) \
+        == (CHORD_UNKNOWN, 0, 0, 21)
+    rows = a._rows(np.zeros((3, 4), dtype=np.int64), 2 * FRAMES_PER_BEAT - 2).numpy()
+    assert list(rows[:, -1] - N_INPUT_ROWS) == [0, 21, 21]  # each frame carries the chord of the one after it
+    _play(a, 4, accept=False)
+    # a change set late (for a time already fed) recomputes those frames: the state equals a
+    # session that knew it from the start (the same notes heard, the band's own not kept)
+    a.set_chord(1.0, parse_chord("F"))
+    b = chorded.session(seed=1)
+    b.set_chord(0.0, parse_chord("C"))
+    b.set_chord(1.0, parse_chord("F"))
+    _play(b, 4, accept=False)
+    assert b.chord_at(2 * FRAMES_PER_BEAT) == a.chord_at(2 * FRAMES_PER_BEAT) == 5
+    a.propose(4.0)
+    b.propose(4.0)
+    torch.testing.assert_close(a.cache.last_state, b.cache.last_state, atol=1e-5, rtol=0)
+    c = chorded.session(seed=1)  # and it differs from one that never had the F
+    c.set_chord(0.0, parse_chord("C"))
+    c.set_chord(2.0, parse_chord("Am"))
+    _play(c, 4, accept=False)
+    c.propose(4.0)
+    assert (c.cache.last_state - b.cache.last_state).abs().max() > 1e-3
+    with pytest.raises(ConfigError, match="chord class 30"):
+        a.set_chord(5.0, 30)
+
+
+def test_a_model_without_the_chord_control_plays_the_same_whatever_the_chord(model):
+    from improv.harmony.chords import parse_chord
+
+    plain, told = model.session(seed=4), model.session(seed=4)
+    for beat, symbol in enumerate(["C", "F#m", "Bb", "E"]):
+        told.set_chord(float(beat), parse_chord(symbol))
+    assert [p.notes for p in _play(plain, 4)] == [p.notes for p in _play(told, 4)]

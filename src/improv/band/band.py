@@ -641,6 +641,9 @@ class Band:
         ft = m.seconds(k * m.unit)
         scene = self._scene(ft, k)
         self._note_chord(scene.harmony, ft)
+        if self.map is not None and not self._stale:
+            h = scene.harmony
+            self.gen.set_chord(k * m.unit, h.chord if h is not None else None, h is not None and h.strict)
         if m.metered and self._bar_start(k):
             while self.bars and self.bars[-1] >= ft - 1e-6:
                 self.bars.pop()

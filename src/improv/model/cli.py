@@ -48,6 +48,14 @@ def add_commands(sub) -> None:
     p.add_argument("--bf16", action=argparse_bool(), default=True, help="bfloat16 autocast for matmuls")
     p.add_argument("--limit", type=int, default=None,
                    help="only the first N files of each corpus, not cached (quick trials)")
+    p.add_argument("--chords", action="store_true",
+                   help="give the model the chord control: the chord of every frame (POP909's annotations, "
+                        "chords found in Nottingham's chord track and the chorales; unknown elsewhere and in "
+                        "30%% of windows)")
+    p.add_argument("--init", metavar="FILE", default="",
+                   help="start from this model's weights (fine-tuning; its size is used); e.g. models/band.pt")
+    p.add_argument("--lr", type=finite, default=None, help="peak learning rate (default 2e-3; 5e-4 with --init)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 100; 50 with --init)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("keep", help="mark recorded sessions you liked: `train --sessions` learns their band parts",
@@ -82,6 +90,9 @@ def add_commands(sub) -> None:
                    help="held-out split to score (val: for choosing settings; default test)")
     p.add_argument("--skip-nll", action="store_true", help="only the accompaniment statistics")
     p.add_argument("--skip-accompaniment", action="store_true", help="only the likelihood")
+    p.add_argument("--chords", action="store_true",
+                   help="a model with the chord control is given the corpus's chords for the likelihood "
+                        "(default: every chord unknown)")
     p.add_argument("--json", metavar="FILE", help="write all figures to FILE")
     p.set_defaults(func=cmd_eval)
 
@@ -200,6 +211,7 @@ def cmd_train(args) -> int:
         raise ConfigError("--from and --minutes go with --sessions DIR (fine-tuning on your sessions)")
     import torch
 
+    from .encoding import CHORD_NAMES
     from .net import ModelConfig
     from .store import default_model_path
     from .train import TrainSettings, train
@@ -210,8 +222,21 @@ def cmd_train(args) -> int:
     torch.set_num_threads(args.threads)
     console = _console()
     d, L, H, ff, ctx = SIZES[args.size]
-    cfg = ModelConfig(d_model=d, n_layers=L, n_heads=H, d_ff=ff, head_hidden=d, context=ctx, dropout=0.0)
-    st = TrainSettings(steps=args.steps, batch=args.batch, seed=args.seed, bf16=args.bf16)
+    cfg = ModelConfig(d_model=d, n_layers=L, n_heads=H, d_ff=ff, head_hidden=d, context=ctx, dropout=0.0,
+                      chords=args.chords)
+    init = getattr(args, "init", "")
+    if init:
+        from .store import load_model
+
+        base = load_model(init)  # ModelError naming the file if it is not a model
+        cfg = ModelConfig(**{**base.config.to_dict(), "dropout": 0.0, "chords": args.chords or base.config.chords})
+        init = str(Path(init).resolve())
+    lr = args.lr if args.lr is not None else (5e-4 if init else 2e-3)
+    warmup = args.warmup if args.warmup is not None else (50 if init else 100)
+    if lr <= 0 or warmup < 0:
+        raise ConfigError("--lr must be positive and --warmup at least 0")
+    st = TrainSettings(steps=args.steps, batch=args.batch, seed=args.seed, bf16=args.bf16, lr=lr, warmup=warmup,
+                       init_from=init)
     out = Path(args.out) if args.out else default_model_path()
     with _Bars(console) as bars:
         r, sources, data_s = _data(args, console, bars)
@@ -237,6 +262,7 @@ def cmd_train(args) -> int:
         t0 = time.monotonic()
         facts = train(train_r, val_r, cfg, st, out, ckpt, resume=not args.fresh, progress=progress,
                       meta={"sources": sources, "size": args.size, "config": cfg.to_dict(),
+                            **({"chord_vocabulary": list(CHORD_NAMES) + ["unknown"]} if cfg.chords else {}),
                             "pieces": {s: int(sum(1 for p in set(r.piece.tolist()) if r.sources[p] == s))
                                        for s in sources}})
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {facts['parameters']:,} parameters); "
@@ -354,7 +380,7 @@ def cmd_eval(args) -> int:
         train_r, val_r, test_r = r.where(split="train"), r.where(split="val"), r.where(split=args.split)
         if not args.skip_nll:
             ngram, table = select_ngram(train_r, val_r, progress=bars)
-            nll = evaluate_nll(model.net, ngram, test_r, progress=bars)
+            nll = evaluate_nll(model.net, ngram, test_r, progress=bars, chords=args.chords)
             report["nll"] = {**nll.__dict__, "improvement": nll.improvement, "ngram_validation": table}
         if not args.skip_accompaniment:
             bars("indexing training bars", 0, 1)

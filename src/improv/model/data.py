@@ -36,15 +36,18 @@ from pathlib import Path
 import numpy as np
 
 from ..timing.tempomap import tempo_changes
-from .encoding import (CONTROL_BLOCK, FRAME_SECONDS, FRAMES_PER_BEAT, LEAD, POS_UNKNOWN, Grid, notes_to_frames,
-                       split_polyphony)
+from .encoding import (CHORD_UNKNOWN, CONTROL_BLOCK, FRAME_SECONDS, FRAMES_PER_BEAT, LEAD, POS_UNKNOWN, Grid,
+                       chord_class_of, chords_to_frames, notes_to_frames, split_polyphony, triad_spans)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: POP909 pieces carry their chord annotations
 SOURCES = ("chorales", "quartets", "folk", "pop909", "nottingham", "wjd")
 MUSIC21_SOURCES = ("chorales", "quartets", "folk")
 SHARED_SOURCES = {"pop909": ("symbolic", "pop909"), "nottingham": ("symbolic", "nottingham"),
                   "wjd": ("symbolic", "wjd")}
 SPLITS = ("train", "val", "test")
+# Corpora without chord symbols whose chords are found in the notes (``encoding.triad_spans``):
+# the voices analysed (Nottingham: its chord track, split over the bands; chorales: all four).
+ANALYSED_SOURCES = {"nottingham": (0, 1, 2), "chorales": (0, 1, 2, 3)}
 
 Progress = Callable[[str, int, int], None]
 log = logging.getLogger(__name__)
@@ -76,6 +79,10 @@ class Piece:
     notes: np.ndarray
     seconds_per_beat: float | None = None  # real tempo when known (POP909)
     seconds: np.ndarray | None = None       # real timing in seconds when known
+    # Chords annotated in the corpus (POP909): rows (start, end, chord class) in beats and in
+    # seconds, class = root + 12 if minor (``encoding.chord_class_of``); None where not known.
+    chords: np.ndarray | None = None
+    chords_seconds: np.ndarray | None = None
 
     @property
     def split(self) -> str:
@@ -260,8 +267,24 @@ def _pop909_song(path: Path) -> list[Piece]:
     beats_rows[:, 2:] -= first
     sec[:, 2:] -= first_s
     song = path.parent.name
+    chords = chords_s = None
+    if (path.parent / "chord_midi.txt").exists():
+        from ..harmony.chords import parse_chord
+
+        spans = []
+        for line in (path.parent / "chord_midi.txt").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3:
+                spans.append((float(parts[0]), float(parts[1]), chord_class_of(parse_chord(parts[2]))))
+        if spans:
+            chords_s = np.array(spans, dtype=np.float64)
+            chords = chords_s.copy()
+            chords[:, 0] = to_beats(chords_s[:, 0]) - first
+            chords[:, 1] = to_beats(chords_s[:, 1]) - first
+            chords_s[:, :2] -= first_s
     return [Piece(id=f"pop909/{song}", source="pop909", group=f"pop909/{song}", metered=True, beats_per_bar=bar,
-                  bar_phase=0.0, notes=beats_rows, seconds_per_beat=spb, seconds=sec)]
+                  bar_phase=0.0, notes=beats_rows, seconds_per_beat=spb, seconds=sec, chords=chords,
+                  chords_seconds=chords_s)]
 
 
 def _nottingham_tune(path: Path) -> list[Piece]:
@@ -458,12 +481,13 @@ class Rendering:
     splits: list[str] = field(default_factory=list)
     targets: np.ndarray | None = None  # [P, 4] bool: the voices learnt from (None: all; sessions: the lead
     # and the kept bands, ``improv.model.sessions``)
+    chords: np.ndarray | None = None  # [N] uint8: the chord class in force at each frame (CHORD_UNKNOWN: none)
 
     def select(self, keep: np.ndarray) -> "Rendering":
         keep = np.asarray(keep, dtype=bool)
         return Rendering(self.tokens, self.barpos, self.start[keep], self.length[keep], self.metered[keep],
                          self.piece[keep], self.ids, self.sources, self.splits,
-                         None if self.targets is None else self.targets[keep])
+                         targets=None if self.targets is None else self.targets[keep], chords=self.chords)
 
     def where(self, split: str | None = None, metered: bool | None = None, source: str | None = None
               ) -> "Rendering":
@@ -479,6 +503,13 @@ class Rendering:
     def frames(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         s, n = self.start[k], self.length[k]
         return self.tokens[s:s + n], self.barpos[s:s + n]
+
+    def frame_chords(self, k: int) -> np.ndarray:
+        """The chord class at each frame of rendering k (CHORD_UNKNOWN everywhere when not known)."""
+        s, n = self.start[k], self.length[k]
+        if self.chords is None:
+            return np.full(n, CHORD_UNKNOWN, dtype=np.uint8)
+        return self.chords[s:s + n]
 
     @property
     def n_frames(self) -> int:
@@ -507,12 +538,36 @@ def render_piece(piece: Piece, metered: bool) -> tuple[np.ndarray, np.ndarray]:
     return tokens, barpos.astype(np.uint8)
 
 
+def render_chords(piece: Piece, metered: bool, n: int) -> np.ndarray:
+    """The chord class at each of the ``n`` frames of ``render_piece(piece, metered)``."""
+    if metered:
+        grid = Grid(True, piece.beats_per_bar, piece.bar_phase)
+        lead_in = grid.bar_frames if 0 < grid.bar_frames <= 48 else 4 * FRAMES_PER_BEAT
+        spans = piece.chords
+    else:
+        grid = Grid(False)
+        lead_in = CONTROL_BLOCK
+        spans = piece.chords_seconds if piece.seconds is not None else None
+        if spans is None and piece.chords is not None and piece.metered:
+            spans = piece.chords.copy()
+            spans[:, :2] *= piece_tempo(piece.id)
+    if spans is None and piece.source in ANALYSED_SOURCES:
+        spans = triad_spans(piece.notes, ANALYSED_SOURCES[piece.source])
+        if not metered:
+            spans[:, :2] *= piece_tempo(piece.id)
+    out = np.full(n, CHORD_UNKNOWN, dtype=np.uint8)
+    if spans is not None and n > lead_in:
+        out[lead_in:] = chords_to_frames(spans, n - lead_in, grid.unit)
+    return out
+
+
 def render(pieces: list[Piece], progress: Progress | None = None) -> Rendering:
-    toks, poss, starts, lengths, metered, which = [], [], [], [], [], []
+    toks, poss, starts, lengths, metered, which, chords = [], [], [], [], [], [], []
     n = 0
     for k, piece in enumerate(pieces):
         for m in ((True, False) if piece.metered else (False,)):
             t, b = render_piece(piece, m)
+            chords.append(render_chords(piece, m, len(t)))
             toks.append(t)
             poss.append(b)
             starts.append(n)
@@ -527,7 +582,8 @@ def render(pieces: list[Piece], progress: Progress | None = None) -> Rendering:
         barpos=np.concatenate(poss) if poss else np.zeros(0, np.uint8),
         start=np.array(starts, dtype=np.int64), length=np.array(lengths, dtype=np.int64),
         metered=np.array(metered, dtype=bool), piece=np.array(which, dtype=np.int64),
-        ids=[p.id for p in pieces], sources=[p.source for p in pieces], splits=[p.split for p in pieces])
+        ids=[p.id for p in pieces], sources=[p.source for p in pieces], splits=[p.split for p in pieces],
+        chords=np.concatenate(chords) if chords else np.zeros(0, np.uint8))
 
 
 def _frames_path(sources: list[str], cache_dir: Path) -> Path:
@@ -542,7 +598,8 @@ def load_rendering_cached(sources: list[str], cache_dir: Path | None = None) -> 
         return None
     z = np.load(path, allow_pickle=False)
     return Rendering(z["tokens"], z["barpos"], z["start"], z["length"], z["metered"], z["piece"],
-                     list(z["ids"]), list(z["sources"]), list(z["splits"]))
+                     list(z["ids"]), list(z["sources"]), list(z["splits"]),
+                     chords=z["chords"] if "chords" in z.files else None)
 
 
 def load_rendering(sources: list[str], cache_dir: Path | None = None, shared: Path | None = None, jobs: int = 1,
@@ -558,7 +615,8 @@ def load_rendering(sources: list[str], cache_dir: Path | None = None, shared: Pa
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez(tmp, tokens=r.tokens, barpos=r.barpos, start=r.start, length=r.length, metered=r.metered,
-             piece=r.piece, ids=np.array(r.ids), sources=np.array(r.sources), splits=np.array(r.splits))
+             piece=r.piece, ids=np.array(r.ids), sources=np.array(r.sources), splits=np.array(r.splits),
+             chords=r.chords)
     os.replace(tmp, path)
     return r
 

@@ -50,6 +50,81 @@ ROLES = ("accompany", "lead", "silent")
 N_ROLES = len(ROLES)
 UNKNOWN = -1  # a control not given (the model was trained with controls dropped)
 
+# The chord control: 24 triads by root pitch class (class = root + 12 if minor) and "unknown".
+N_CHORDS = 24
+CHORD_UNKNOWN = N_CHORDS
+CHORD_NAMES = tuple(n + q for q in ("", "m") for n in ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"))
+
+
+def chord_class_of(chord) -> int:
+    """The chord control of an ``improv.harmony.Chord`` (its root and triad colour; dim counts as
+    minor, sus and aug as major); ``CHORD_UNKNOWN`` for None (no chord)."""
+    if chord is None:
+        return CHORD_UNKNOWN
+    return chord.root % 12 + (12 if chord.minor else 0)
+
+
+def transpose_chords(classes: np.ndarray, shift: int) -> np.ndarray:
+    """Chord classes moved by ``shift`` semitones (unknown stays unknown)."""
+    classes = np.asarray(classes)
+    moved = (classes % 12 + shift) % 12 + 12 * (classes // 12)
+    return np.where(classes == CHORD_UNKNOWN, CHORD_UNKNOWN, moved).astype(classes.dtype)
+
+
+_TRIADS = np.zeros((N_CHORDS, 12))
+for _k in range(N_CHORDS):
+    _TRIADS[_k, [_k % 12, (_k % 12 + (3 if _k >= 12 else 4)) % 12, (_k % 12 + 7) % 12]] = 1.0
+
+
+def triad_spans(notes: np.ndarray, voices: tuple[int, ...], step: float = 1.0, min_share: float = 0.6
+                ) -> np.ndarray:
+    """Chord spans ``[K, 3]`` (start, end, class) found in ``voices`` of notes ``[N, 4]`` (voice,
+    pitch, start, end): in each ``step`` the triad holding most of the sounding time (its
+    root in the bass breaking ties), kept where its tones fill ``min_share`` of that time;
+    equal neighbours merged. For corpora without chord symbols (chorales, Nottingham)."""
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
+    notes = notes[np.isin(notes[:, 0], voices) & (notes[:, 3] > notes[:, 2])]
+    if not len(notes):
+        return np.zeros((0, 3))
+    t0 = np.floor(notes[:, 2].min() / step) * step
+    n = int(np.ceil((notes[:, 3].max() - t0) / step))
+    weight = np.zeros((n, 12))
+    low = np.full(n, 999.0)
+    low_pc = np.zeros(n, dtype=np.int64)
+    for _, p, a, b in notes:
+        j0, j1 = int((a - t0) // step), min(n, int(np.ceil((b - t0) / step)))
+        for j in range(j0, j1):
+            w = min(b, t0 + (j + 1) * step) - max(a, t0 + j * step)
+            if w > 0:
+                weight[j, int(p) % 12] += w
+                if p < low[j]:
+                    low[j], low_pc[j] = p, int(p) % 12
+    total = weight.sum(1)
+    inside = weight @ _TRIADS.T                                     # [n, 24]
+    score = inside + 0.1 * total[:, None] * (np.arange(N_CHORDS)[None, :] % 12 == low_pc[:, None])
+    best = score.argmax(1)
+    ok = (total > 0) & (inside[np.arange(n), best] >= min_share * np.maximum(total, 1e-9))
+    cls = np.where(ok, best, CHORD_UNKNOWN)
+    out = []
+    for j in range(n):
+        if out and out[-1][2] == cls[j] and abs(out[-1][1] - (t0 + j * step)) < 1e-9:
+            out[-1][1] = t0 + (j + 1) * step
+        else:
+            out.append([t0 + j * step, t0 + (j + 1) * step, cls[j]])
+    return np.array([r for r in out if r[2] != CHORD_UNKNOWN], dtype=np.float64).reshape(-1, 3)
+
+
+def chords_to_frames(spans: np.ndarray, n_frames: int, unit: float) -> np.ndarray:
+    """Chord spans ``[K, 3]`` (start, end, class) in units -> the class at each frame (uint8),
+    frames rounded like note starts; frames outside every span are ``CHORD_UNKNOWN``."""
+    out = np.full(n_frames, CHORD_UNKNOWN, dtype=np.uint8)
+    for s, e, k in np.asarray(spans, dtype=np.float64).reshape(-1, 3):
+        a = max(0, int(np.floor(s / unit + 0.5)))
+        b = min(n_frames, int(np.floor(e / unit + 0.5)))
+        if b > a:
+            out[a:b] = int(k)
+    return out
+
 
 def pitch_token(pitch: int) -> int:
     return 2 + int(pitch) - PITCH_LO

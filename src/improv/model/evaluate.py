@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from .data import Rendering
-from .encoding import BANDS, LEAD, N_VOICES, POS_UNKNOWN, UNKNOWN, VOICES, frames_to_notes, sounding_pitch
+from .encoding import (BANDS, CHORD_UNKNOWN, LEAD, N_VOICES, POS_UNKNOWN, UNKNOWN, VOICES, frames_to_notes,
+                       sounding_pitch)
 from .net import FrameNet, input_indices
 from .ngram import MODES, NGram
 from .sampling import chain
@@ -55,8 +56,10 @@ MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)
 
 
 @torch.inference_mode()
-def model_logprobs(net: FrameNet, tokens: np.ndarray, barpos: np.ndarray, batch: int = 16) -> np.ndarray:
-    """Log-probabilities ``[T-1, 4]`` of frames 1..T-1 of one rendering, controls unknown."""
+def model_logprobs(net: FrameNet, tokens: np.ndarray, barpos: np.ndarray, batch: int = 16,
+                   chords: np.ndarray | None = None) -> np.ndarray:
+    """Log-probabilities ``[T-1, 4]`` of frames 1..T-1 of one rendering, controls unknown; for a
+    model with the chord control, the chord classes ``[T]`` of the frames (None: all unknown)."""
     L = net.cfg.context
     T = len(tokens)
     half = L // 2
@@ -77,7 +80,14 @@ def model_logprobs(net: FrameNet, tokens: np.ndarray, barpos: np.ndarray, batch:
             pos[j, :e - s] = barpos[s:e]
         t = torch.from_numpy(tok)
         ctrl = torch.full((len(group), n - 1, N_VOICES, 3), UNKNOWN, dtype=torch.long)
-        idx = input_indices(t[:, :-1], torch.from_numpy(pos)[:, :-1], ctrl)
+        ch = None
+        if net.cfg.chords:
+            ch = np.full((len(group), n), CHORD_UNKNOWN, dtype=np.int64)
+            if chords is not None:
+                for j, (s, e) in enumerate(group):
+                    ch[j, :e - s] = chords[s:e]
+            ch = torch.from_numpy(ch[:, 1:])  # each frame carries the chord of the frame it predicts
+        idx = input_indices(t[:, :-1], torch.from_numpy(pos)[:, :-1], ctrl, ch)
         logits = net(idx, t[:, 1:])
         lp = torch.gather(F.log_softmax(logits, -1), -1, t[:, 1:].unsqueeze(-1)).squeeze(-1).numpy()
         for j, (s, e) in enumerate(group):
@@ -133,7 +143,10 @@ def select_ngram(train_r: Rendering, val_r: Rendering, orders=range(2, 9), progr
     return best[1], table
 
 
-def evaluate_nll(net: FrameNet, ngram: NGram, test_r: Rendering, progress: Progress | None = None) -> NLLReport:
+def evaluate_nll(net: FrameNet, ngram: NGram, test_r: Rendering, progress: Progress | None = None,
+                 chords: bool = False) -> NLLReport:
+    """The model's and the n-gram's NLL on ``test_r``; ``chords``: give a model with the chord
+    control the corpus's chords (else every chord is unknown, as for a model without it)."""
     tracks = [test_r.frames(k)[0] for k in range(len(test_r.start))]
     ng_lp, ng_voice = ngram.logprobs(tracks)
     # The n-gram's positions are frame-major in both modes: frame 1..T-1, voices 0..3.
@@ -145,7 +158,7 @@ def evaluate_nll(net: FrameNet, ngram: NGram, test_r: Rendering, progress: Progr
         toks, pos = test_r.frames(k)
         if len(toks) < 2:
             continue
-        lp = model_logprobs(net, toks, pos)
+        lp = model_logprobs(net, toks, pos, chords=test_r.frame_chords(k) if chords else None)
         m = -lp.sum()
         n = -ng_lp[offs[k]:offs[k + 1]].sum()
         ev = int((toks[1:] >= 2).sum())

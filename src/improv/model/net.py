@@ -22,7 +22,8 @@ from torch import nn
 
 import numpy as np
 
-from .encoding import MAX_BAR_FRAMES, N_DENSITY, N_REGISTER, N_ROLES, N_VOICES, PITCH_LO, UNKNOWN, VOCAB
+from .encoding import (MAX_BAR_FRAMES, N_CHORDS, N_DENSITY, N_REGISTER, N_ROLES, N_VOICES, PITCH_LO,
+                       UNKNOWN, VOCAB)
 
 # Rows of the single input embedding table. Besides each voice's own token, a pitch also
 # enters through a pitch-class and an octave row shared by all voices, so that harmony
@@ -36,6 +37,11 @@ _PC0 = _ROL0 + N_VOICES * (N_ROLES + 1)
 _OCT0 = _PC0 + 13
 N_INPUT_ROWS = _OCT0 + 10
 N_INPUT_SLOTS = N_VOICES * 6 + 1  # 4 tokens, 4 pitch classes, 4 octaves, 4x3 controls, bar position
+# A model with the chord control (``ModelConfig.chords``) has 25 more rows (24 triads and
+# "unknown") and one more slot per frame: the chord in force at the *next* frame, the one
+# the heads predict.
+_CH0 = N_INPUT_ROWS
+N_CHORD_ROWS = N_CHORDS + 1
 # Pitch class and octave row of every token (REST and HOLD: the "none" rows).
 _TOKEN_PC = np.array([12, 12] + [(PITCH_LO + i) % 12 for i in range(VOCAB - 2)], dtype=np.int64)
 _TOKEN_OCT = np.array([9, 9] + [(PITCH_LO + i) // 12 - 1 for i in range(VOCAB - 2)], dtype=np.int64)
@@ -51,16 +57,23 @@ class ModelConfig:
     context: int = 256
     dropout: float = 0.1
     rope_base: float = 10000.0
+    chords: bool = False  # the chord control (models trained before it: False, and they load as they were)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def input_rows(self) -> int:
+        return N_INPUT_ROWS + (N_CHORD_ROWS if self.chords else 0)
 
-def input_indices(tokens: torch.Tensor, barpos: torch.Tensor, controls: torch.Tensor) -> torch.Tensor:
-    """Rows of the input table ``[..., N_INPUT_SLOTS]`` for frames.
+
+def input_indices(tokens: torch.Tensor, barpos: torch.Tensor, controls: torch.Tensor,
+                  chords: torch.Tensor | None = None) -> torch.Tensor:
+    """Rows of the input table ``[..., N_INPUT_SLOTS]`` for frames (``N_INPUT_SLOTS + 1`` with chords).
 
     tokens ``[..., 4]`` (0..VOCAB-1), barpos ``[...]`` (0..MAX_BAR_FRAMES), controls
-    ``[..., 4, 3]`` (density, register, role; UNKNOWN = -1).
+    ``[..., 4, 3]`` (density, register, role; UNKNOWN = -1); chords ``[...]`` (0..23, or
+    CHORD_UNKNOWN), only for a model with the chord control.
     """
     voice = torch.arange(N_VOICES, device=tokens.device)
     tokens = tokens.long()
@@ -72,14 +85,18 @@ def input_indices(tokens: torch.Tensor, barpos: torch.Tensor, controls: torch.Te
     reg = _REG0 + voice * (N_REGISTER + 1) + torch.where(c[..., 1] == UNKNOWN, N_REGISTER, c[..., 1])
     rol = _ROL0 + voice * (N_ROLES + 1) + torch.where(c[..., 2] == UNKNOWN, N_ROLES, c[..., 2])
     pos = (_POS0 + barpos.long()).unsqueeze(-1)
-    return torch.cat([tok, pc, octv, den, reg, rol, pos], dim=-1)
+    parts = [tok, pc, octv, den, reg, rol, pos]
+    if chords is not None:
+        parts.append((_CH0 + chords.long()).unsqueeze(-1))
+    return torch.cat(parts, dim=-1)
 
 
-def input_rows_np(tokens: np.ndarray, barpos: np.ndarray, controls: np.ndarray) -> np.ndarray:
+def input_rows_np(tokens: np.ndarray, barpos: np.ndarray, controls: np.ndarray,
+                  chords: np.ndarray | None = None) -> np.ndarray:
     """``input_indices`` in numpy for frames sharing one control setting: tokens ``[T, 4]``,
-    barpos ``[T]``, controls ``[4, 3]`` -> ``[T, N_INPUT_SLOTS]``."""
+    barpos ``[T]``, controls ``[4, 3]``, chords ``[T]`` or None -> ``[T, N_INPUT_SLOTS (+1)]``."""
     T = len(tokens)
-    rows = np.empty((T, N_INPUT_SLOTS), dtype=np.int64)
+    rows = np.empty((T, N_INPUT_SLOTS + (chords is not None)), dtype=np.int64)
     v = np.arange(N_VOICES)
     rows[:, 0:4] = _TOK0 + v * VOCAB + tokens
     rows[:, 4:8] = _PC0 + _TOKEN_PC[tokens]
@@ -89,7 +106,27 @@ def input_rows_np(tokens: np.ndarray, barpos: np.ndarray, controls: np.ndarray) 
     rows[:, 16:20] = _REG0 + v * (N_REGISTER + 1) + np.where(c[:, 1] == UNKNOWN, N_REGISTER, c[:, 1])
     rows[:, 20:24] = _ROL0 + v * (N_ROLES + 1) + np.where(c[:, 2] == UNKNOWN, N_ROLES, c[:, 2])
     rows[:, 24] = _POS0 + barpos
+    if chords is not None:
+        rows[:, 25] = _CH0 + chords
     return rows
+
+
+def widen_for_chords(state: dict, seeded: bool = False) -> dict:
+    """A state dict of a model without the chord control, made to load into one with it. The
+    "unknown" row starts at zero, so with no chord given the widened model computes exactly
+    what the old one did until training moves it; the triads' rows start at zero too, or
+    (``seeded``, for fine-tuning) at the mean of the pitch-class rows of their three tones, a
+    signal the model already reads (the chord's tones as if sounding)."""
+    state = dict(state)
+    w = state["inp.weight"]
+    if w.shape[0] == N_INPUT_ROWS:
+        rows = torch.zeros(N_CHORD_ROWS, w.shape[1], dtype=w.dtype)
+        if seeded:
+            for k in range(N_CHORDS):
+                root, third = k % 12, 3 if k >= 12 else 4
+                rows[k] = w[[_PC0 + root, _PC0 + (root + third) % 12, _PC0 + (root + 7) % 12]].mean(0)
+        state["inp.weight"] = torch.cat([w, rows])
+    return state
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,7 +175,7 @@ class FrameNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.inp = nn.Embedding(N_INPUT_ROWS, d)
+        self.inp = nn.Embedding(cfg.input_rows, d)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)

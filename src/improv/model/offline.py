@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .encoding import FRAMES_PER_BEAT, LEAD, MAX_BAR_FRAMES, N_VOICES, UNKNOWN, VOICES, Grid, notes_to_frames
+from .encoding import CHORD_UNKNOWN, FRAMES_PER_BEAT, LEAD, MAX_BAR_FRAMES, N_VOICES, UNKNOWN, VOICES, Grid, notes_to_frames
 from .net import FrameNet, input_indices
 from .session import VoiceControl
 
@@ -182,7 +182,8 @@ def embed_notes(net: FrameNet, notes: np.ndarray, beats_per_bar: float = 4.0, la
     tok = np.stack([tokens[s:s + n] for s in starts])
     pos = np.stack([barpos[s:s + n] for s in starts])
     ctrl = torch.full((len(starts), n, N_VOICES, 3), UNKNOWN, dtype=torch.long)
-    idx = input_indices(torch.from_numpy(tok), torch.from_numpy(pos), ctrl)
+    chords = torch.full((len(starts), n), CHORD_UNKNOWN, dtype=torch.long) if net.cfg.chords else None
+    idx = input_indices(torch.from_numpy(tok), torch.from_numpy(pos), ctrl, chords)
     states = net.hidden(idx, layer).numpy()  # [windows, n, D]
     total = np.zeros(states.shape[-1], dtype=np.float64)
     done = 0  # frames pooled so far (each frame once, the lead-in left out)

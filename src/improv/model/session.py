@@ -23,8 +23,9 @@ import torch
 
 from ..errors import ConfigError
 from ..output import RANGES
-from .encoding import (CONTROL_BLOCK, FRAMES_PER_BEAT, HOLD, LEAD, N_VOICES, PITCH_HI, PITCH_LO, REST, ROLES,
-                       UNKNOWN, VOICES, Grid, density_bucket, pitch_token, register_bucket, token_pitch)
+from .encoding import (CHORD_UNKNOWN, CONTROL_BLOCK, FRAMES_PER_BEAT, HOLD, LEAD, N_CHORDS, N_VOICES, PITCH_HI,
+                       PITCH_LO, REST, ROLES, UNKNOWN, VOICES, Grid, chord_class_of, density_bucket, pitch_token,
+                       register_bucket, token_pitch)
 from .net import _TOKEN_PC, Cache, FrameNet, NumpyHeads, input_rows_np
 from .sampling import Hook, StepContext, allowed_mask, softmax_sample
 
@@ -247,6 +248,9 @@ class Session:
         self.cache.first = -LEAD_IN
         self._dirty: int | None = None
         self.controls = np.full((N_VOICES, 3), UNKNOWN, dtype=np.int64)
+        # The chord control: chord class _chord_classes[i] from frame _chord_frames[i] on.
+        self._chord_frames: list[int] = []
+        self._chord_classes: list[int] = []
         self._ranges = {v: DEFAULT_RANGES[v] for v in VOICES}
         self._voice_ctl: dict[str, VoiceControl] = {}
 
@@ -281,10 +285,46 @@ class Session:
         for n in proposal.notes:
             self.observe(n.voice, n.pitch, n.start, n.end)
 
+    @property
+    def uses_chords(self) -> bool:
+        """The model has the chord control (``set_chord`` steers it; otherwise it is ignored)."""
+        return self.net.cfg.chords
+
+    def set_chord(self, time: float, chord) -> None:
+        """The chord in force from ``time`` on (until the next one set): an
+        ``improv.harmony.Chord``, a chord class (0-23: root + 12 if minor) or None (unknown).
+        A chord set for a time already passed replaces what was set after it."""
+        k = chord if isinstance(chord, (int, np.integer)) else chord_class_of(chord)
+        if not 0 <= k <= CHORD_UNKNOWN:
+            raise ConfigError(f"chord class {k}: use 0-{N_CHORDS - 1} (root + 12 if minor) or None")
+        f = self.grid.frame(time)
+        i = bisect.bisect_left(self._chord_frames, f)
+        if i == len(self._chord_frames) and self.chord_at(f) == k:
+            return
+        del self._chord_frames[i:], self._chord_classes[i:]
+        self._chord_frames.append(f)
+        self._chord_classes.append(int(k))
+        if self.uses_chords:
+            self._touch(f - 1)  # frame f-1's input carries the chord of frame f
+
+    def chord_at(self, f: int) -> int:
+        """The chord class in force at frame ``f`` (CHORD_UNKNOWN if none was set)."""
+        i = bisect.bisect_right(self._chord_frames, f) - 1
+        return self._chord_classes[i] if i >= 0 else CHORD_UNKNOWN
+
     # ----------------------------------------------------------- frames
 
     def _rows(self, tokens: np.ndarray, first: int) -> torch.Tensor:
-        return torch.from_numpy(input_rows_np(tokens, self.grid.bar_positions(first, len(tokens)), self.controls))
+        chords = None
+        if self.uses_chords:  # each frame carries the chord of the frame after it (the one predicted)
+            frames = np.arange(first + 1, first + 1 + len(tokens))
+            if self._chord_frames:
+                i = np.searchsorted(np.asarray(self._chord_frames), frames, side="right") - 1
+                chords = np.where(i >= 0, np.asarray(self._chord_classes)[np.maximum(i, 0)], CHORD_UNKNOWN)
+            else:
+                chords = np.full(len(tokens), CHORD_UNKNOWN, dtype=np.int64)
+        return torch.from_numpy(input_rows_np(tokens, self.grid.bar_positions(first, len(tokens)), self.controls,
+                                              chords))
 
     def _commit(self, f0: int) -> torch.Tensor:
         """Bring the cache to frames < f0 with what was observed; the state of frame f0-1."""

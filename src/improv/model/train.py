@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .data import Rendering
-from .encoding import LEAD, N_VOICES, PITCH_HI, PITCH_LO, UNKNOWN, block_controls
-from .net import FrameNet, ModelConfig, count_parameters, input_indices
+from .encoding import CHORD_UNKNOWN, LEAD, N_VOICES, PITCH_HI, PITCH_LO, UNKNOWN, block_controls, transpose_chords
+from .net import FrameNet, ModelConfig, count_parameters, input_indices, widen_for_chords
 from .store import save_model
 
 SOURCE_WEIGHTS = {"chorales": 0.14, "quartets": 0.10, "folk": 0.14, "pop909": 0.30, "nottingham": 0.20, "wjd": 0.12}
@@ -57,6 +57,14 @@ class TrainSettings:
     # The melody moves into the band voice of its register (False: the corpora), or into any band
     # voice (True: a player's sessions, so that every band can take over in the player's style)
     swap_any_voice: bool = False
+    # The chord control (models with ``ModelConfig.chords``): in this share of windows every
+    # chord is unknown, and in ``chord_span_drop`` of the others a span of up to half the
+    # window, so that "no chord" stays a trained case (follow mode, old uses).
+    chord_drop: float = 0.3
+    chord_span_drop: float = 0.2
+    # Start from these weights (a model file) instead of random ones: fine-tuning; a model
+    # without the chord control is widened with zero chord rows (it starts out unchanged).
+    init_from: str = ""
 
 
 class Windows:
@@ -79,9 +87,10 @@ class Windows:
             raise ConfigError("no training pieces: the corpora gave no frames")
         self.prob /= self.prob.sum()
 
-    def window(self, rng: np.random.Generator, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def window(self, rng: np.random.Generator, k: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """tokens ``[L, 4]``, barpos ``[L]``, mask ``[L, 4]`` (False on padding and on the voices
-        the rendering does not learn from: ``Rendering.targets``)."""
+        the rendering does not learn from: ``Rendering.targets``), chord classes ``[L]``."""
         r, L = self.r, self.length
         if k is None:
             k = int(rng.choice(len(self.prob), p=self.prob))
@@ -95,12 +104,17 @@ class Windows:
         t[:seg], b[:seg] = toks[s:s + seg], pos[s:s + seg]
         m[:seg] = True if r.targets is None else r.targets[k]
         b[seg:] = pos[s + seg - 1] if seg else 0
-        return t, b, m
+        c = np.full(L, CHORD_UNKNOWN, dtype=np.int64)
+        c[:seg] = r.frame_chords(k)[s:s + seg]
+        return t, b, m, c
 
 
-def augment(t: np.ndarray, rng: np.random.Generator, st: TrainSettings) -> tuple[np.ndarray, int]:
-    """Transpose and maybe move the melody into a band voice; returns tokens and melody voice."""
+def augment(t: np.ndarray, rng: np.random.Generator, st: TrainSettings, chords: np.ndarray | None = None
+            ) -> tuple[np.ndarray, int] | tuple[np.ndarray, int, np.ndarray]:
+    """Transpose and maybe move the melody into a band voice; returns tokens and melody voice
+    (and the chords transposed alike, when given)."""
     notes = t >= 2
+    shift = 0
     if notes.any():
         lo, hi = t[notes].min() - 2 + PITCH_LO, t[notes].max() - 2 + PITCH_LO
         shift = int(rng.integers(max(-6, PITCH_LO - lo), min(5, PITCH_HI - hi) + 1))
@@ -116,7 +130,21 @@ def augment(t: np.ndarray, rng: np.random.Generator, st: TrainSettings) -> tuple
             if rng.random() < 0.5:
                 t[:, LEAD] = 0
             melody = b
+    if chords is not None:
+        return t, melody, transpose_chords(chords, shift)
     return t, melody
+
+
+def drop_chords(c: np.ndarray, rng: np.random.Generator, st: TrainSettings) -> np.ndarray:
+    """Chords made unknown: all of them in ``chord_drop`` of the windows, a span in some others."""
+    if rng.random() < st.chord_drop:
+        return np.full_like(c, CHORD_UNKNOWN)
+    if rng.random() < st.chord_span_drop:
+        c = c.copy()
+        n = int(rng.integers(1, len(c) // 2 + 1))
+        a = int(rng.integers(0, len(c) - n + 1))
+        c[a:a + n] = CHORD_UNKNOWN
+    return c
 
 
 def corrupt_history(t: np.ndarray, rng: np.random.Generator, st: TrainSettings) -> np.ndarray:
@@ -145,16 +173,22 @@ def drop_controls(c: np.ndarray, rng: np.random.Generator, st: TrainSettings) ->
     return c
 
 
-def make_batch(w: Windows, rng: np.random.Generator, n: int, st: TrainSettings, train: bool = True):
-    toks, inputs, poss, ctrls, masks = [], [], [], [], []
+def make_batch(w: Windows, rng: np.random.Generator, n: int, st: TrainSettings, train: bool = True,
+               chords: bool = False):
+    """Input rows, targets and mask of ``n`` windows; with ``chords``, each frame's input carries
+    the chord of the frame after it (the one predicted), dropped as ``drop_chords`` says."""
+    toks, inputs, poss, ctrls, masks, chs = [], [], [], [], [], []
     for _ in range(n):
-        t, b, m = w.window(rng)
+        t, b, m, ch = w.window(rng)
         melody = LEAD
-        if train:
+        if train and chords:
+            t, melody, ch = augment(t, rng, st, ch)
+            ch = drop_chords(ch, rng, st)
+        elif train:
             t, melody = augment(t, rng, st)
-            if melody != LEAD:  # the voices learnt from move with the melody
-                m = m.copy()
-                m[:, [LEAD, melody]] = m[:, [melody, LEAD]]
+        if melody != LEAD:  # the voices learnt from move with the melody
+            m = m.copy()
+            m[:, [LEAD, melody]] = m[:, [melody, LEAD]]
         c = block_controls(t, melody)
         c = drop_controls(c, rng, st) if train else np.full_like(c, UNKNOWN)
         toks.append(t)
@@ -162,10 +196,12 @@ def make_batch(w: Windows, rng: np.random.Generator, n: int, st: TrainSettings, 
         poss.append(b)
         ctrls.append(c)
         masks.append(m)
+        chs.append(ch)
     t = torch.from_numpy(np.stack(toks))
     t_in = torch.from_numpy(np.stack(inputs))
     idx = input_indices(t_in[:, :-1], torch.from_numpy(np.stack(poss))[:, :-1],
-                        torch.from_numpy(np.stack(ctrls))[:, :-1])
+                        torch.from_numpy(np.stack(ctrls))[:, :-1],
+                        torch.from_numpy(np.stack(chs))[:, 1:] if chords else None)
     mask = torch.from_numpy(np.stack(masks))[:, 1:]
     return idx, t[:, 1:], mask
 
@@ -233,10 +269,19 @@ def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSetti
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
+    elif st.init_from:
+        from .store import load_model
+
+        base = load_model(st.init_from).net
+        if {**base.cfg.to_dict(), "chords": cfg.chords, "dropout": cfg.dropout} != cfg.to_dict():
+            raise ConfigError(f"--init {st.init_from}: its size differs from the one asked for; "
+                              f"leave --size out to take the model's")
+        state = base.state_dict()
+        net.load_state_dict(widen_for_chords(state, seeded=True) if cfg.chords and not base.cfg.chords else state)
     windows = Windows(train_r, cfg.context + 1, weights)
     val_w = Windows(val_r if len(val_r.start) else train_r, cfg.context + 1, weights)
     vrng = np.random.default_rng([st.seed, 999_999])
-    val_batches = [make_batch(val_w, vrng, 16, st, train=False) for _ in range(max(1, st.val_windows // 16))]
+    val_batches = [make_batch(val_w, vrng, 16, st, train=False, chords=cfg.chords) for _ in range(max(1, st.val_windows // 16))]
 
     def evaluate() -> float:
         net.eval()
@@ -250,7 +295,7 @@ def train(train_r: Rendering, val_r: Rendering, cfg: ModelConfig, st: TrainSetti
     while step < st.steps:
         rng = np.random.default_rng([st.seed, step])
         torch.manual_seed(st.seed * 1_000_003 + step)
-        idx, target, mask = make_batch(windows, rng, st.batch, st)
+        idx, target, mask = make_batch(windows, rng, st.batch, st, chords=cfg.chords)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, st)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=st.bf16):
