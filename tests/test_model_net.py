@@ -254,6 +254,7 @@ def test_training_windows_carry_the_next_frames_chord_transposed_with_the_notes_
     # chord dropout: every chord unknown in ~chord_drop of the windows, a span in others
     st = TrainSettings(chord_drop=0.3, chord_span_drop=0.5)
     idx, _, mask = make_batch(w, np.random.default_rng(6), 200, st, chords=True)
+    mask = mask.any(-1)                                      # [B, L]: frames learnt from (not padding)
     known = (idx[..., -1] - N_INPUT_ROWS) < CHORD_UNKNOWN
     none = (~known | ~mask).all(-1).float().mean().item()
     part = (~known & mask).any(-1) & (known.any(-1))
