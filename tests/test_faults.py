@@ -155,8 +155,10 @@ def test_a_full_disk_under_the_recording_is_said_and_the_session_goes_on(tmp_pat
     text = out.text()
     assert proc.returncode == 0, text[-2000:]
     assert "Traceback" not in text
-    failed = [i for i, (_, x) in enumerate(out.lines) if "recording to" in x and "failed" in x]
+    # said once while it ran (the closing summary, one line, says it again)
+    failed = [i for i, (_, x) in enumerate(out.lines) if x.startswith("improv: recording to") and "failed" in x]
     assert len(failed) == 1, text
+    assert "failed" in out.lines[-1][1] and "recorded to" in out.lines[-1][1], text
     # said while the session ran, within 2 s of audio of the first write that failed (input.wav's,
     # the largest file: 144 kB a second) - not only in the summary at the end
     times = [float(m.group(1)) for _, x in out.lines[: failed[0]] if (m := EVENT.match(x))]

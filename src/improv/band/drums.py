@@ -627,6 +627,9 @@ class NoModel:
     def note_off(self, slot: str, end: float) -> None:
         pass
 
+    def set_chord(self, at: float, chord, given: bool = True) -> None:
+        pass
+
     def propose(self, at, requests, silent, unit):
         raise RuntimeError("no melodic band player: nothing to propose")
 
