@@ -250,24 +250,30 @@ class CommandLog:
         return cmd
 
 
-def read_commands(path: str | Path) -> list[Command]:
-    """The commands of a ``commands.jsonl``; a last line cut short by a crash is left out."""
+def _read_jsonl(path: str | Path, parse, what: str) -> list:
+    """``parse(dict)`` of each line of a journal (none if there is no file); a last line cut
+    short by a crash is left out, a bad line before it is one error naming it."""
     path = Path(path)
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
     out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            d = json.loads(line)
-            out.append(Command(float(d["time"]), str(d["target"]), str(d["command"]), d.get("value")))
-        except (ValueError, KeyError, TypeError):
+            out.append(parse(json.loads(line)))
+        except (ValueError, KeyError, TypeError, AttributeError):
             if n == len(lines):
                 break
-            raise ConfigError(f"{path}:{n}: not a command line ({line[:40]!r}); fix or delete that line") from None
+            raise ConfigError(f"{path}:{n}: not a {what} line ({line[:40]!r}); fix or delete that line") from None
     return out
+
+
+def read_commands(path: str | Path) -> list[Command]:
+    """The commands of a ``commands.jsonl``; a last line cut short by a crash is left out."""
+    return _read_jsonl(path, lambda d: Command(float(d["time"]), str(d["target"]), str(d["command"]),
+                                               d.get("value")), "command")
 
 
 # ----------------------------------------------------------------- CC macros
@@ -281,23 +287,9 @@ def control_to_json(cc: ControlChange) -> str:
 def read_controls(path: str | Path) -> list[ControlChange]:
     """The CC macros of a ``controls.jsonl`` (none if there is none); a last line cut short
     by a crash is left out."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-            out.append(ControlChange(float(d["time"]), int(d["cc"]), int(d["value"]), int(d["channel"]) - 1,
-                                     str(d.get("source", "all")), str(d.get("quantity", ""))))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            if n == len(lines):
-                break
-            raise ConfigError(f"{path}:{n}: not a CC line ({line[:40]!r}); fix or delete that line") from None
-    return out
+    return _read_jsonl(path, lambda d: ControlChange(float(d["time"]), int(d["cc"]), int(d["value"]),
+                                                     int(d["channel"]) - 1, str(d.get("source", "all")),
+                                                     str(d.get("quantity", ""))), "CC")
 
 
 # ----------------------------------------------------------------- journal
