@@ -204,6 +204,23 @@ def _data(args, console, bars):
     return r, sources, time.monotonic() - t0
 
 
+def _say_resume(console, ckpt: Path, fresh: bool) -> None:
+    """Say so when a run goes on from a checkpoint of an earlier one."""
+    if (ckpt / "checkpoint.pt").exists() and not fresh:
+        import torch
+
+        done = torch.load(ckpt / "checkpoint.pt", map_location="cpu", weights_only=False).get("step", 0)
+        console.print(f"resuming from step {done} of {ckpt / 'checkpoint.pt'} (--fresh to start over)")
+
+
+def _progress(bars, what: str):
+    """The training loop's progress callback: a bar with the loss (and the validation loss)."""
+    def progress(step, total, info):
+        text = f"loss {info['loss']:.3f}" + (f" val {info['val']:.3f}" if "val" in info else "")
+        bars(what, step, total, text)
+    return progress
+
+
 def cmd_train(args) -> int:
     if args.sessions is not None:
         return cmd_finetune(args)
@@ -249,15 +266,8 @@ def cmd_train(args) -> int:
                       f"{train_r.n_frames:,} training frames, {val_r.n_frames:,} validation frames "
                       f"({data_s:.0f} s to load)")
 
-        if (ckpt / "checkpoint.pt").exists() and not args.fresh:
-            import torch as _torch
-
-            done = _torch.load(ckpt / "checkpoint.pt", map_location="cpu", weights_only=False).get("step", 0)
-            console.print(f"resuming from step {done} of {ckpt / 'checkpoint.pt'} (--fresh to start over)")
-
-        def progress(step, total, info):
-            text = f"loss {info['loss']:.3f}" + (f" val {info['val']:.3f}" if "val" in info else "")
-            bars("training", step, total, text)
+        _say_resume(console, ckpt, args.fresh)
+        progress = _progress(bars, "training")
 
         t0 = time.monotonic()
         facts = train(train_r, val_r, cfg, st, out, ckpt, resume=not args.fresh, progress=progress,
@@ -316,15 +326,11 @@ def cmd_finetune(args) -> int:
     console.print(f"sessions: {summary['sessions']} in {sessions}, {summary['minutes']:.1f} minutes of your "
                   f"playing, {summary['player_notes']:,} of your notes; kept takes: {len(summary['kept'])}; "
                   f"held out: {len(material.val_names)}; from {base_path}")
-    if (ckpt / "checkpoint.pt").exists() and not args.fresh:
-        done = torch.load(ckpt / "checkpoint.pt", map_location="cpu", weights_only=False).get("step", 0)
-        console.print(f"resuming from step {done} of {ckpt / 'checkpoint.pt'} (--fresh to start over)")
+    _say_resume(console, ckpt, args.fresh)
     before = figures(base.net, material)
     t0 = time.monotonic()
     with _Bars(console) as bars:
-        def progress(step, total, info):
-            text = f"loss {info['loss']:.3f}" + (f" val {info['val']:.3f}" if "val" in info else "")
-            bars("fine-tuning", step, total, text)
+        progress = _progress(bars, "fine-tuning")
 
         facts = train(material.train, material.val, base.config, st, out, ckpt, resume=not args.fresh,
                       progress=progress, init=base.net.state_dict(), weights=WEIGHTS, data=material.fingerprint,

@@ -516,15 +516,20 @@ class Rendering:
         return int(self.length.sum())
 
 
-def render_piece(piece: Piece, metered: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens and bar positions of a piece, led by a bar (metered) or 2 s of silence."""
+def _layout(piece: Piece, metered: bool) -> tuple[Grid, int]:
+    """The grid a piece is rendered on and its lead-in in frames (a bar, or 2 s of silence)."""
     if metered:
         grid = Grid(True, piece.beats_per_bar, piece.bar_phase)
-        lead_in = grid.bar_frames if 0 < grid.bar_frames <= 48 else 4 * FRAMES_PER_BEAT
+        return grid, grid.bar_frames if 0 < grid.bar_frames <= 48 else 4 * FRAMES_PER_BEAT
+    return Grid(False), CONTROL_BLOCK
+
+
+def render_piece(piece: Piece, metered: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and bar positions of a piece, led by a bar (metered) or 2 s of silence."""
+    grid, lead_in = _layout(piece, metered)
+    if metered:
         notes = piece.notes
     else:
-        grid = Grid(False)
-        lead_in = CONTROL_BLOCK
         if not piece.metered:
             notes = piece.notes
         elif piece.seconds is not None:
@@ -540,13 +545,10 @@ def render_piece(piece: Piece, metered: bool) -> tuple[np.ndarray, np.ndarray]:
 
 def render_chords(piece: Piece, metered: bool, n: int) -> np.ndarray:
     """The chord class at each of the ``n`` frames of ``render_piece(piece, metered)``."""
+    grid, lead_in = _layout(piece, metered)
     if metered:
-        grid = Grid(True, piece.beats_per_bar, piece.bar_phase)
-        lead_in = grid.bar_frames if 0 < grid.bar_frames <= 48 else 4 * FRAMES_PER_BEAT
         spans = piece.chords
     else:
-        grid = Grid(False)
-        lead_in = CONTROL_BLOCK
         spans = piece.chords_seconds if piece.seconds is not None else None
         if spans is None and piece.chords is not None and piece.metered:
             spans = piece.chords.copy()
